@@ -1,0 +1,642 @@
+"""What every memeplex script must do identically.
+
+Environment factories, in-process vectorised stepping, the evaluation protocol
+(seeds, deterministic episodes, 95% CIs), the reference policies `random` and
+`oracle` and the normalised score, run-directory and checkpoint I/O, CLI error
+handling and the shared plots.  No learning algorithm lives here.
+
+Conventions (see DESIGN.md):
+* an "env step" is one parallel step of one environment instance;
+* policies return unbounded actions, the env receives them clipped to [0, 1];
+* the score of an episode is the sum over all agents of all rewards.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+
+# Evaluation seeds (< 2**32) never overlap training seeds (>= 2**32, see train_env_seed).
+MAX_SEED = 1_000_000  # run seeds are in [0, MAX_SEED)
+MAX_ENVS = 4096
+VALIDATION_SEED_BASE = 1_000_000_000  # periodic evaluations during training (may guide tuning)
+TEST_SEED_BASE = 2_000_000_000  # final held-out evaluation (never used for tuning)
+
+
+def train_env_seed(seed: int, env_index: int, session: int = 0) -> int:
+    """Reset seed of training env `env_index` of run `seed`; a resumed run
+    starts a new `session` so its episodes differ from the first session's.
+    Every (seed, env, session) gets its own seed, and all are >= 2**32."""
+    assert 0 <= seed < MAX_SEED and 0 <= env_index < MAX_ENVS and session >= 0
+    return 2**32 * (1 + session) + seed * MAX_ENVS + env_index
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit code 2."""
+
+
+# ----------------------------------------------------------------------------
+# Environments
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str
+    module: str
+    kwargs: tuple
+
+    def make(self, render_mode=None):
+        import importlib
+
+        mod = importlib.import_module(self.module)
+        return mod.parallel_env(render_mode=render_mode, **dict(self.kwargs))
+
+
+ENVS = {
+    "spread": EnvSpec("spread", "mpe2.simple_spread_v3",
+                      (("N", 3), ("local_ratio", 0.5), ("max_cycles", 25), ("continuous_actions", True))),
+    "tag": EnvSpec("tag", "mpe2.simple_tag_v3",
+                   (("num_good", 1), ("num_adversaries", 3), ("num_obstacles", 2), ("max_cycles", 25),
+                    ("continuous_actions", True))),
+}
+
+
+def env_spec(name: str) -> EnvSpec:
+    if name not in ENVS:
+        raise UsageError(f"unknown env {name!r}; choose from {', '.join(ENVS)}")
+    return ENVS[name]
+
+
+def make_env(name: str, render_mode=None):
+    return env_spec(name).make(render_mode)
+
+
+@functools.lru_cache(maxsize=None)
+def env_info(name: str):
+    """(agent_ids, obs_dims, act_dims) of an environment."""
+    env = make_env(name)
+    agents = list(env.possible_agents)
+    obs = {a: int(np.prod(env.observation_space(a).shape)) for a in agents}
+    act = {a: int(np.prod(env.action_space(a).shape)) for a in agents}
+    env.close()
+    return agents, obs, act
+
+
+def teams(name: str) -> dict:
+    """Team split: spread is one cooperative team; tag is predators vs prey."""
+    agents = env_info(name)[0]
+    if name == "tag":
+        return {"predator": [a for a in agents if a.startswith("adversary")],
+                "prey": [a for a in agents if not a.startswith("adversary")]}
+    return {"team": agents}
+
+
+class VecEnv:
+    """N PettingZoo parallel envs stepped in-process, arrays per agent.
+
+    `step` returns the observation to act on next (after an automatic reset
+    where an episode ended) and, separately, the real final observation of
+    every episode that ended, so a truncated episode can be bootstrapped.
+    """
+
+    def __init__(self, name: str, num_envs: int, seed: int, session: int = 0):
+        self.name, self.num_envs, self.session = name, num_envs, session
+        self.envs = [make_env(name) for _ in range(num_envs)]
+        self.agents, self.obs_dims, self.act_dims = env_info(name)
+        self.seed = seed
+        self._returns = np.zeros((num_envs, len(self.agents)))
+
+    def _empty_obs(self):
+        return {a: np.empty((self.num_envs, self.obs_dims[a]), dtype=np.float32) for a in self.agents}
+
+    def reset(self) -> dict:
+        obs = self._empty_obs()
+        for e, env in enumerate(self.envs):
+            o, _ = env.reset(seed=train_env_seed(self.seed, e, self.session))
+            for a in self.agents:
+                obs[a][e] = o[a]
+        self._returns[:] = 0.0
+        return obs
+
+    def step(self, actions: dict):
+        """Returns obs, rewards, dones, terminated, final_obs, finished_episodes.
+
+        rewards: dict agent -> [E]; dones/terminated: bool [E]; final_obs: dict
+        agent -> [E, D], valid where dones; finished_episodes: list of dicts
+        with the episode's `score` and per-agent `returns`.
+        """
+        agents, n = self.agents, self.num_envs
+        clipped = {a: np.clip(actions[a], 0.0, 1.0).astype(np.float32) for a in agents}
+        obs, final_obs = self._empty_obs(), self._empty_obs()
+        rewards = np.zeros((n, len(agents)), dtype=np.float32)
+        dones = np.zeros(n, dtype=bool)
+        terminated = np.zeros(n, dtype=bool)
+        finished = []
+        for e, env in enumerate(self.envs):
+            o, r, term, trunc, _ = env.step({a: clipped[a][e] for a in agents})
+            for k, a in enumerate(agents):
+                obs[a][e] = o[a]
+                rewards[e, k] = r[a]
+            if any(term.values()) or any(trunc.values()):
+                dones[e], terminated[e] = True, any(term.values())
+                for a in agents:
+                    final_obs[a][e] = o[a]
+                o, _ = env.reset()
+                for a in agents:
+                    obs[a][e] = o[a]
+        self._returns += rewards
+        for e in np.flatnonzero(dones):
+            finished.append({"score": float(self._returns[e].sum()),
+                             "returns": dict(zip(agents, self._returns[e].tolist()))})
+            self._returns[e] = 0.0
+        return obs, {a: rewards[:, k] for k, a in enumerate(agents)}, dones, terminated, final_obs, finished
+
+    def close(self):
+        for env in self.envs:
+            env.close()
+
+
+# ----------------------------------------------------------------------------
+# Evaluation protocol
+# ----------------------------------------------------------------------------
+
+
+def eval_seeds(split: str, n: int) -> list:
+    base = {"validation": VALIDATION_SEED_BASE, "test": TEST_SEED_BASE}[split]
+    return [base + i for i in range(n)]
+
+
+@functools.lru_cache(maxsize=4)
+def _env_pool(name: str, size: int):
+    return [make_env(name) for _ in range(size)]
+
+
+def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
+    """Play one episode per seed with `policy(obs, worlds) -> actions`.
+
+    obs and actions are dicts agent -> [E, dim]; `worlds` is the list of the
+    E envs' `unwrapped.world` (only reference policies may look at it).
+    Episodes run side by side (one env per seed).  Returns per-episode
+    `scores` [N] and per-agent `returns` {agent: [N]}.
+    If `render_env` is given (an env made with a render_mode), the episodes
+    are played one at a time in it and `frames` are returned too.
+    """
+    agents = env_info(name)[0]
+    seeds = list(seeds)
+    envs = [render_env] if render_env is not None else _env_pool(name, min(len(seeds), 100))
+    scores, returns, frames = [], {a: [] for a in agents}, []
+    for start in range(0, len(seeds), len(envs)):
+        chunk = seeds[start:start + len(envs)]
+        active = envs[:len(chunk)]
+        obs = {a: np.zeros((len(chunk), env_info(name)[1][a]), dtype=np.float32) for a in agents}
+        for e, (env, s) in enumerate(zip(active, chunk)):
+            o, _ = env.reset(seed=s)
+            for a in agents:
+                obs[a][e] = o[a]
+        if render_env is not None:
+            frames.append(render_env.render())
+        total = np.zeros((len(chunk), len(agents)))
+        running = np.ones(len(chunk), dtype=bool)
+        while running.any():
+            actions = policy(obs, [env.unwrapped.world for env in active])
+            for e, env in enumerate(active):
+                if not running[e]:
+                    continue
+                o, r, term, trunc, _ = env.step({a: np.clip(actions[a][e], 0.0, 1.0).astype(np.float32) for a in agents})
+                total[e] += [r[a] for a in agents]
+                if any(term.values()) or any(trunc.values()):
+                    running[e] = False
+                else:
+                    for a in agents:
+                        obs[a][e] = o[a]
+            if render_env is not None:
+                frames.append(render_env.render())
+        scores.extend(total.sum(1).tolist())
+        for k, a in enumerate(agents):
+            returns[a].extend(total[:, k].tolist())
+    out = {"scores": np.asarray(scores), "returns": {a: np.asarray(v) for a, v in returns.items()}}
+    if render_env is not None:
+        out["frames"] = frames
+    return out
+
+
+def mean_ci(values) -> tuple:
+    """Mean and half-width of the 95% t-interval."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else float("nan"), float("nan")
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+class RandomPolicy:
+    """Uniform actions in [0, 1] for every agent."""
+
+    def __init__(self, name: str, seed: int = 0):
+        self.agents, _, self.act_dims = env_info(name)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs, worlds):
+        n = len(next(iter(obs.values())))
+        return {a: self.rng.random((n, self.act_dims[a])).astype(np.float32) for a in self.agents}
+
+
+def force_to_action(u: np.ndarray) -> np.ndarray:
+    """A 2-d force [..., 2] as an MPE action [noop, -x, +x, -y, +y] in [0, 1]."""
+    ux, uy = u[..., 0], u[..., 1]
+    zero = np.zeros_like(ux)
+    a = np.stack([zero, np.maximum(-ux, 0), np.maximum(ux, 0), np.maximum(-uy, 0), np.maximum(uy, 0)], axis=-1)
+    return np.clip(a, 0.0, 1.0).astype(np.float32)
+
+
+class OraclePolicy:
+    """Hand-coded spread policy from the world state: Hungarian assignment of
+    agents to landmarks, then a PD force u = 8 (target - pos) - 2 vel."""
+
+    def __init__(self, name: str, kp: float = 8.0, kd: float = 2.0):
+        if name != "spread":
+            raise UsageError(f"the oracle reference policy is defined for spread only, not {name!r}")
+        self.agents = env_info(name)[0]
+        self.kp, self.kd = kp, kd
+
+    def __call__(self, obs, worlds):
+        from scipy.optimize import linear_sum_assignment
+
+        actions = {a: np.zeros((len(worlds), 5), dtype=np.float32) for a in self.agents}
+        for e, world in enumerate(worlds):
+            pos = np.array([ag.state.p_pos for ag in world.agents])
+            vel = np.array([ag.state.p_vel for ag in world.agents])
+            marks = np.array([lm.state.p_pos for lm in world.landmarks])
+            cost = np.linalg.norm(pos[:, None] - marks[None], axis=-1)
+            rows, cols = linear_sum_assignment(cost)
+            target = marks[cols[np.argsort(rows)]]
+            act = force_to_action(self.kp * (target - pos) - self.kd * vel)
+            for k, ag in enumerate(world.agents):
+                actions[ag.name][e] = act[k]
+        return actions
+
+
+@functools.lru_cache(maxsize=None)
+def reference_scores(name: str, split: str, n: int) -> dict:
+    """Mean score of the random and oracle policies on the evaluation seeds."""
+    out = {"random": float(run_episodes(name, RandomPolicy(name, seed=12345), eval_seeds(split, n))["scores"].mean())}
+    if name == "spread":
+        out["oracle"] = float(run_episodes(name, OraclePolicy(name), eval_seeds(split, n))["scores"].mean())
+    return out
+
+
+def normalised(score: float, refs: dict) -> float:
+    """0 = random policy, 1 = hand-coded oracle (on the same seeds)."""
+    if "oracle" not in refs:
+        return float("nan")
+    return (score - refs["random"]) / (refs["oracle"] - refs["random"])
+
+
+def evaluate(name: str, policy, split: str, n: int) -> dict:
+    """The evaluation protocol: n seeded episodes, score mean and 95% CI,
+    best single episode, and the normalised score against the references."""
+    scores = run_episodes(name, policy, eval_seeds(split, n))["scores"]
+    mean, ci = mean_ci(scores)
+    refs = reference_scores(name, split, n)
+    return {"score": mean, "ci": ci, "best": float(scores.max()), "normalised": normalised(mean, refs),
+            "episodes": int(n), "references": refs, "scores": scores}
+
+
+# ----------------------------------------------------------------------------
+# Files: atomic writes, run directories, checkpoints
+# ----------------------------------------------------------------------------
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path, data) -> None:
+    """Write text or bytes to path via a temp file and rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_checkpoint(obj: dict, path) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_checkpoint(path) -> dict:
+    """torch.load(weights_only=True) with one-line errors for the usual failures."""
+    import torch
+
+    from method_i import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or not a torch file
+        raise CheckpointError(f"cannot read checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})")
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(f"{path} is not a memeplex checkpoint")
+    return state
+
+
+def provenance() -> dict:
+    """Git commit, package versions and machine, for config.json."""
+    from importlib import metadata
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    versions = {}
+    for pkg in ("torch", "numpy", "mpe2", "pettingzoo", "agilerl", "scipy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "packages": versions, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+class RunDir:
+    """results/<env>/<algo>/<run-name>_s<seed>/ and its checkpoint directory.
+
+    metrics.csv is rewritten atomically on every row, so it is always a
+    complete CSV; an existing run is never overwritten unless resumed.
+    """
+
+    def __init__(self, results_dir, checkpoint_dir, env: str, algo: str, run_name: str, seed: int, resume: bool):
+        leaf = f"{run_name}_s{seed}"
+        self.path = Path(results_dir) / env / algo / leaf
+        self.ckpt = Path(checkpoint_dir) / env / algo / leaf
+        self.rows = []
+        exists = (self.path / "config.json").exists() or (self.ckpt / "latest.pt").exists()
+        if resume:
+            if not (self.ckpt / "latest.pt").exists():
+                raise UsageError(f"--resume: no checkpoint {self.ckpt / 'latest.pt'} to resume from")
+            if (self.path / "metrics.csv").exists():
+                with open(self.path / "metrics.csv", newline="") as f:
+                    self.rows = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        elif exists:
+            raise UsageError(f"run {self.path} already exists; pass --resume to continue it or choose another --run-name")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.ckpt.mkdir(parents=True, exist_ok=True)
+
+    def saved_config(self) -> dict:
+        with open(self.path / "config.json") as f:
+            return json.load(f)
+
+    def write_config(self, config: dict) -> None:
+        write_json(self.path / "config.json", config)
+
+    def append_metrics(self, row: dict) -> None:
+        self.rows.append(row)
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write(self.path / "metrics.csv", out.getvalue())
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.path / "summary.json", summary)
+
+
+def _parse(v: str):
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+
+def read_metrics(path) -> list:
+    with open(path, newline="") as f:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+# ----------------------------------------------------------------------------
+# CLI helpers
+# ----------------------------------------------------------------------------
+
+
+def run_cli(main, argv=None) -> int:
+    """Run a script's main(): user errors become one line on stderr + exit 2."""
+    from method_i import CheckpointError
+
+    try:
+        return main(argv) or 0
+    except (UsageError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+class GracefulStop:
+    """SIGINT/SIGTERM set a flag that the training loop polls between updates;
+    a second Ctrl-C interrupts immediately."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def _handle(self, signum, frame):
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing the current update, then saving", file=sys.stderr)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+
+def positive(kind=int):
+    """argparse type: a strictly positive int or float."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise _argparse_error(f"expected a positive {kind.__name__}, got {text!r}")
+        if not value > 0:
+            raise _argparse_error(f"must be positive, got {text}")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _argparse_error(msg):
+    import argparse
+
+    return argparse.ArgumentTypeError(msg)
+
+
+# ----------------------------------------------------------------------------
+# Plots and GIFs
+# ----------------------------------------------------------------------------
+
+
+def plot_training(rows: list, refs: dict, path, title: str, panels=(("latent_distance", "latent distance"),
+                                                                      ("log_std", "mean log std"))) -> None:
+    """Eval score (95% CI band) over env steps with the reference lines, plus
+    one small panel per extra metric present in the rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, label) for k, label in panels if any(_finite(r.get(k)) for r in rows)]
+    fig, axes = plt.subplots(1 + len(panels), 1, figsize=(7, 4 + 1.8 * len(panels)), sharex=True,
+                             gridspec_kw={"height_ratios": [3] + [1] * len(panels)}, squeeze=False)
+    axes = axes[:, 0]
+    steps = np.array([r["step"] for r in rows], dtype=float)
+    score = np.array([r["eval_score"] for r in rows], dtype=float)
+    ci = np.array([r.get("eval_ci", np.nan) for r in rows], dtype=float)
+    ax = axes[0]
+    ax.plot(steps, score, marker="o", ms=3, label="eval score (deterministic)")
+    ax.fill_between(steps, score - ci, score + ci, alpha=0.25)
+    for key, style in (("oracle", "--"), ("random", ":")):
+        if key in refs:
+            ax.axhline(refs[key], color="gray", ls=style, label=f"{key} ({refs[key]:.1f})")
+    ax.set_ylabel("episode score")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    for ax, (key, label) in zip(axes[1:], panels):
+        ax.plot(steps, [r.get(key, np.nan) for r in rows], marker=".", color="C1")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("env steps")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def save_gif(frames, path, fps: int = 10) -> None:
+    from PIL import Image
+
+    images = [Image.fromarray(f).convert("P", palette=Image.ADAPTIVE) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    atomic_write(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------
+# Evaluating a trained policy from the command line (eval_*.py)
+# ----------------------------------------------------------------------------
+
+
+def add_eval_arguments(parser, algo_dirs) -> None:
+    parser.add_argument("--checkpoint", default=None,
+                        help=f"checkpoint file (default: the newest latest.pt under checkpoints/*/{{{','.join(algo_dirs)}}}/)")
+    parser.add_argument("--episodes", type=positive(int), default=100, help="deterministic evaluation episodes")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="evaluation seed set (test = the held-out seeds of the final evaluation)")
+    parser.add_argument("--render", nargs="?", const="gif", choices=["gif", "human"], default=None,
+                        help="also render episodes: an animated GIF (headless) or a window (human)")
+    parser.add_argument("--render-episodes", type=positive(int), default=1, help="episodes to render")
+    parser.add_argument("--out", default=None, help="GIF path for --render gif (default: next to the checkpoint)")
+    parser.add_argument("--fps", type=positive(int), default=10, help="frames per second of the GIF")
+
+
+def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:
+    if path is not None:
+        return Path(path)
+    found = [p for algo in algo_dirs for p in Path(root).glob(f"*/{algo}/*/latest.pt")]
+    if not found:
+        raise UsageError(f"no checkpoint under {root}/*/{{{','.join(algo_dirs)}}}/; train one first or pass --checkpoint")
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    print(f"using the newest checkpoint: {newest}", file=sys.stderr)
+    return newest
+
+
+def has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path) -> dict:
+    """What every eval_*.py prints and renders for a trained policy."""
+    if args.render == "human" and not has_display():
+        raise UsageError("no display for --render human (DISPLAY is not set); use --render gif")
+    res = evaluate(env_name, policy, args.split, args.episodes)
+    refs = res["references"]
+    print(f"{label} on {env_name}: mean score {res['score']:.2f} ± {res['ci']:.2f} (95% CI, {res['episodes']} episodes, "
+          f"{args.split} seeds)")
+    print(f"normalised score {res['normalised']:.3f}  (0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})")
+    if args.render:
+        render_env = make_env(env_name, render_mode="rgb_array" if args.render == "gif" else "human")
+        seeds = eval_seeds(args.split, args.render_episodes)
+        out = run_episodes(env_name, policy, seeds, render_env=render_env)
+        render_env.close()
+        if args.render == "gif":
+            path = Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+            save_gif(out["frames"], path, args.fps)
+            print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
+        res["render_scores"] = out["scores"]
+    return res

@@ -1,0 +1,636 @@
+"""Method I: Latent-Aligned Independent PPO (LA-IPPO).
+
+Each agent i owns one network: a running observation normaliser and an encoder
+f_i(o) -> latent m_i, a Gaussian policy head g_i(m_i) with a state-independent
+log_std clamped to [LOG_STD_MIN, LOG_STD_MAX], and a value head V_i(m_i).
+
+Phase 1, every update: independent PPO (clipped surrogate + c1 * value loss
+- c2 * entropy) on the agent's own rewards, gradients flowing through the
+encoder, GAE computed per environment and per agent.
+
+Phase 2, every `distill_interval` updates: for every pair (i <- j) of the
+topology, agent i takes one gradient step on
+
+    distill_weight * mean_{j in teachers(i)} E_{o ~ D_i} ||f_i(o) - stopgrad(f_j(o))||^2
+
+where D_i is agent i's buffer of recent raw observations and f_j includes
+agent j's own observation normaliser.  Only i's encoder receives gradient; j
+is never touched.  The loss is averaged over i's teachers so that the weight
+means the same under every topology.
+
+Agents that share an observation space form a "group".  A group keeps one
+nn.Module per agent (and one Adam per agent, used by both phases, spec Fix 1)
+but evaluates all of them at once by stacking their weights and using
+batched matrix products, so acting and learning cost one call per group, not
+one per agent.  The learning rate is annealed linearly to 0 (spec Fix 3).
+
+This module contains only the algorithm: no environments, CLI or plotting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
+TOPOLOGIES = ("all-to-all", "ring", "star", "none")
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+CHECKPOINT_FORMAT = "memeplex-la-ippo/1"
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, unreadable, or does not fit the environment."""
+
+
+@dataclass
+class Config:
+    """LA-IPPO hyperparameters (defaults: the spec's "Key hyperparameters")."""
+
+    latent_dim: int = 64
+    hidden_sizes: tuple = (64,)  # encoder layers before the latent: obs -> 64 -> m (64), i.e. hidden [64, 64]
+    lr: float = 1e-3
+    anneal_lr: bool = True
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    update_epochs: int = 10
+    num_minibatches: int = 4
+    norm_adv: bool = True
+    obs_norm: bool = True
+    activation: str = "tanh"
+    init_log_std: float = -0.5
+    topology: str = "all-to-all"
+    distill_interval: int = 10
+    distill_weight: float = 0.1
+    obs_buffer_size: int = 512
+    distill_batch_size: int = 64
+    probe_size: int = 256
+
+    def __post_init__(self):
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        checks = [
+            (self.topology in TOPOLOGIES, f"unknown topology {self.topology!r}; choose from {', '.join(TOPOLOGIES)}"),
+            (self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}"),
+            (self.latent_dim > 0 and all(h > 0 for h in self.hidden_sizes), "latent_dim and hidden sizes must be positive"),
+            (self.lr > 0, "lr must be positive"),
+            (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "gamma must be in (0, 1] and gae_lambda in [0, 1]"),
+            (self.clip_coef > 0, "clip_coef must be positive"),
+            (self.update_epochs > 0 and self.num_minibatches > 0, "update_epochs and num_minibatches must be positive"),
+            (self.distill_interval > 0, "distill_interval must be positive"),
+            (self.distill_weight >= 0, "distill_weight must be non-negative"),
+            (self.obs_buffer_size > 0 and self.distill_batch_size > 0, "obs_buffer_size and distill_batch_size must be positive"),
+            (LOG_STD_MIN <= self.init_log_std <= LOG_STD_MAX, f"init_log_std must be in [{LOG_STD_MIN}, {LOG_STD_MAX}]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def distills(self) -> bool:
+        return self.topology != "none" and self.distill_weight > 0
+
+
+# ----------------------------------------------------------------------------
+# Pure functions: topology, GAE, PPO loss
+# ----------------------------------------------------------------------------
+
+
+def topology_pairs(topology: str, n: int) -> list[tuple[int, int]]:
+    """Ordered (student, teacher) pairs: i <- j means i moves toward j."""
+    if topology == "all-to-all":
+        return [(i, j) for i in range(n) for j in range(n) if i != j]
+    if topology == "ring":
+        return [(i, (i + 1) % n) for i in range(n)] if n > 1 else []
+    if topology == "star":
+        return [(i, 0) for i in range(1, n)]
+    if topology == "none":
+        return []
+    raise ValueError(f"unknown topology {topology!r}; choose from {', '.join(TOPOLOGIES)}")
+
+
+def compute_gae(rewards, values, next_values, dones, gamma, gae_lambda):
+    """Generalised advantage estimation along the first (time) axis.
+
+    All arrays have shape [T, ...] (e.g. [T, envs, agents]) and every trailing
+    index is an independent stream.  `next_values[t]` is the value of the
+    state reached after step t: V(s_{t+1}) inside an episode, V(final obs)
+    when the episode was truncated by the time limit, 0 when it terminated.
+    `dones[t]` marks that an episode ended at step t (termination or
+    truncation), which stops the advantage from leaking across episodes.
+    Returns (advantages, returns) with returns = advantages + values.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    deltas = rewards + gamma * np.asarray(next_values, dtype=np.float64) - values
+    continues = 1.0 - np.asarray(dones, dtype=np.float64)
+    advantages = np.zeros_like(deltas)
+    last = np.zeros_like(deltas[0])
+    for t in range(len(deltas) - 1, -1, -1):
+        last = deltas[t] + gamma * gae_lambda * continues[t] * last
+        advantages[t] = last
+    return advantages.astype(np.float32), (advantages + values).astype(np.float32)
+
+
+def ppo_losses(new_logprob, old_logprob, advantages, clip_coef):
+    """Clipped surrogate policy loss (to minimise) and diagnostics.
+
+    Tensors share any shape; means are taken over the last axis so a leading
+    agent axis yields one loss per agent.
+    """
+    log_ratio = new_logprob - old_logprob
+    ratio = log_ratio.exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
+    policy_loss = torch.maximum(unclipped, clipped).mean(-1)
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean(-1)
+        clip_frac = ((ratio - 1.0).abs() > clip_coef).float().mean(-1)
+    return policy_loss, approx_kl, clip_frac
+
+
+def gaussian_logprob(action, mean, log_std):
+    return (-0.5 * ((action - mean) / log_std.exp()) ** 2 - log_std - _LOG_SQRT_2PI).sum(-1)
+
+
+# ----------------------------------------------------------------------------
+# Networks
+# ----------------------------------------------------------------------------
+
+
+class StackedAdam:
+    """Independent Adam optimisers, one per agent, over parameters stacked
+    along dim 0 (agent axis).
+
+    Moments and step counts are kept per agent, and `step(agents)` updates
+    only the given agents, so an agent that is not in a loss is never moved
+    by another agent's momentum.  Parameters without a gradient are skipped
+    (as torch.optim.Adam does).  Numerically this is torch.optim.Adam run
+    separately for every agent (tested), in a handful of batched ops.
+    """
+
+    def __init__(self, params, num_agents: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-5):
+        self.params = list(params)
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = torch.zeros(len(self.params), num_agents)  # per tensor, per agent
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, agents=None) -> None:
+        b1, b2 = self.betas
+        for k, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            idx = slice(None) if agents is None else torch.as_tensor(agents)
+            self.steps[k, idx] += 1
+            t = self.steps[k, idx].view(-1, *[1] * (p.dim() - 1))
+            m, v, g, w = self.exp_avg[k][idx], self.exp_avg_sq[k][idx], p.grad[idx], p.data[idx]
+            m = m.lerp_(g, 1 - b1) if agents is None else m.lerp(g, 1 - b1)
+            v = v.mul_(b2).addcmul_(g, g, value=1 - b2) if agents is None else v * b2 + (1 - b2) * g * g
+            update = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + self.eps)
+            if agents is None:
+                p.data.sub_(self.lr * update)
+            else:
+                self.exp_avg[k][idx], self.exp_avg_sq[k][idx], p.data[idx] = m, v, w - self.lr * update
+
+    def state_dict(self) -> dict:
+        return {"exp_avg": [t.clone() for t in self.exp_avg], "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
+                "steps": self.steps.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for dst, src in zip(self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"]):
+            dst.copy_(src)
+        self.steps.copy_(state["steps"])
+
+
+class AgentGroup(nn.Module):
+    """The networks of agents that share an observation space, stored stacked.
+
+    Every parameter has a leading agent axis, so acting and learning for all
+    agents of the group is one batched matmul per layer.  Agent i's network:
+
+        normaliser (running mean/var of i's raw observations)
+        encoder    f_i(o) = act(W2 act(W1 norm_i(o) + b1) + b2) = m_i
+        heads      [mean_i, V_i] = Wh m_i + bh;  log_std_i in [LOG_STD_MIN, LOG_STD_MAX]
+
+    Methods take observations shaped [agents, batch, obs_dim].  Each agent has
+    its own Adam (StackedAdam) used by both PPO and distillation.
+    """
+
+    def __init__(self, agent_ids, obs_dim, act_dim, cfg: Config):
+        super().__init__()
+        self.agent_ids = list(agent_ids)
+        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
+        self.act_fn = ACTIVATIONS[cfg.activation]
+        n = len(self.agent_ids)
+        sizes = [obs_dim, *cfg.hidden_sizes, cfg.latent_dim]
+        gain = math.sqrt(2) if cfg.activation == "relu" else 5 / 3
+        self.enc_w = nn.ParameterList(nn.Parameter(_orthogonal(n, a, b, gain)) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.enc_b = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, b)) for b in sizes[1:])
+        # policy mean (small init) and value (unit init) share one matmul
+        self.head_w = nn.Parameter(torch.cat([_orthogonal(n, cfg.latent_dim, act_dim, 0.01),
+                                              _orthogonal(n, cfg.latent_dim, 1, 1.0)], dim=2))
+        self.head_b = nn.Parameter(torch.zeros(n, 1, act_dim + 1))
+        self.log_std = nn.Parameter(torch.full((n, 1, act_dim), float(cfg.init_log_std)))
+        self.register_buffer("norm_mean", torch.zeros(n, 1, obs_dim))
+        self.register_buffer("norm_var", torch.ones(n, 1, obs_dim))
+        self.register_buffer("norm_count", torch.full((n,), 1e-4, dtype=torch.float64))
+        self.optimizer = StackedAdam(self.parameters(), n, lr=cfg.lr)
+        self.pairs = topology_pairs(cfg.topology, n) if cfg.distills else []
+        self.obs_buffer = np.zeros((n, cfg.obs_buffer_size, obs_dim), dtype=np.float32)
+        self.obs_buffer_count = 0
+        self.probe = None  # fixed batch of raw observations for the latent-distance diagnostic
+        self._acting = None
+
+    def __len__(self):
+        return len(self.agent_ids)
+
+    def encoder_parameters(self):
+        return [*self.enc_w, *self.enc_b]
+
+    # -- forward passes ------------------------------------------------------
+    def _tensors(self, agents=None):
+        """The weights as plain tensors (optionally only some agents' rows):
+        (norm mean, norm std, [(W, b) per encoder layer], head W, head b, log_std)."""
+        sel = slice(None) if agents is None else torch.as_tensor(agents)
+        return (self.norm_mean[sel], (self.norm_var[sel] + 1e-8).sqrt(),
+                [(w[sel], b[sel]) for w, b in zip(self.enc_w, self.enc_b)],
+                self.head_w[sel], self.head_b[sel], self.log_std[sel].clamp(LOG_STD_MIN, LOG_STD_MAX))
+
+    def _acting_tensors(self):
+        """Detached weights for acting, rebuilt only after the weights change."""
+        if self._acting is None:
+            with torch.no_grad():
+                self._acting = self._tensors()
+        return self._acting
+
+    def changed(self):
+        """Call after any change of weights or normaliser statistics."""
+        self._acting = None
+
+    def _encode(self, t, obs):
+        x = obs
+        if self.cfg.obs_norm:
+            x = ((x - t[0]) / t[1]).clamp(-10.0, 10.0)
+        for w, b in t[2]:
+            x = self.act_fn(torch.baddbmm(b, x, w))
+        return x
+
+    def _forward(self, t, obs):
+        out = torch.baddbmm(t[4], self._encode(t, obs), t[3])
+        return out[..., :-1], out[..., -1], t[5]
+
+    def encode(self, obs: torch.Tensor, agents=None) -> torch.Tensor:
+        """Latents m_i = f_i(obs[i]) (obs [A', B, D] -> [A', B, latent]) for the
+        agent indices `agents` (default all), each with its own normaliser."""
+        return self._encode(self._tensors(agents), obs)
+
+    def forward(self, obs: torch.Tensor):
+        """Gaussian mean [A, B, act], value [A, B] and clamped log_std [A, 1, act]."""
+        return self._forward(self._tensors(), obs)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False):
+        """(action, logprob, value) for obs [A, B, D]; actions are unclipped samples."""
+        mean, value, log_std = self._forward(self._acting_tensors(), obs)
+        if deterministic:
+            return mean, None, value
+        noise = torch.randn_like(mean)
+        action = mean + log_std.exp() * noise
+        # log N(action; mean, std) written in terms of the noise (same value, fewer ops)
+        logprob = -0.5 * noise.square().sum(-1) - (log_std.sum(-1) + self.act_dim * _LOG_SQRT_2PI)
+        return action, logprob, value
+
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._forward(self._acting_tensors(), obs)[1]
+
+    @torch.no_grad()
+    def encode_all(self, obs: torch.Tensor) -> torch.Tensor:
+        """Every agent's latent of the same observations: obs [B, D] -> [A, B, latent]."""
+        return self._encode(self._acting_tensors(), obs.unsqueeze(0).expand(len(self), -1, -1))
+
+    @torch.no_grad()
+    def update_normaliser(self, obs: torch.Tensor) -> None:
+        """Merge raw observations [A, N, D] into each agent's running statistics."""
+        if not self.cfg.obs_norm:
+            return
+        x = obs.double()
+        n = x.shape[1]
+        batch_mean, batch_var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+        count = self.norm_count.view(-1, 1, 1)
+        total = count + n
+        delta = batch_mean - self.norm_mean.double()
+        m2 = self.norm_var.double() * count + batch_var * n + delta**2 * count * n / total
+        self.norm_mean.copy_(self.norm_mean.double() + delta * n / total)
+        self.norm_var.copy_(m2 / total)
+        self.norm_count.add_(n)
+        self.changed()
+
+    # -- phase 1: PPO ------------------------------------------------------
+    def ppo_update(self, batch, generator: torch.Generator):
+        """update_epochs x num_minibatches PPO steps on a flattened rollout.
+
+        `batch` holds tensors shaped [A, N, ...]: obs, actions, logprobs,
+        advantages, returns.  Returns mean diagnostics per agent.
+        """
+        cfg = self.cfg
+        n = batch["obs"].shape[1]
+        mb_size = max(1, n // cfg.num_minibatches)
+        totals = torch.zeros(5, len(self))
+        steps = 0
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(n, generator=generator)
+            shuffled = {k: v[:, perm] for k, v in batch.items()}
+            for start in range(0, n - mb_size + 1, mb_size):
+                mb = {k: v[:, start:start + mb_size] for k, v in shuffled.items()}
+                mean, value, log_std = self(mb["obs"])
+                new_logprob = gaussian_logprob(mb["actions"], mean, log_std)
+                adv = mb["advantages"]
+                if cfg.norm_adv and adv.shape[-1] > 1:
+                    adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
+                policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb["logprobs"], adv, cfg.clip_coef)
+                value_loss = 0.5 * ((value - mb["returns"]) ** 2).mean(-1)
+                entropy = (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
+                loss = (policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy).sum()
+                self._step(loss)
+                totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_frac]).detach()
+                steps += 1
+        totals /= max(steps, 1)
+        return dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), totals.tolist()))
+
+    def _step(self, loss, agents=None):
+        """Backpropagate a sum of per-agent losses, clip each agent's gradient
+        norm separately, and step the given agents' Adam (default: all)."""
+        self.optimizer.zero_grad()
+        loss.backward()
+        grads = [p.grad for p in self.optimizer.params if p.grad is not None]
+        sq_norm = sum(g.square().sum(dim=tuple(range(1, g.dim()))) for g in grads)  # [A]
+        coef = (self.cfg.max_grad_norm / (sq_norm.sqrt() + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
+        self.optimizer.step(agents)
+        self.changed()
+
+    # -- phase 2: distillation ----------------------------------------------
+    def remember(self, obs: np.ndarray) -> None:
+        """Append raw observations [A, N, D] (time order) to each agent's buffer D_i."""
+        size = self.cfg.obs_buffer_size
+        obs = obs[:, -size:]
+        k = obs.shape[1]
+        self.obs_buffer = np.concatenate([self.obs_buffer[:, k:], obs], axis=1) if k < size else obs.copy()
+        self.obs_buffer_count = min(size, self.obs_buffer_count + k)
+        if self.probe is None:  # a fixed mix of every agent's first observations
+            per_agent = -(-self.cfg.probe_size // len(self))
+            self.probe = torch.as_tensor(obs[:, :per_agent].reshape(-1, self.obs_dim)[: self.cfg.probe_size].copy())
+
+    def distill(self, generator: torch.Generator):
+        """One distillation step for every student of the topology.
+
+        Student i minimises distill_weight * mean_j ||f_i(o) - sg(f_j(o))||^2
+        over its teachers j, on a batch o ~ D_i.  Teacher latents are computed
+        before any student moves, so the order of the pairs does not matter.
+        Only the students' encoders get gradients and only their Adam steps.
+        Returns the per-agent distillation loss (nan for non-students).
+        """
+        losses = [float("nan")] * len(self)
+        if not self.pairs or self.obs_buffer_count == 0:
+            return losses
+        cfg = self.cfg
+        size = cfg.obs_buffer_size
+        idx = torch.randint(size - self.obs_buffer_count, size, (len(self), cfg.distill_batch_size), generator=generator)
+        samples = torch.as_tensor(np.take_along_axis(self.obs_buffer, idx.numpy()[..., None], axis=1))  # [A, B, D]
+        students = sorted({i for i, _ in self.pairs})
+        with torch.no_grad():  # teacher j's own pipeline on student i's samples
+            targets = {(i, j): self.encode(samples[i:i + 1], [j])[0] for i, j in self.pairs}
+        latents = self.encode(samples[students], students)
+        total = 0.0
+        for k, i in enumerate(students):
+            teachers = [j for s, j in self.pairs if s == i]
+            loss_i = torch.stack([((latents[k] - targets[(i, j)]) ** 2).sum(-1).mean() for j in teachers]).mean()
+            losses[i] = loss_i.item()
+            total = total + cfg.distill_weight * loss_i
+        self._step(total, students)
+        return losses
+
+    @torch.no_grad()
+    def latent_distance(self) -> float:
+        """Mean pairwise L2 distance between agents' latents of the probe batch."""
+        if self.probe is None or len(self) < 2:
+            return float("nan")
+        z = self.encode_all(self.probe)
+        d = [(z[i] - z[j]).norm(dim=-1).mean().item() for i in range(len(self)) for j in range(i + 1, len(self))]
+        return float(np.mean(d))
+
+    def set_lr(self, lr: float) -> None:
+        self.optimizer.lr = lr
+
+
+def _orthogonal(n, fan_in, fan_out, gain):
+    """n independent orthogonal-initialised weight matrices [n, fan_in, fan_out]."""
+    w = torch.empty(n, fan_out, fan_in)
+    for k in range(n):
+        nn.init.orthogonal_(w[k], gain)
+    return w.transpose(1, 2).contiguous()
+
+
+# ----------------------------------------------------------------------------
+# Rollout storage
+# ----------------------------------------------------------------------------
+
+
+class RolloutBuffer:
+    """Preallocated storage for one rollout of one group: [T, agents, envs, ...]."""
+
+    def __init__(self, steps, num_envs, num_agents, obs_dim, act_dim):
+        shape = (steps, num_agents, num_envs)
+        self.obs = np.zeros(shape + (obs_dim,), dtype=np.float32)
+        self.actions = np.zeros(shape + (act_dim,), dtype=np.float32)
+        self.logprobs = np.zeros(shape, dtype=np.float32)
+        self.values = np.zeros(shape, dtype=np.float32)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.next_values = np.zeros(shape, dtype=np.float32)
+        self.dones = np.zeros(shape, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------
+# The learner
+# ----------------------------------------------------------------------------
+
+
+class LAIPPO:
+    """LA-IPPO over a set of agents; agents sharing an observation space form
+    a group, and distillation pairs only agents within a group.
+
+    Observations and actions are exchanged as dicts agent_id -> array
+    [num_envs, dim]; the training loop calls `act`, `store`, `learn`.
+    """
+
+    def __init__(self, agent_ids, obs_dims: dict, act_dims: dict, cfg: Config | None = None,
+                 num_envs: int = 1, rollout_length: int = 128, seed: int = 0):
+        self.cfg = cfg or Config()
+        self.agent_ids = list(agent_ids)
+        self.obs_dims = {a: int(obs_dims[a]) for a in self.agent_ids}
+        self.act_dims = {a: int(act_dims[a]) for a in self.agent_ids}
+        self.num_envs, self.rollout_length = num_envs, rollout_length
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        keys = {}
+        for a in self.agent_ids:
+            keys.setdefault((self.obs_dims[a], self.act_dims[a]), []).append(a)
+        self.groups = [AgentGroup(ids, od, ad, self.cfg) for (od, ad), ids in keys.items()]
+        self.buffers = [RolloutBuffer(rollout_length, num_envs, len(g), g.obs_dim, g.act_dim) for g in self.groups]
+        self.num_updates = 0
+        self.step_in_rollout = 0
+
+    # -- acting -----------------------------------------------------------
+    def _group_obs(self, g, obs):
+        return np.stack([obs[a] for a in g.agent_ids])  # [A, E, D]
+
+    def act(self, obs: dict, deterministic: bool = False) -> dict:
+        """Actions for every agent: dict agent -> [E, act_dim] (unclipped)."""
+        out = {}
+        for g in self.groups:
+            a, _, _ = g.act(torch.as_tensor(self._group_obs(g, obs)), deterministic)
+            for k, agent in enumerate(g.agent_ids):
+                out[agent] = a[k].numpy()
+        return out
+
+    def act_and_store(self, obs: dict) -> dict:
+        """Sample actions, recording obs/action/logprob/value in the rollout."""
+        t, out = self.step_in_rollout, {}
+        for g, buf in zip(self.groups, self.buffers):
+            o = self._group_obs(g, obs)
+            a, logp, v = g.act(torch.as_tensor(o))
+            a = a.numpy()
+            buf.obs[t], buf.actions[t], buf.logprobs[t], buf.values[t] = o, a, logp.numpy(), v.numpy()
+            for k, agent in enumerate(g.agent_ids):
+                out[agent] = a[k]
+        return out
+
+    def store_step(self, rewards: dict, dones: np.ndarray, terminated: np.ndarray, final_obs: dict | None):
+        """Record the outcome of the step just taken.
+
+        `dones[e]`: env e's episode ended at this step; `terminated[e]`: it ended
+        by termination (no bootstrap); otherwise by truncation, and the value of
+        `final_obs` (the real last observation) is bootstrapped.
+        """
+        t = self.step_in_rollout
+        for g, buf in zip(self.groups, self.buffers):
+            buf.rewards[t] = np.stack([rewards[a] for a in g.agent_ids])
+            buf.dones[t] = dones
+            buf.next_values[t] = 0.0
+            if dones.any():
+                trunc = dones & ~terminated
+                if trunc.any():
+                    v = g.value(torch.as_tensor(self._group_obs(g, final_obs))).numpy()  # [A, E]
+                    buf.next_values[t] = np.where(trunc, v, 0.0)
+        self.step_in_rollout += 1
+
+    # -- learning ---------------------------------------------------------
+    def learn(self, next_obs: dict, lr_frac: float = 0.0) -> dict:
+        """PPO on the stored rollout, then distillation every distill_interval
+        updates.  `lr_frac` in [0, 1] is the fraction of the run completed (for
+        linear LR annealing).  Returns diagnostics."""
+        cfg = self.cfg
+        assert self.step_in_rollout == self.rollout_length, "rollout not full"
+        lr = cfg.lr * max(0.0, 1.0 - lr_frac) if cfg.anneal_lr else cfg.lr
+        stats = {"lr": lr}
+        per_agent = {}
+        for g, buf in zip(self.groups, self.buffers):
+            g.set_lr(lr)
+            last_v = g.value(torch.as_tensor(self._group_obs(g, next_obs))).numpy()  # [A, E]
+            next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
+            # inside an episode: V(s_{t+1}); at an episode end: the stored bootstrap
+            next_values = np.where(buf.dones.astype(bool), buf.next_values, next_values)
+            adv, ret = compute_gae(buf.rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
+            # [T, A, E, ...] -> [A, T * E, ...] (time-major per agent)
+            flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
+            batch = {"obs": flat(buf.obs), "actions": flat(buf.actions), "logprobs": flat(buf.logprobs),
+                     "advantages": flat(adv), "returns": flat(ret)}
+            diag = g.ppo_update(batch, self.generator)
+            # normaliser statistics move only after the update, so the update
+            # saw exactly the pipeline that generated the actions
+            g.update_normaliser(batch["obs"])
+            # agent i's buffer D_i: its recent raw observations in time order
+            g.remember(batch["obs"].numpy())
+            log_std = g.log_std.detach().clamp(LOG_STD_MIN, LOG_STD_MAX).mean((1, 2)).tolist()
+            for k, agent in enumerate(g.agent_ids):
+                per_agent[agent] = {key: vals[k] for key, vals in diag.items()}
+                per_agent[agent]["log_std"] = log_std[k]
+                per_agent[agent]["distill_loss"] = float("nan")
+        self.num_updates += 1
+        self.step_in_rollout = 0
+        if cfg.distills and self.num_updates % cfg.distill_interval == 0:
+            for g in self.groups:
+                for k, loss in enumerate(g.distill(self.generator)):
+                    per_agent[g.agent_ids[k]]["distill_loss"] = loss
+        for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "log_std", "distill_loss"):
+            vals = [d[key] for d in per_agent.values() if not math.isnan(d[key])]
+            stats[key] = float(np.mean(vals)) if vals else float("nan")
+        dists = [g.latent_distance() for g in self.groups if len(g) > 1]
+        stats["latent_distance"] = float(np.mean(dists)) if dists else float("nan")
+        stats["per_agent"] = per_agent
+        return stats
+
+    # -- persistence ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.cfg),
+            "agent_ids": list(self.agent_ids),
+            "obs_dims": dict(self.obs_dims),
+            "act_dims": dict(self.act_dims),
+            "num_updates": self.num_updates,
+            "groups": [{"agent_ids": list(g.agent_ids), "params": g.state_dict(), "optimizer": g.optimizer.state_dict(),
+                        "obs_buffer": torch.as_tensor(g.obs_buffer), "obs_buffer_count": g.obs_buffer_count,
+                        "probe": g.probe} for g in self.groups],
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        check_compatible(state, self.agent_ids, self.obs_dims, self.act_dims)
+        self.num_updates = int(state["num_updates"])
+        for g, saved in zip(self.groups, state["groups"]):
+            g.load_state_dict(saved["params"])
+            g.changed()
+            g.optimizer.load_state_dict(saved["optimizer"])
+            g.obs_buffer = saved["obs_buffer"].numpy().copy()
+            g.obs_buffer_count = int(saved["obs_buffer_count"])
+            g.probe = saved["probe"]
+        self.generator.set_state(state["generator"])
+
+    @classmethod
+    def from_state_dict(cls, state: dict, num_envs: int = 1, rollout_length: int = 128) -> "LAIPPO":
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
+        learner = cls(state["agent_ids"], state["obs_dims"], state["act_dims"], Config(**state["config"]),
+                      num_envs=num_envs, rollout_length=rollout_length)
+        learner.load_state_dict(state)
+        return learner
+
+
+def check_compatible(state: dict, agent_ids, obs_dims: dict, act_dims: dict) -> None:
+    """Raise CheckpointError unless the checkpoint was trained on these agents and spaces."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
+    if list(state["agent_ids"]) != list(agent_ids):
+        raise CheckpointError(f"checkpoint agents {list(state['agent_ids'])} do not match the environment's {list(agent_ids)}")
+    for a in agent_ids:
+        if int(state["obs_dims"][a]) != int(obs_dims[a]) or int(state["act_dims"][a]) != int(act_dims[a]):
+            raise CheckpointError(
+                f"checkpoint spaces for {a} (obs {state['obs_dims'][a]}, act {state['act_dims'][a]}) do not match "
+                f"the environment's (obs {obs_dims[a]}, act {act_dims[a]})")

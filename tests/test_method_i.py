@@ -1,0 +1,273 @@
+"""Unit tests of the LA-IPPO maths: GAE, PPO loss, distillation, topologies,
+log_std clamp, per-agent Adam, checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+import harness
+import method_i
+from method_i import LAIPPO, AgentGroup, CheckpointError, Config, StackedAdam, compute_gae, ppo_losses, topology_pairs
+
+
+# ---------------------------------------------------------------- GAE
+def test_gae_hand_computed_with_truncation_and_two_envs():
+    gamma, lam = 0.9, 0.5
+    # shape [T=3, envs=2]; env 0 is truncated after t=1 (bootstrap V(final obs) = 4),
+    # env 1 runs through and is bootstrapped from V(s_3) = 10 after the rollout.
+    rewards = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 1.0]])
+    values = np.array([[0.5, 0.0], [1.0, 0.0], [1.5, 0.0]])
+    next_values = np.array([[1.0, 0.0], [4.0, 0.0], [2.0, 10.0]])
+    dones = np.array([[0, 0], [1, 0], [0, 0]])
+    adv, ret = compute_gae(rewards, values, next_values, dones, gamma, lam)
+    # env 0: deltas 1.4, 4.6, 3.3; A2 = 3.3, A1 = 4.6 (episode boundary), A0 = 1.4 + 0.45 * 4.6
+    # env 1: deltas 0, 0, 10;     A2 = 10, A1 = 4.5, A0 = 2.025
+    expected = np.array([[3.47, 2.025], [4.6, 4.5], [3.3, 10.0]])
+    np.testing.assert_allclose(adv, expected, rtol=1e-6)
+    np.testing.assert_allclose(ret, expected + values, rtol=1e-6)
+
+
+def test_learner_bootstraps_truncation_from_final_obs_per_env(monkeypatch):
+    """The learner feeds GAE V(final obs) at a truncation, V(s_{t+1}) inside an
+    episode, and nothing across the boundary; each env is its own stream."""
+    agents, obs_dims, act_dims = ["a", "b"], {"a": 3, "b": 3}, {"a": 2, "b": 2}
+    learner = LAIPPO(agents, obs_dims, act_dims, Config(topology="none", update_epochs=1), num_envs=2, rollout_length=3)
+    g = learner.groups[0]
+    captured = {}
+    real_gae = method_i.compute_gae
+
+    def spy(rewards, values, next_values, dones, gamma, lam):
+        captured.update(values=values.copy(), next_values=next_values.copy(), dones=dones.copy())
+        return real_gae(rewards, values, next_values, dones, gamma, lam)
+
+    monkeypatch.setattr(method_i, "compute_gae", spy)
+    rng = np.random.default_rng(0)
+    obs = lambda: {a: rng.normal(size=(2, 3)).astype(np.float32) for a in agents}
+    final = obs()
+    dones_seq = [np.array([False, False]), np.array([True, False]), np.array([False, False])]
+    for t in range(3):
+        learner.act_and_store(obs())
+        learner.store_step({a: np.ones(2, np.float32) for a in agents}, dones_seq[t], np.zeros(2, bool), final)
+    next_obs = obs()
+    v_final = g.value(torch.as_tensor(learner._group_obs(g, final))).numpy()  # [A, E]
+    v_next = g.value(torch.as_tensor(learner._group_obs(g, next_obs))).numpy()
+    learner.learn(next_obs)
+    vals, nxt, dones = captured["values"], captured["next_values"], captured["dones"]
+    np.testing.assert_allclose(nxt[0], vals[1])  # inside the episode: V(s_1)
+    np.testing.assert_allclose(nxt[1][:, 0], v_final[:, 0], rtol=1e-6)  # env 0 truncated: V(final obs)
+    np.testing.assert_allclose(nxt[1][:, 1], vals[2][:, 1])  # env 1 continues: V(s_2)
+    np.testing.assert_allclose(nxt[2], v_next, rtol=1e-6)  # end of rollout: V(next obs)
+    assert dones[1].tolist() == [[1, 0], [1, 0]] and dones[0].sum() == 0
+
+
+def test_termination_is_not_bootstrapped():
+    learner = LAIPPO(["a"], {"a": 2}, {"a": 1}, Config(topology="none"), num_envs=1, rollout_length=1)
+    learner.act_and_store({"a": np.ones((1, 2), np.float32)})
+    learner.store_step({"a": np.zeros(1, np.float32)}, np.array([True]), np.array([True]), {"a": np.ones((1, 2), np.float32)})
+    assert learner.buffers[0].next_values[0, 0, 0] == 0.0
+
+
+# ---------------------------------------------------------------- PPO loss
+def test_ppo_clipped_loss_tiny_case():
+    # ratios 1.5, 0.5, 0.9 with advantages +1, -1, +1 and clip 0.2:
+    # -min(1.5, 1.2) = -1.2;  -min(-0.5, -0.8) = 0.8;  -min(0.9, 0.9) = -0.9
+    ratio = torch.tensor([1.5, 0.5, 0.9])
+    adv = torch.tensor([1.0, -1.0, 1.0])
+    loss, kl, clip_frac = ppo_losses(ratio.log(), torch.zeros(3), adv, 0.2)
+    assert loss.item() == pytest.approx((-1.2 + 0.8 - 0.9) / 3)
+    assert clip_frac.item() == pytest.approx(2 / 3)
+    assert kl.item() > 0
+
+
+def test_ppo_loss_has_no_gradient_when_clipped_in_the_improving_direction():
+    new = torch.tensor([np.log(1.5)], requires_grad=True)
+    loss, _, _ = ppo_losses(new, torch.zeros(1), torch.tensor([1.0]), 0.2)
+    loss.backward()
+    assert new.grad.item() == 0.0
+
+
+# ---------------------------------------------------------------- topologies
+def test_topology_pairs():
+    assert topology_pairs("all-to-all", 3) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    assert topology_pairs("ring", 3) == [(0, 1), (1, 2), (2, 0)]
+    assert topology_pairs("star", 3) == [(1, 0), (2, 0)]
+    assert topology_pairs("none", 3) == []
+    assert len(topology_pairs("all-to-all", 4)) == 12
+    assert topology_pairs("ring", 4) == [(0, 1), (1, 2), (2, 3), (3, 0)]
+    assert topology_pairs("star", 4) == [(1, 0), (2, 0), (3, 0)]
+    with pytest.raises(ValueError, match="unknown topology"):
+        topology_pairs("mesh", 3)
+
+
+def test_only_same_observation_space_agents_are_grouped():
+    learner = LAIPPO(["p0", "p1", "p2", "prey"], {"p0": 16, "p1": 16, "p2": 16, "prey": 14},
+                     {a: 5 for a in ["p0", "p1", "p2", "prey"]}, Config())
+    assert [g.agent_ids for g in learner.groups] == [["p0", "p1", "p2"], ["prey"]]
+    assert learner.groups[1].pairs == []
+
+
+# ---------------------------------------------------------------- distillation
+def _group(topology, n=3, **kw):
+    torch.manual_seed(0)
+    g = AgentGroup([f"a{i}" for i in range(n)], 6, 2, Config(topology=topology, distill_weight=1.0, lr=1e-2, **kw))
+    g.remember(np.random.default_rng(0).normal(size=(n, 100, 6)).astype(np.float32))
+    g.update_normaliser(torch.as_tensor(np.random.default_rng(1).normal(2.0, 3.0, size=(n, 50, 6)).astype(np.float32)))
+    return g
+
+
+def _snapshot(g):
+    return {k: v.detach().clone() for k, v in g.state_dict().items()}
+
+
+def test_distillation_moves_only_the_students_encoder():
+    g = _group("star")  # students 1, 2 distill toward the hub 0
+    for p in g.parameters():  # give every agent Adam momentum, as after PPO updates
+        p.grad = torch.randn_like(p)
+    g.optimizer.step()
+    before = _snapshot(g)
+    adam_before = [t.clone() for t in g.optimizer.exp_avg]
+    losses = g.distill(torch.Generator().manual_seed(0))
+    after = _snapshot(g)
+    assert np.isnan(losses[0]) and losses[1] > 0 and losses[2] > 0
+    for name in before:
+        unchanged_rows = [0] if name.startswith("enc_") else [0, 1, 2]
+        for i in unchanged_rows:  # hub entirely, every policy/value head and log_std: bit-identical
+            assert torch.equal(before[name][i], after[name][i]), (name, i)
+        if name.startswith("enc_w"):
+            for i in (1, 2):
+                assert not torch.equal(before[name][i], after[name][i]), (name, i)
+    for b, a in zip(adam_before, g.optimizer.exp_avg):  # the hub's Adam state is untouched too
+        assert torch.equal(b[0], a[0])
+
+
+def test_distillation_pulls_student_latents_toward_teacher():
+    g = _group("star", n=2)
+    obs = torch.as_tensor(g.obs_buffer[1][None])
+    dist = lambda: ((g.encode(obs, [1]) - g.encode(obs, [0])) ** 2).sum(-1).mean().item()
+    d0 = dist()
+    for _ in range(20):
+        g.distill(torch.Generator().manual_seed(0))
+    assert dist() < 0.5 * d0
+
+
+def test_distillation_uses_teacher_own_normaliser():
+    """f_j(o) is agent j's own pipeline on the raw o: identical encoders that
+    differ only in normaliser statistics still have a non-zero distill loss."""
+    g = _group("star", n=2)
+    with torch.no_grad():
+        for p in (*g.enc_w, *g.enc_b):
+            p[1] = p[0]
+        g.norm_mean[1] += 1.0
+    assert g.distill(torch.Generator().manual_seed(0))[1] > 0
+    with torch.no_grad():
+        g.norm_mean[1] = g.norm_mean[0]
+        g.norm_var[1] = g.norm_var[0]
+        for p in (*g.enc_w, *g.enc_b):
+            p[1] = p[0]
+    assert g.distill(torch.Generator().manual_seed(0))[1] == pytest.approx(0.0, abs=1e-10)
+
+
+def test_all_to_all_distillation_keeps_heads_fixed():
+    g = _group("all-to-all")
+    before = _snapshot(g)
+    g.distill(torch.Generator().manual_seed(0))
+    after = _snapshot(g)
+    for name in ("head_w", "head_b", "log_std"):
+        assert torch.equal(before[name], after[name])
+    assert not torch.equal(before["enc_w.0"], after["enc_w.0"])
+
+
+def test_distillation_off_for_ippo():
+    learner = LAIPPO(["a", "b"], {"a": 3, "b": 3}, {"a": 2, "b": 2}, Config(topology="none"))
+    assert learner.groups[0].pairs == [] and not learner.cfg.distills
+
+
+# ---------------------------------------------------------------- per-agent Adam
+def test_stacked_adam_equals_one_torch_adam_per_agent():
+    torch.manual_seed(0)
+    stacked = torch.nn.Parameter(torch.randn(3, 4, 5))
+    singles = [torch.nn.Parameter(stacked[i].detach().clone()) for i in range(3)]
+    opt = StackedAdam([stacked], 3, lr=1e-2)
+    torch_opts = [torch.optim.Adam([p], lr=1e-2, eps=1e-5) for p in singles]
+    for step in range(6):
+        grad = torch.randn(3, 4, 5)
+        agents = None if step % 2 == 0 else [1, 2]  # every other step only agents 1 and 2 step
+        stacked.grad = grad.clone()
+        opt.step(agents)
+        for i in (range(3) if agents is None else agents):
+            singles[i].grad = grad[i].clone()
+            torch_opts[i].step()
+    for i in range(3):
+        torch.testing.assert_close(stacked[i].detach(), singles[i].detach(), rtol=1e-5, atol=1e-6)
+    assert opt.steps[0].tolist() == [3, 6, 6]
+
+
+# ---------------------------------------------------------------- log_std clamp
+def test_log_std_is_clamped():
+    g = AgentGroup(["a"], 3, 2, Config())
+    with torch.no_grad():
+        g.log_std[0, 0] = torch.tensor([5.0, -5.0])
+    _, _, log_std = g(torch.zeros(1, 4, 3))
+    assert log_std.flatten().tolist() == [method_i.LOG_STD_MAX, method_i.LOG_STD_MIN]
+    log_std.sum().backward()
+    assert g.log_std.grad.abs().sum().item() == 0.0  # no gradient pushes it further out
+    action, logprob, _ = g.act(torch.zeros(1, 4, 3))
+    assert torch.isfinite(logprob).all()
+
+
+def test_sampled_logprob_matches_gaussian_density():
+    g = AgentGroup(["a", "b"], 3, 2, Config())
+    obs = torch.randn(2, 5, 3)
+    action, logprob, _ = g.act(obs)
+    mean, _, log_std = g(obs)
+    expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(action).sum(-1)
+    torch.testing.assert_close(logprob, expected.detach(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- config
+@pytest.mark.parametrize("kw", [{"topology": "mesh"}, {"lr": 0.0}, {"distill_interval": 0}, {"init_log_std": 3.0},
+                                {"activation": "gelu"}])
+def test_bad_config_rejected(kw):
+    with pytest.raises(ValueError):
+        Config(**kw)
+
+
+# ---------------------------------------------------------------- checkpoints
+def _trained_learner(steps=2):
+    agents, obs_dims, act_dims = harness.env_info("spread")
+    learner = LAIPPO(agents, obs_dims, act_dims, Config(update_epochs=1, distill_interval=1), num_envs=2, rollout_length=8)
+    envs = harness.VecEnv("spread", 2, seed=0)
+    obs = envs.reset()
+    for _ in range(steps):
+        for _ in range(8):
+            obs, rew, dones, term, final, _ = envs.step(learner.act_and_store(obs))
+            learner.store_step(rew, dones, term, final)
+        learner.learn(obs, lr_frac=0.5)
+    return learner, obs
+
+
+def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
+    learner, obs = _trained_learner()
+    harness.save_checkpoint(learner.state_dict(), tmp_path / "ck.pt")
+    loaded = LAIPPO.from_state_dict(harness.load_checkpoint(tmp_path / "ck.pt"))
+    a1, a2 = learner.act(obs, deterministic=True), loaded.act(obs, deterministic=True)
+    for agent in a1:
+        np.testing.assert_array_equal(a1[agent], a2[agent])
+    for t1, t2 in zip(learner.groups[0].optimizer.exp_avg_sq, loaded.groups[0].optimizer.exp_avg_sq):
+        assert torch.equal(t1, t2)
+    assert loaded.num_updates == learner.num_updates and loaded.cfg == learner.cfg
+
+
+def test_loading_mismatched_checkpoint_fails_clearly():
+    learner, _ = _trained_learner(steps=1)
+    state = learner.state_dict()
+    other = LAIPPO(["adversary_0", "adversary_1", "adversary_2", "agent_0"],
+                   {"adversary_0": 16, "adversary_1": 16, "adversary_2": 16, "agent_0": 14},
+                   {a: 5 for a in ["adversary_0", "adversary_1", "adversary_2", "agent_0"]})
+    with pytest.raises(CheckpointError, match="do not match"):
+        other.load_state_dict(state)
+    state["obs_dims"] = {**state["obs_dims"], "agent_0": 17}
+    with pytest.raises(CheckpointError, match="spaces for agent_0"):
+        method_i.check_compatible(state, *harness.env_info("spread"))
+    with pytest.raises(CheckpointError, match="not an LA-IPPO checkpoint"):
+        LAIPPO.from_state_dict({"format": "something-else"})

@@ -1,0 +1,300 @@
+"""Train Method I (LA-IPPO) on an MPE environment.
+
+    python train_method_i.py                       # 200k env steps on simple_spread_v3
+    python train_method_i.py --max-time 300        # stop after 5 minutes instead
+    python train_method_i.py --run-name r1 --resume  # continue an interrupted run
+
+Writes results/<env>/<algo>/<run-name>_s<seed>/ (config.json, metrics.csv,
+summary.json, training_plot.png) and checkpoints/<env>/<algo>/<run-name>_s<seed>/
+(latest.pt and one step_<N>.pt per evaluation).  Ctrl-C or SIGTERM saves
+latest.pt and exits; --resume continues from it.  train_ppo.py runs this same
+loop with distillation off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import harness
+from harness import UsageError, positive
+from method_i import LAIPPO, Config
+
+# Options a resumed run may change; every other option must match the run's config.
+RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
+
+
+def build_parser(algo: str) -> argparse.ArgumentParser:
+    distill = algo == "method_i"
+    p = argparse.ArgumentParser(
+        description=("Train Method I (LA-IPPO): independent PPO agents whose encoders are periodically "
+                     "distilled toward each other." if distill else
+                     "Train the IPPO baseline: Method I's agents and PPO with distillation off."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = p.add_argument_group("run")
+    run.add_argument("--env", default="spread", choices=["spread"], help="MPE environment (spread = simple_spread_v3)")
+    run.add_argument("--max-steps", type=positive(int), default=200_000,
+                     help="env-step budget (rounded up to whole rollouts of num-envs x rollout-length)")
+    run.add_argument("--max-time", type=positive(float), default=None,
+                     help="wall-clock budget in seconds; training stops at whichever budget ends first")
+    run.add_argument("--num-envs", type=positive(int), default=8, help="parallel environments stepped in-process")
+    run.add_argument("--seed", type=int, default=1, help="seeds python, numpy, torch and the training envs")
+    run.add_argument("--eval-interval", type=positive(int), default=10_000, help="env steps between evaluations")
+    run.add_argument("--eval-episodes", type=positive(int), default=50,
+                     help="deterministic episodes per evaluation (validation seeds)")
+    run.add_argument("--final-eval-episodes", type=positive(int), default=100,
+                     help="deterministic episodes of the final held-out evaluation (test seeds)")
+    run.add_argument("--run-name", default=None, help="run directory name (default: the start time)")
+    run.add_argument("--results-dir", default="results", help="root of run directories (committed)")
+    run.add_argument("--checkpoint-dir", default="checkpoints", help="root of checkpoint directories (git-ignored)")
+    run.add_argument("--resume", action="store_true", help="continue the run --run-name/--seed from its latest.pt")
+    run.add_argument("--torch-threads", type=positive(int), default=1,
+                     help="torch intra-op threads (1 is fastest for these small networks, see benchmarks/)")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+
+    d = Config()
+    ppo = p.add_argument_group("PPO")
+    ppo.add_argument("--rollout-length", type=positive(int), default=128, help="steps per env per rollout")
+    ppo.add_argument("--lr", type=positive(float), default=d.lr, help="Adam learning rate (one Adam per agent)")
+    ppo.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=d.anneal_lr,
+                     help="anneal the LR linearly to 0 over the run (by steps, or time if --max-time ends first)")
+    ppo.add_argument("--gamma", type=float, default=d.gamma, help="discount factor")
+    ppo.add_argument("--gae-lambda", type=float, default=d.gae_lambda, help="GAE lambda")
+    ppo.add_argument("--clip-coef", type=positive(float), default=d.clip_coef, help="PPO ratio clip epsilon")
+    ppo.add_argument("--ent-coef", type=float, default=d.ent_coef, help="entropy bonus coefficient c2")
+    ppo.add_argument("--vf-coef", type=float, default=d.vf_coef, help="value loss coefficient c1")
+    ppo.add_argument("--max-grad-norm", type=positive(float), default=d.max_grad_norm, help="per-agent gradient-norm clip")
+    ppo.add_argument("--update-epochs", type=positive(int), default=d.update_epochs, help="PPO epochs per rollout")
+    ppo.add_argument("--num-minibatches", type=positive(int), default=d.num_minibatches, help="minibatches per epoch")
+    ppo.add_argument("--norm-adv", action=argparse.BooleanOptionalAction, default=d.norm_adv,
+                     help="normalise advantages per minibatch")
+    ppo.add_argument("--obs-norm", action=argparse.BooleanOptionalAction, default=d.obs_norm,
+                     help="running observation normalisation, owned by each agent's encoder")
+    ppo.add_argument("--init-log-std", type=float, default=d.init_log_std, help="initial log std of the Gaussian policy")
+    net = p.add_argument_group("network")
+    net.add_argument("--hidden-sizes", type=positive(int), nargs="+", default=list(d.hidden_sizes),
+                     help="encoder layers before the latent layer (default: obs -> 64 -> latent, i.e. hidden [64, 64])")
+    net.add_argument("--latent-dim", type=positive(int), default=d.latent_dim, help="dimension of the latent m = f(o)")
+    net.add_argument("--activation", choices=["tanh", "relu"], default=d.activation, help="encoder nonlinearity")
+    if distill:
+        dist = p.add_argument_group("distillation")
+        dist.add_argument("--topology", default=d.topology, help="who distills from whom: all-to-all, ring, star, none")
+        dist.add_argument("--distill-interval", type=positive(int), default=d.distill_interval,
+                          help="distill every k PPO updates (learn steps)")
+        dist.add_argument("--distill-weight", type=float, default=d.distill_weight, help="lambda on the distillation loss")
+        dist.add_argument("--obs-buffer-size", type=positive(int), default=d.obs_buffer_size,
+                          help="per-agent buffer of recent raw observations")
+        dist.add_argument("--distill-batch-size", type=positive(int), default=d.distill_batch_size,
+                          help="samples from the buffer per distillation step")
+    return p
+
+
+def make_config(args) -> Config:
+    fields = {f.name for f in dataclasses.fields(Config)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    if getattr(args, "topology", None) is None:
+        values["topology"] = "none"
+    try:
+        return Config(**values)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+
+
+def explicit_options(parser, argv) -> dict:
+    """The options actually given on the command line."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
+            if isinstance(action, argparse.BooleanOptionalAction):
+                probe.add_argument(*action.option_strings, action=argparse.BooleanOptionalAction, **kwargs)
+            elif action.nargs == 0:
+                probe.add_argument(*action.option_strings, action="store_const", const=action.const, **kwargs)
+            else:
+                probe.add_argument(*action.option_strings, nargs=action.nargs, type=action.type, **kwargs)
+    return vars(probe.parse_known_args(argv)[0])
+
+
+def numpy_rng_state() -> dict:
+    """numpy's global RNG state in a form torch.load(weights_only=True) accepts."""
+    _, key, pos, _, _ = np.random.get_state()
+    return {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos)}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main(argv=None, algo: str = "method_i") -> int:
+    parser = build_parser(algo)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.seed < harness.MAX_SEED:
+        raise UsageError(f"--seed must be in [0, {harness.MAX_SEED})")
+    if args.num_envs > harness.MAX_ENVS:
+        raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
+    if args.resume and args.run_name is None:
+        raise UsageError("--resume needs the --run-name (and --seed) of the run to continue")
+    if args.run_name is None:
+        args.run_name = time.strftime("%Y%m%d-%H%M%S")
+    run = harness.RunDir(args.results_dir, args.checkpoint_dir, args.env, algo, args.run_name, args.seed, args.resume)
+    if args.resume:  # the run's own config wins; only RESUMABLE options may change
+        saved = run.saved_config()["args"]
+        given = explicit_options(parser, argv)
+        for key, value in given.items():
+            if key not in RESUMABLE and key in saved and saved[key] != value:
+                raise UsageError(f"--resume: --{key.replace('_', '-')} {value} differs from the run's {saved[key]}")
+        args = argparse.Namespace(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}, "resume": True})
+    cfg = make_config(args)
+    return train(args, cfg, algo, run)
+
+
+def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
+    torch.set_num_threads(args.torch_threads)
+    seed_everything(args.seed)
+    agents, obs_dims, act_dims = harness.env_info(args.env)
+    batch = args.num_envs * args.rollout_length
+    if batch < args.num_minibatches:
+        raise UsageError(f"rollout of {batch} steps cannot be split into {args.num_minibatches} minibatches")
+    num_updates = math.ceil(args.max_steps / batch)
+    learner = LAIPPO(agents, obs_dims, act_dims, cfg, args.num_envs, args.rollout_length, seed=args.seed)
+
+    progress = {"global_step": 0, "train_time": 0.0, "eval_time": 0.0, "evals": 0,
+                "best_mean": -math.inf, "best_single": -math.inf, "train_scores": [], "last_distill_loss": float("nan")}
+    session = 0
+    if args.resume:
+        state = harness.load_checkpoint(run.ckpt / "latest.pt")
+        learner.load_state_dict(state["learner"])
+        progress.update(state["progress"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(("MT19937", state["numpy_rng"]["key"].numpy().astype(np.uint32), state["numpy_rng"]["pos"], 0, 0.0))
+        session = learner.num_updates  # fresh training episodes, still disjoint from the evaluation seeds
+        print(f"resuming {run.path} at step {progress['global_step']}", file=sys.stderr)
+    else:
+        run.write_config({"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg),
+                          **harness.provenance()})
+    envs = harness.VecEnv(args.env, args.num_envs, args.seed, session)
+    refs = harness.reference_scores(args.env, "validation", args.eval_episodes)
+    policy = lambda obs, worlds: learner.act(obs, deterministic=True)
+
+    def checkpoint(path):
+        harness.save_checkpoint({"format": "memeplex-run/1", "algo": algo, "env": args.env, "learner": learner.state_dict(),
+                                 "progress": progress, "torch_rng": torch.get_rng_state(),
+                                 "numpy_rng": numpy_rng_state(), "args": vars(args)}, path)
+
+    def evaluate(stats):
+        t0 = time.perf_counter()
+        res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
+        progress["eval_time"] += time.perf_counter() - t0
+        progress["evals"] += 1
+        progress["best_mean"] = max(progress["best_mean"], res["score"])
+        progress["best_single"] = max(progress["best_single"], res["best"])
+        train_scores = progress["train_scores"][-100:]
+        row = {"step": progress["global_step"], "update": learner.num_updates,
+               "wall_time": round(progress["train_time"] + progress["eval_time"], 2),
+               "eval_score": res["score"], "eval_ci": res["ci"], "eval_normalised": res["normalised"],
+               "eval_best_episode": res["best"],
+               "train_score": float(np.mean(train_scores)) if train_scores else float("nan"),
+               "sps": round(progress["global_step"] / max(progress["train_time"] + progress["eval_time"], 1e-9), 1),
+               "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1),
+               **{k: stats[k] for k in ("lr", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
+                                        "log_std", "latent_distance")},
+               "distill_loss": progress["last_distill_loss"]}
+        run.append_metrics(row)
+        checkpoint(run.ckpt / f"step_{progress['global_step']:09d}.pt")
+        return res
+
+    obs = envs.reset()
+    last_eval = {"score": float("nan")}
+    next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
+    stats = None
+    bar = tqdm(total=num_updates * batch, initial=progress["global_step"], unit="step", disable=not args.progress,
+               dynamic_ncols=True, smoothing=0.1)
+    interrupted = None
+    with harness.GracefulStop() as stop:
+        while learner.num_updates < num_updates:
+            if args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time:
+                break
+            t0 = time.perf_counter()
+            for _ in range(args.rollout_length):
+                actions = learner.act_and_store(obs)
+                obs, rewards, dones, terminated, final_obs, finished = envs.step(actions)
+                learner.store_step(rewards, dones, terminated, final_obs)
+                progress["train_scores"].extend(ep["score"] for ep in finished)
+            progress["train_scores"] = progress["train_scores"][-100:]
+            step_frac = (learner.num_updates + 1) / num_updates
+            time_frac = (progress["train_time"] + progress["eval_time"]) / args.max_time if args.max_time else 0.0
+            stats = learner.learn(obs, lr_frac=max(step_frac, time_frac) if cfg.anneal_lr else 0.0)
+            if not math.isnan(stats["distill_loss"]):
+                progress["last_distill_loss"] = stats["distill_loss"]
+            progress["global_step"] += batch
+            progress["train_time"] += time.perf_counter() - t0
+            bar.update(batch)
+            done = learner.num_updates >= num_updates or stop.requested or (
+                args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time)
+            if progress["global_step"] >= next_eval or done:
+                last_eval = evaluate(stats)
+                next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
+                bar.set_postfix(eval=f"{last_eval['score']:.1f}", norm=f"{last_eval['normalised']:.2f}")
+                tqdm.write(f"step {progress['global_step']:>8d}  eval {last_eval['score']:7.2f} ± {last_eval['ci']:.2f}"
+                           f"  (normalised {last_eval['normalised']:.3f})  latent dist {stats['latent_distance']:.3f}",
+                           file=sys.stderr)
+            if stop.requested:
+                interrupted = stop.signum
+                break
+        checkpoint(run.ckpt / "latest.pt")
+    bar.close()
+    envs.close()
+
+    summary = summarise(args, run, progress, refs, interrupted)
+    if interrupted is None:
+        final = harness.evaluate(args.env, policy, "test", args.final_eval_episodes)
+        summary.update({"test_score": final["score"], "test_ci": final["ci"], "test_normalised": final["normalised"],
+                        "test_episodes": final["episodes"], "test_references": final["references"]})
+        print(f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
+              f"normalised {final['normalised']:.3f}")
+    run.write_summary(summary)
+    if run.rows:
+        harness.plot_training(run.rows, refs, run.path / "training_plot.png",
+                              f"{'Method I (LA-IPPO)' if algo == 'method_i' else 'IPPO'} on {args.env}, seed {args.seed}")
+    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
+    if interrupted is not None:
+        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}; "
+              f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
+        return 128 + int(interrupted)
+    return 0
+
+
+def summarise(args, run, progress, refs, interrupted) -> dict:
+    rows = run.rows
+    scores = [r["eval_score"] for r in rows]
+    last5 = float(np.mean(scores[-5:])) if scores else float("nan")
+    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
+    return {
+        "env": args.env, "seed": args.seed, "env_steps": steps, "updates": rows[-1]["update"] if rows else 0,
+        "interrupted": interrupted is not None,
+        "last5_eval_mean": last5, "last5_eval_normalised": harness.normalised(last5, refs),
+        "final_eval_score": scores[-1] if scores else float("nan"),
+        "final_eval_normalised": harness.normalised(scores[-1], refs) if scores else float("nan"),
+        "best_mean_score": progress["best_mean"], "best_single_eval_fitness": progress["best_single"],
+        "train_mean_score": float(np.mean(progress["train_scores"][-100:])) if progress["train_scores"] else float("nan"),
+        "eval_episodes": args.eval_episodes, "validation_references": refs,
+        "wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
+        "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
+        "throughput_without_eval": round(steps / max(train_t, 1e-9), 1),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(harness.run_cli(main))
