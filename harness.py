@@ -418,14 +418,16 @@ class RunDir:
         leaf = f"{run_name}_s{seed}"
         self.path = Path(results_dir) / env / algo / leaf
         self.ckpt = Path(checkpoint_dir) / env / algo / leaf
-        self.rows = []
+        self.rows = []  # metrics.csv: one row per evaluation
+        self.update_rows = []  # updates.csv: one row of training diagnostics per update
         exists = (self.path / "config.json").exists() or (self.ckpt / "latest.pt").exists()
         if resume:
             if not (self.ckpt / "latest.pt").exists():
                 raise UsageError(f"--resume: no checkpoint {self.ckpt / 'latest.pt'} to resume from")
             if (self.path / "metrics.csv").exists():
-                with open(self.path / "metrics.csv", newline="") as f:
-                    self.rows = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+                self.rows = read_metrics(self.path / "metrics.csv")
+            if (self.path / "updates.csv").exists():
+                self.update_rows = read_metrics(self.path / "updates.csv")
         elif exists:
             raise UsageError(f"run {self.path} already exists; pass --resume to continue it or choose another --run-name")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -439,16 +441,26 @@ class RunDir:
         write_json(self.path / "config.json", config)
 
     def append_metrics(self, row: dict) -> None:
+        """Add an evaluation row; rewrites metrics.csv and updates.csv atomically."""
         self.rows.append(row)
-        fields = list(dict.fromkeys(k for r in self.rows for k in r))
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write(self.path / "metrics.csv", out.getvalue())
+        write_csv(self.path / "metrics.csv", self.rows)
+        self.flush_updates()
+
+    def flush_updates(self) -> None:
+        if self.update_rows:
+            write_csv(self.path / "updates.csv", self.update_rows)
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.path / "summary.json", summary)
+
+
+def write_csv(path, rows: list) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, out.getvalue())
 
 
 def _parse(v: str):

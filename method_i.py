@@ -66,7 +66,8 @@ class Config:
     num_minibatches: int = 4
     norm_adv: bool = True
     obs_norm: bool = True
-    activation: str = "tanh"
+    norm_reward: bool = False
+    activation: str = "relu"
     init_log_std: float = -0.5
     topology: str = "all-to-all"
     distill_interval: int = 10
@@ -248,6 +249,11 @@ class AgentGroup(nn.Module):
         self.register_buffer("norm_mean", torch.zeros(n, 1, obs_dim))
         self.register_buffer("norm_var", torch.ones(n, 1, obs_dim))
         self.register_buffer("norm_count", torch.full((n,), 1e-4, dtype=torch.float64))
+        # reward scaling: running mean/var of each agent's discounted return
+        self.register_buffer("ret_mean", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("ret_var", torch.ones(n, dtype=torch.float64))
+        self.register_buffer("ret_count", torch.full((n,), 1e-4, dtype=torch.float64))
+        self.discounted_return = None  # [A, E], carried across rollouts
         self.optimizer = StackedAdam(self.parameters(), n, lr=cfg.lr)
         self.pairs = topology_pairs(cfg.topology, n) if cfg.distills else []
         self.obs_buffer = np.zeros((n, cfg.obs_buffer_size, obs_dim), dtype=np.float32)
@@ -339,6 +345,31 @@ class AgentGroup(nn.Module):
         self.norm_var.copy_(m2 / total)
         self.norm_count.add_(n)
         self.changed()
+
+    @torch.no_grad()
+    def scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """Divide each agent's rewards [T, A, E] by the running std of its
+        discounted return (updated with this rollout first).  Returns keep
+        their sign and relative size; value targets stay O(1), so the value
+        loss does not swamp the policy gradient in the shared encoder."""
+        if not self.cfg.norm_reward:
+            return rewards
+        if self.discounted_return is None:
+            self.discounted_return = np.zeros(rewards.shape[1:])
+        returns = np.empty(rewards.shape)
+        for t in range(len(rewards)):
+            self.discounted_return = self.discounted_return * self.cfg.gamma + rewards[t]
+            returns[t] = self.discounted_return
+            self.discounted_return = self.discounted_return * (1.0 - dones[t])
+        x = torch.as_tensor(np.moveaxis(returns, 1, 0).reshape(len(self), -1))  # [A, T * E]
+        n = x.shape[1]
+        delta = x.mean(1) - self.ret_mean
+        total = self.ret_count + n
+        m2 = self.ret_var * self.ret_count + x.var(1, unbiased=False) * n + delta**2 * self.ret_count * n / total
+        self.ret_mean += delta * n / total
+        self.ret_var.copy_(m2 / total)
+        self.ret_count.copy_(total)
+        return (rewards / np.sqrt(self.ret_var.numpy() + 1e-8)[None, :, None]).astype(np.float32)
 
     # -- phase 1: PPO ------------------------------------------------------
     def ppo_update(self, batch, generator: torch.Generator):
@@ -556,7 +587,8 @@ class LAIPPO:
             next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
             # inside an episode: V(s_{t+1}); at an episode end: the stored bootstrap
             next_values = np.where(buf.dones.astype(bool), buf.next_values, next_values)
-            adv, ret = compute_gae(buf.rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
+            rewards = g.scale_rewards(buf.rewards, buf.dones)
+            adv, ret = compute_gae(rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
             # [T, A, E, ...] -> [A, T * E, ...] (time-major per agent)
             flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
             batch = {"obs": flat(buf.obs), "actions": flat(buf.actions), "logprobs": flat(buf.logprobs),

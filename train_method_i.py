@@ -79,6 +79,8 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
                      help="normalise advantages per minibatch")
     ppo.add_argument("--obs-norm", action=argparse.BooleanOptionalAction, default=d.obs_norm,
                      help="running observation normalisation, owned by each agent's encoder")
+    ppo.add_argument("--norm-reward", action=argparse.BooleanOptionalAction, default=d.norm_reward,
+                     help="scale each agent's rewards by the running std of its discounted return")
     ppo.add_argument("--init-log-std", type=float, default=d.init_log_std, help="initial log std of the Gaussian policy")
     net = p.add_argument_group("network")
     net.add_argument("--hidden-sizes", type=positive(int), nargs="+", default=list(d.hidden_sizes),
@@ -233,13 +235,15 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
                 learner.store_step(rewards, dones, terminated, final_obs)
                 progress["train_scores"].extend(ep["score"] for ep in finished)
             progress["train_scores"] = progress["train_scores"][-100:]
-            step_frac = (learner.num_updates + 1) / num_updates
+            step_frac = learner.num_updates / num_updates  # first update at full LR, last at lr / num_updates
             time_frac = (progress["train_time"] + progress["eval_time"]) / args.max_time if args.max_time else 0.0
             stats = learner.learn(obs, lr_frac=max(step_frac, time_frac) if cfg.anneal_lr else 0.0)
             if not math.isnan(stats["distill_loss"]):
                 progress["last_distill_loss"] = stats["distill_loss"]
             progress["global_step"] += batch
             progress["train_time"] += time.perf_counter() - t0
+            run.update_rows.append({"step": progress["global_step"], "update": learner.num_updates,
+                                    **{k: v for k, v in stats.items() if k != "per_agent"}})
             bar.update(batch)
             done = learner.num_updates >= num_updates or stop.requested or (
                 args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time)
@@ -254,6 +258,7 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
                 interrupted = stop.signum
                 break
         checkpoint(run.ckpt / "latest.pt")
+        run.flush_updates()
     bar.close()
     envs.close()
 

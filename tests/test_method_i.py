@@ -271,3 +271,18 @@ def test_loading_mismatched_checkpoint_fails_clearly():
         method_i.check_compatible(state, *harness.env_info("spread"))
     with pytest.raises(CheckpointError, match="not an LA-IPPO checkpoint"):
         LAIPPO.from_state_dict({"format": "something-else"})
+
+
+# ---------------------------------------------------------------- reward scaling
+def test_reward_scaling_divides_by_std_of_discounted_return():
+    g = AgentGroup(["a"], 2, 1, Config(gamma=0.5, norm_reward=True))
+    rewards = -np.ones((4, 1, 2), np.float32)  # [T, A, E]
+    dones = np.zeros((4, 1, 2), np.float32)
+    dones[1, :, 1] = 1  # env 1's episode ends after t=1: its return restarts
+    scaled = g.scale_rewards(rewards, dones)
+    returns = np.array([[-1, -1.5, -1.75, -1.875], [-1, -1.5, -1, -1.5]])
+    assert g.ret_var.item() == pytest.approx(returns.var(), rel=1e-3)  # prior weight 1e-4 is negligible
+    np.testing.assert_allclose(scaled, rewards / returns.std(), rtol=1e-3)
+    assert (scaled < 0).all()  # scaling keeps the sign
+    off = AgentGroup(["a"], 2, 1, Config(norm_reward=False))
+    assert off.scale_rewards(rewards, dones) is rewards

@@ -53,6 +53,10 @@ def test_train_method_i_writes_run_directory(tmp_path):
     assert (run / "training_plot.png").stat().st_size > 1000
     ckpt = tmp_path / "checkpoints/spread/method_i/smoke_s1"
     assert sorted(p.name for p in ckpt.iterdir()) == ["latest.pt", "step_000000512.pt", "step_000001024.pt"]
+    updates = harness.read_metrics(run / "updates.csv")  # diagnostics of every update
+    assert [u["update"] for u in updates] == list(range(1, 9))
+    assert {"policy_loss", "value_loss", "entropy", "distill_loss", "log_std", "lr", "latent_distance"} <= set(updates[0])
+    assert updates[0]["lr"] > updates[-1]["lr"] > 0  # linear annealing
 
 
 def test_train_ppo_is_method_i_without_distillation(tmp_path):

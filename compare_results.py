@@ -1,0 +1,159 @@
+"""Compare runs: read run directories, write the markdown table and plot the README shows.
+
+    python compare_results.py                          # every run under results/spread/
+    python compare_results.py --run-name main          # only runs named main_s<seed>
+    python compare_results.py --env spread --out-dir results/spread
+
+Reads results/<env>/<algo>/<run-name>_s<seed>/{summary.json,metrics.csv} and
+nothing else.  For every algorithm it reports each metric's per-seed values,
+their mean and a bootstrap 95% CI of the mean, and writes
+<out-dir>/comparison.md, comparison.json and comparison_plot.png (mean eval
+score over env steps with the per-seed range, and the reference lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import harness
+
+ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
+METRICS = [  # (summary key, label, format)
+    ("test_normalised", "Normalised test score (100 held-out episodes)", "{:.3f}"),
+    ("test_score", "Test score", "{:.2f}"),
+    ("last5_eval_mean", "Last-5 eval mean", "{:.2f}"),
+    ("final_eval_score", "Final eval score", "{:.2f}"),
+    ("best_mean_score", "Best mean score", "{:.2f}"),
+    ("best_single_eval_fitness", "Best single eval fitness", "{:.2f}"),
+    ("train_mean_score", "Train mean score (last 100 episodes)", "{:.2f}"),
+    ("env_steps", "Env steps", "{:,.0f}"),
+    ("wall_time", "Wall time (s)", "{:.0f}"),
+    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
+    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
+]
+
+
+def bootstrap_ci(values, n_boot: int = 10_000, seed: int = 0):
+    """Percentile bootstrap 95% CI of the mean."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    means = np.random.default_rng(seed).choice(x, size=(n_boot, len(x))).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def find_runs(results: Path, env: str, run_name: str | None) -> dict:
+    """{algo: [(seed, run_dir)]} of finished runs (summary.json present, not interrupted)."""
+    runs = {}
+    for summary in sorted((results / env).glob("*/*/summary.json")):
+        run_dir = summary.parent
+        m = re.fullmatch(r"(.+)_s(\d+)", run_dir.name)
+        if not m or (run_name is not None and m.group(1) != run_name):
+            continue
+        if json.loads(summary.read_text()).get("interrupted"):
+            print(f"skipping interrupted run {run_dir}", file=sys.stderr)
+            continue
+        runs.setdefault(run_dir.parent.name, []).append((int(m.group(2)), run_dir))
+    return runs
+
+
+def aggregate(runs: dict) -> dict:
+    table = {}
+    for algo, entries in runs.items():
+        summaries = [json.loads((d / "summary.json").read_text()) for _, d in sorted(entries)]
+        table[algo] = {"seeds": [s for s, _ in sorted(entries)], "runs": [str(d) for _, d in sorted(entries)]}
+        for key, _, _ in METRICS:
+            vals = [s[key] for s in summaries if key in s]
+            if vals:
+                lo, hi = bootstrap_ci(vals)
+                table[algo][key] = {"values": vals, "mean": float(np.mean(vals)), "ci95": [lo, hi]}
+    return table
+
+
+def markdown(table: dict, env: str) -> str:
+    algos = sorted(table, key=lambda a: list(ALGO_LABELS).index(a) if a in ALGO_LABELS else 99)
+    head = "| Metric | " + " | ".join(f"{ALGO_LABELS.get(a, a)} (seeds {', '.join(map(str, table[a]['seeds']))})"
+                                      for a in algos) + " |"
+    lines = [head, "|---" * (len(algos) + 1) + "|"]
+    for key, label, fmt in METRICS:
+        cells = []
+        for a in algos:
+            m = table[a].get(key)
+            if m is None:
+                cells.append("n/a")
+                continue
+            cell = f"**{fmt.format(m['mean'])}**"
+            if len(m["values"]) > 1:
+                cell += f" [{fmt.format(m['ci95'][0])}, {fmt.format(m['ci95'][1])}]"
+                cell += "<br>(" + " / ".join(fmt.format(v) for v in m["values"]) + ")"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    note = ("\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. "
+            "Normalised score: 0 = uniform random policy, 1 = hand-coded oracle, on the same seeds.")
+    return f"### {env}\n\n" + "\n".join(lines) + "\n" + note + "\n"
+
+
+def plot(runs: dict, env: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    refs = None
+    for k, (algo, entries) in enumerate(sorted(runs.items())):
+        curves = [harness.read_metrics(d / "metrics.csv") for _, d in entries]
+        length = min(len(c) for c in curves)
+        steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
+        scores = np.array([[r["eval_score"] for r in c[:length]] for c in curves], dtype=float)
+        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{ALGO_LABELS.get(algo, algo)} (mean of {len(curves)})")
+        ax.fill_between(steps, scores.min(0), scores.max(0), color=f"C{k}", alpha=0.2)
+        refs = refs or json.loads((entries[0][1] / "summary.json").read_text()).get("validation_references")
+    for key, style in (("oracle", "--"), ("random", ":")):
+        if refs and key in refs:
+            ax.axhline(refs[key], color="gray", ls=style, label=f"{key} ({refs[key]:.1f})")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval score (50 validation episodes)")
+    ax.set_title(f"{env}: deterministic evaluation during training (band: min-max over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    harness.atomic_write(path, buf.getvalue())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="spread", choices=sorted(harness.ENVS))
+    p.add_argument("--results-dir", default="results", help="root of the run directories")
+    p.add_argument("--run-name", default=None, help="only runs named <run-name>_s<seed> (default: all)")
+    p.add_argument("--out-dir", default=None, help="where to write the comparison (default: <results-dir>/<env>)")
+    args = p.parse_args(argv)
+    results = Path(args.results_dir)
+    runs = find_runs(results, args.env, args.run_name)
+    if not runs:
+        raise harness.UsageError(f"no finished runs under {results / args.env}"
+                                 + (f" named {args.run_name}_s<seed>" if args.run_name else ""))
+    out = Path(args.out_dir) if args.out_dir else results / args.env
+    table = aggregate(runs)
+    md = markdown(table, args.env)
+    harness.atomic_write(out / "comparison.md", md)
+    harness.write_json(out / "comparison.json", table)
+    plot(runs, args.env, out / "comparison_plot.png")
+    print(md)
+    print(f"wrote {out / 'comparison.md'}, {out / 'comparison.json'}, {out / 'comparison_plot.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(harness.run_cli(main))
