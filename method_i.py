@@ -191,21 +191,40 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self, agents=None) -> None:
+        """One Adam step for the given agent indices (default: all agents)."""
         b1, b2 = self.betas
-        for k, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            idx = slice(None) if agents is None else torch.as_tensor(agents)
-            self.steps[k, idx] += 1
-            t = self.steps[k, idx].view(-1, *[1] * (p.dim() - 1))
-            m, v, g, w = self.exp_avg[k][idx], self.exp_avg_sq[k][idx], p.grad[idx], p.data[idx]
-            m = m.lerp_(g, 1 - b1) if agents is None else m.lerp(g, 1 - b1)
-            v = v.mul_(b2).addcmul_(g, g, value=1 - b2) if agents is None else v * b2 + (1 - b2) * g * g
-            update = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + self.eps)
-            if agents is None:
-                p.data.sub_(self.lr * update)
-            else:
-                self.exp_avg[k][idx], self.exp_avg_sq[k][idx], p.data[idx] = m, v, w - self.lr * update
+        live = [k for k, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        rows = torch.as_tensor(live)
+        idx = slice(None) if agents is None else torch.as_tensor(agents)
+        if agents is None:
+            self.steps[rows] += 1
+        else:
+            self.steps[rows[:, None], idx[None, :]] += 1
+        t = self.steps[rows][:, idx]  # [live tensors, agents]
+        step_size = self.lr / (1 - b1**t)  # bias corrections for every tensor and agent at once
+        bc2_sqrt = (1 - b2**t).sqrt()
+        shape = lambda k: (-1, *[1] * (self.params[k].dim() - 1))
+        if agents is None:  # the common case: every agent steps; batched over all tensors
+            params = [self.params[k] for k in live]
+            grads, m, v = [p.grad for p in params], [self.exp_avg[k] for k in live], [self.exp_avg_sq[k] for k in live]
+            torch._foreach_lerp_(m, grads, 1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, 1 - b2)
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, [bc2_sqrt[n].view(shape(k)) for n, k in enumerate(live)])
+            torch._foreach_add_(denom, self.eps)
+            update = torch._foreach_mul(m, [step_size[n].view(shape(k)) for n, k in enumerate(live)])
+            torch._foreach_addcdiv_(params, update, denom, value=-1.0)
+            return
+        for n, k in enumerate(live):  # some agents only (distillation students): gather, update, scatter
+            p, g = self.params[k], self.params[k].grad[idx]
+            m = self.exp_avg[k][idx].lerp(g, 1 - b1)
+            v = self.exp_avg_sq[k][idx] * b2 + (1 - b2) * g * g
+            update = step_size[n].view(shape(k)) * m / (v.sqrt() / bc2_sqrt[n].view(shape(k)) + self.eps)
+            self.exp_avg[k][idx], self.exp_avg_sq[k][idx] = m, v
+            p.data[idx] = p.data[idx] - update
 
     def state_dict(self) -> dict:
         return {"exp_avg": [t.clone() for t in self.exp_avg], "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],

@@ -144,6 +144,10 @@ def main(argv=None, algo: str = "method_i") -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.seed < harness.MAX_SEED:
         raise UsageError(f"--seed must be in [0, {harness.MAX_SEED})")
+    if getattr(args, "topology", None) == "none":  # no option is accepted and then ignored
+        unused = [k for k in DISTILL_OPTIONS if k in explicit_options(parser, argv)]
+        if unused:
+            raise UsageError(f"--{unused[0].replace('_', '-')} has no effect with --topology none")
     if args.num_envs > harness.MAX_ENVS:
         raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
     if args.resume and args.run_name is None:
@@ -160,6 +164,9 @@ def main(argv=None, algo: str = "method_i") -> int:
         args = argparse.Namespace(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}, "resume": True})
     cfg = make_config(args)
     return train(args, cfg, algo, run)
+
+
+DISTILL_OPTIONS = ("distill_interval", "distill_weight", "obs_buffer_size", "distill_batch_size")
 
 
 def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
