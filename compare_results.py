@@ -3,6 +3,7 @@
     python compare_results.py                          # every run under results/spread/
     python compare_results.py --run-name main          # only runs named main_s<seed>
     python compare_results.py --env spread --out-dir results/spread
+    python compare_results.py --results-dir results/sweeps --by-run   # one row per run (a sweep)
 
 Reads results/<env>/<algo>/<run-name>_s<seed>/{summary.json,metrics.csv} and
 nothing else.  For every algorithm it reports each metric's per-seed values,
@@ -99,6 +100,34 @@ def markdown(table: dict, env: str) -> str:
     return f"### {env}\n\n" + "\n".join(lines) + "\n" + note + "\n"
 
 
+IGNORED_ARGS = {"run_name", "results_dir", "checkpoint_dir", "progress", "resume", "torch_threads", "final_eval_episodes"}
+
+
+def by_run_markdown(runs: dict, env: str) -> str:
+    """One row per run: the options in which the runs differ, and the
+    validation-seed scores (a sweep must be judged on these, never on test)."""
+    entries = [(algo, seed, d) for algo, es in runs.items() for seed, d in es]
+    configs = [json.loads((d / "config.json").read_text()) for _, _, d in entries]
+    values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
+    keys = sorted({k for v in values for k in v} - IGNORED_ARGS)
+    varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
+    mode = {k: max((json.dumps(v.get(k)) for v in values), key=[json.dumps(v.get(k)) for v in values].count) for k in varying}
+    rows = []
+    for (algo, seed, d), v in zip(entries, values):
+        s = json.loads((d / "summary.json").read_text())
+        diff = ", ".join(f"{k}={v.get(k)}" for k in varying if json.dumps(v.get(k)) != mode[k]) or "(the common setting)"
+        rows.append((s["last5_eval_normalised"], f"| {d.name} | {algo} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
+                     f"{s['last5_eval_normalised']:.3f} | {s['env_steps']:,} |"))
+    common = ", ".join(f"{k}={json.loads(m)}" for k, m in mode.items())
+    head = ("| run | algo | seed | options that differ from the common setting | final eval normalised | last-5 eval normalised | "
+            "env steps |\n|---|---|---|---|---|---|---|")
+    body = "\n".join(r for _, r in sorted(rows, key=lambda r: -r[0]))
+    return (f"### {env}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
+            f"Common setting of the options that vary: {common}.  "
+            "Scores are on the validation seeds of the periodic evaluations (50 episodes each); "
+            "normalised: 0 = random, 1 = oracle.\n")
+
+
 def plot(runs: dict, env: str, path: Path) -> None:
     import matplotlib
 
@@ -138,6 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--run-name", default=None, help="only runs named <run-name>_s<seed> (default: all)")
     p.add_argument("--out-dir", default=None, help="where to write the comparison (default: <results-dir>/<env>)")
+    p.add_argument("--by-run", action="store_true", help="one row per run (for sweeps) instead of per algorithm")
     args = p.parse_args(argv)
     results = Path(args.results_dir)
     runs = find_runs(results, args.env, args.run_name)
@@ -145,6 +175,12 @@ def main(argv=None) -> int:
         raise harness.UsageError(f"no finished runs under {results / args.env}"
                                  + (f" named {args.run_name}_s<seed>" if args.run_name else ""))
     out = Path(args.out_dir) if args.out_dir else results / args.env
+    if args.by_run:
+        md = by_run_markdown(runs, args.env)
+        harness.atomic_write(out / "runs.md", md)
+        print(md)
+        print(f"wrote {out / 'runs.md'}")
+        return 0
     table = aggregate(runs)
     md = markdown(table, args.env)
     harness.atomic_write(out / "comparison.md", md)

@@ -51,8 +51,9 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
     run.add_argument("--eval-interval", type=positive(int), default=10_000, help="env steps between evaluations")
     run.add_argument("--eval-episodes", type=positive(int), default=50,
                      help="deterministic episodes per evaluation (validation seeds)")
-    run.add_argument("--final-eval-episodes", type=positive(int), default=100,
-                     help="deterministic episodes of the final held-out evaluation (test seeds)")
+    run.add_argument("--final-eval-episodes", type=int, default=100,
+                     help="deterministic episodes of the final held-out evaluation (test seeds); "
+                          "0 skips it (hyperparameter sweeps must never see the test seeds)")
     run.add_argument("--run-name", default=None, help="run directory name (default: the start time)")
     run.add_argument("--results-dir", default="results", help="root of run directories (committed)")
     run.add_argument("--checkpoint-dir", default="checkpoints", help="root of checkpoint directories (git-ignored)")
@@ -148,6 +149,8 @@ def main(argv=None, algo: str = "method_i") -> int:
         unused = [k for k in DISTILL_OPTIONS if k in explicit_options(parser, argv)]
         if unused:
             raise UsageError(f"--{unused[0].replace('_', '-')} has no effect with --topology none")
+    if args.final_eval_episodes < 0:
+        raise UsageError("--final-eval-episodes must be >= 0")
     if args.num_envs > harness.MAX_ENVS:
         raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
     if args.resume and args.run_name is None:
@@ -270,7 +273,7 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
     envs.close()
 
     summary = summarise(args, run, progress, refs, interrupted)
-    if interrupted is None:
+    if interrupted is None and args.final_eval_episodes > 0:
         final = harness.evaluate(args.env, policy, "test", args.final_eval_episodes)
         summary.update({"test_score": final["score"], "test_ci": final["ci"], "test_normalised": final["normalised"],
                         "test_episodes": final["episodes"], "test_references": final["references"]})
