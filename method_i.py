@@ -296,26 +296,30 @@ class AgentGroup(nn.Module):
                 self.head_w[sel], self.head_b[sel], self.log_std[sel].clamp(LOG_STD_MIN, LOG_STD_MAX))
 
     def _acting_tensors(self):
-        """Detached weights for acting, rebuilt only after the weights change."""
+        """Detached weights for acting, rebuilt only after the weights change,
+        plus the policy's std and the constant part of its log-density."""
         if self._acting is None:
             with torch.no_grad():
-                self._acting = self._tensors()
+                t = self._tensors()
+                log_std = t[5]
+                self._acting = (*t, log_std.exp(), log_std.sum(-1) + self.act_dim * _LOG_SQRT_2PI)
         return self._acting
 
     def changed(self):
         """Call after any change of weights or normaliser statistics."""
         self._acting = None
 
-    def _encode(self, t, obs):
-        x = obs
-        if self.cfg.obs_norm:
-            x = ((x - t[0]) / t[1]).clamp(-10.0, 10.0)
+    def _normalise(self, t, obs):
+        return ((obs - t[0]) / t[1]).clamp(-10.0, 10.0) if self.cfg.obs_norm else obs
+
+    def _encode(self, t, obs, normalised=False):
+        x = obs if normalised else self._normalise(t, obs)
         for w, b in t[2]:
             x = self.act_fn(torch.baddbmm(b, x, w))
         return x
 
-    def _forward(self, t, obs):
-        out = torch.baddbmm(t[4], self._encode(t, obs), t[3])
+    def _forward(self, t, obs, normalised=False):
+        out = torch.baddbmm(t[4], self._encode(t, obs, normalised), t[3])
         return out[..., :-1], out[..., -1], t[5]
 
     def encode(self, obs: torch.Tensor, agents=None) -> torch.Tensor:
@@ -330,13 +334,14 @@ class AgentGroup(nn.Module):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False):
         """(action, logprob, value) for obs [A, B, D]; actions are unclipped samples."""
-        mean, value, log_std = self._forward(self._acting_tensors(), obs)
+        t = self._acting_tensors()
+        mean, value, _ = self._forward(t, obs)
         if deterministic:
             return mean, None, value
         noise = torch.randn_like(mean)
-        action = mean + log_std.exp() * noise
+        action = torch.addcmul(mean, t[6], noise)
         # log N(action; mean, std) written in terms of the noise (same value, fewer ops)
-        logprob = -0.5 * noise.square().sum(-1) - (log_std.sum(-1) + self.act_dim * _LOG_SQRT_2PI)
+        logprob = noise.square().sum(-1).mul_(-0.5).sub_(t[7])
         return action, logprob, value
 
     @torch.no_grad()
@@ -402,12 +407,22 @@ class AgentGroup(nn.Module):
         mb_size = max(1, n // cfg.num_minibatches)
         totals = torch.zeros(5, len(self))
         steps = 0
+        # The normaliser is fixed during the update: normalise once, and pack
+        # every per-sample field into one tensor so an epoch's shuffle is one gather.
+        with torch.no_grad():
+            obs = self._normalise(self._tensors(), batch["obs"])
+        fields = [obs, batch["actions"], batch["logprobs"][..., None], batch["advantages"][..., None],
+                  batch["returns"][..., None]]
+        cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
+        packed = torch.cat(fields, dim=-1)
         for _ in range(cfg.update_epochs):
-            perm = torch.randperm(n, generator=generator)
-            shuffled = {k: v[:, perm] for k, v in batch.items()}
+            shuffled = packed[:, torch.randperm(n, generator=generator)]
             for start in range(0, n - mb_size + 1, mb_size):
-                mb = {k: v[:, start:start + mb_size] for k, v in shuffled.items()}
-                mean, value, log_std = self(mb["obs"])
+                mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns = torch.tensor_split(
+                    shuffled[:, start:start + mb_size], cuts, dim=-1)
+                mb = {"actions": mb_actions, "logprobs": mb_logprobs.squeeze(-1), "advantages": mb_adv.squeeze(-1),
+                      "returns": mb_returns.squeeze(-1)}
+                mean, value, log_std = self._forward(self._tensors(), mb_obs, normalised=True)
                 new_logprob = gaussian_logprob(mb["actions"], mean, log_std)
                 adv = mb["advantages"]
                 if cfg.norm_adv and adv.shape[-1] > 1:
@@ -427,11 +442,7 @@ class AgentGroup(nn.Module):
         norm separately, and step the given agents' Adam (default: all)."""
         self.optimizer.zero_grad()
         loss.backward()
-        grads = [p.grad for p in self.optimizer.params if p.grad is not None]
-        sq_norm = sum(g.square().sum(dim=tuple(range(1, g.dim()))) for g in grads)  # [A]
-        coef = (self.cfg.max_grad_norm / (sq_norm.sqrt() + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
+        clip_grad_norm_per_agent([p.grad for p in self.optimizer.params if p.grad is not None], self.cfg.max_grad_norm)
         self.optimizer.step(agents)
         self.changed()
 
@@ -487,6 +498,18 @@ class AgentGroup(nn.Module):
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
+
+
+@torch.no_grad()
+def clip_grad_norm_per_agent(grads, max_norm: float) -> torch.Tensor:
+    """clip_grad_norm_ for every agent separately: grads are stacked [A, ...]
+    tensors; agent i's global norm over all its tensors is clipped to max_norm.
+    Returns the per-agent norms before clipping."""
+    n = grads[0].shape[0]
+    norm = torch.cat([g.reshape(n, -1) for g in grads], dim=1).norm(dim=1)
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(grads, [coef.view(-1, *[1] * (g.dim() - 1)) for g in grads])
+    return norm
 
 
 def _orthogonal(n, fan_in, fan_out, gain):

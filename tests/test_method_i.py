@@ -202,6 +202,21 @@ def test_stacked_adam_equals_one_torch_adam_per_agent():
     assert opt.steps[0].tolist() == [3, 6, 6]
 
 
+def test_gradient_norm_is_clipped_per_agent():
+    torch.manual_seed(0)
+    grads = [torch.randn(2, 4, 3), torch.randn(2, 1, 3)]
+    for g in grads:
+        g[0] *= 100.0  # agent 0: a huge gradient
+        g[1] *= 0.01  # agent 1: a small one, well under the limit
+    small = [g[1].clone() for g in grads]
+    before = method_i.clip_grad_norm_per_agent(grads, max_norm=0.5)
+    after = torch.cat([g.reshape(2, -1) for g in grads], 1).norm(dim=1)
+    assert before[0] > 0.5 > before[1]
+    assert after[0].item() == pytest.approx(0.5, rel=1e-4)  # clipped to the limit over all its tensors
+    for g, s in zip(grads, small):  # agent 1 is untouched by agent 0's size
+        assert torch.equal(g[1], s)
+
+
 # ---------------------------------------------------------------- log_std clamp
 def test_log_std_is_clamped():
     g = AgentGroup(["a"], 3, 2, Config())
