@@ -50,7 +50,8 @@ def bootstrap_ci(values, n_boot: int = 10_000, seed: int = 0):
 
 
 def find_runs(results: Path, env: str, run_name: str | None) -> dict:
-    """{algo: [(seed, run_dir)]} of finished runs (summary.json present, not interrupted)."""
+    """{(algo, run name): [(seed, run_dir)]} of finished runs (summary.json present,
+    not interrupted); runs of one name and algorithm are the seeds of one experiment."""
     runs = {}
     for summary in sorted((results / env).glob("*/*/summary.json")):
         run_dir = summary.parent
@@ -60,8 +61,13 @@ def find_runs(results: Path, env: str, run_name: str | None) -> dict:
         if json.loads(summary.read_text()).get("interrupted"):
             print(f"skipping interrupted run {run_dir}", file=sys.stderr)
             continue
-        runs.setdefault(run_dir.parent.name, []).append((int(m.group(2)), run_dir))
+        runs.setdefault((run_dir.parent.name, m.group(1)), []).append((int(m.group(2)), run_dir))
     return runs
+
+
+def column_label(key) -> str:
+    algo, name = key
+    return f"{ALGO_LABELS.get(algo, algo)} [{name}]"
 
 
 def aggregate(runs: dict) -> dict:
@@ -78,9 +84,8 @@ def aggregate(runs: dict) -> dict:
 
 
 def markdown(table: dict, env: str) -> str:
-    algos = sorted(table, key=lambda a: list(ALGO_LABELS).index(a) if a in ALGO_LABELS else 99)
-    head = "| Metric | " + " | ".join(f"{ALGO_LABELS.get(a, a)} (seeds {', '.join(map(str, table[a]['seeds']))})"
-                                      for a in algos) + " |"
+    algos = sorted(table, key=lambda k: (k[1], list(ALGO_LABELS).index(k[0]) if k[0] in ALGO_LABELS else 99))
+    head = "| Metric | " + " | ".join(f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos) + " |"
     lines = [head, "|---" * (len(algos) + 1) + "|"]
     for key, label, fmt in METRICS:
         cells = []
@@ -106,7 +111,7 @@ IGNORED_ARGS = {"run_name", "results_dir", "checkpoint_dir", "progress", "resume
 def by_run_markdown(runs: dict, env: str) -> str:
     """One row per run: the options in which the runs differ, and the
     validation-seed scores (a sweep must be judged on these, never on test)."""
-    entries = [(algo, seed, d) for algo, es in runs.items() for seed, d in es]
+    entries = [(algo, seed, d) for (algo, _), es in runs.items() for seed, d in es]
     configs = [json.loads((d / "config.json").read_text()) for _, _, d in entries]
     values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
     keys = sorted({k for v in values for k in v} - IGNORED_ARGS)
@@ -141,7 +146,7 @@ def plot(runs: dict, env: str, path: Path) -> None:
         length = min(len(c) for c in curves)
         steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         scores = np.array([[r["eval_score"] for r in c[:length]] for c in curves], dtype=float)
-        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{ALGO_LABELS.get(algo, algo)} (mean of {len(curves)})")
+        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{column_label(algo)} (mean of {len(curves)} seeds)")
         ax.fill_between(steps, scores.min(0), scores.max(0), color=f"C{k}", alpha=0.2)
         refs = refs or json.loads((entries[0][1] / "summary.json").read_text()).get("validation_references")
     for key, style in (("oracle", "--"), ("random", ":")):
@@ -184,7 +189,7 @@ def main(argv=None) -> int:
     table = aggregate(runs)
     md = markdown(table, args.env)
     harness.atomic_write(out / "comparison.md", md)
-    harness.write_json(out / "comparison.json", table)
+    harness.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
     plot(runs, args.env, out / "comparison_plot.png")
     print(md)
     print(f"wrote {out / 'comparison.md'}, {out / 'comparison.json'}, {out / 'comparison_plot.png'}")

@@ -146,3 +146,33 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one row per evaluation, in order
     with pytest.raises(harness.UsageError, match="differs"):
         train_method_i.main([*dirs(tmp_path), "--run-name", "sig", "--resume", "--lr", "0.5"])
+
+
+def test_compare_results_tables_and_plot(tmp_path):
+    import compare_results
+
+    for seed in ("1", "2"):
+        train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "cmp", "--seed", seed])
+    train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "cmp", "--seed", "1"])
+    train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "other", "--seed", "1", "--lr", "0.002"])
+    results = tmp_path / "results"
+    assert compare_results.main(["--results-dir", str(results)]) == 0
+    md = (results / "spread/comparison.md").read_text()
+    # one column per (algorithm, run name): experiments are never pooled
+    assert "Method I (LA-IPPO) [cmp], seeds 1, 2" in md and "IPPO [cmp], seeds 1" in md and "IPPO [other], seeds 1" in md
+    table = json.loads((results / "spread/comparison.json").read_text())
+    s1, s2 = (json.loads((results / f"spread/method_i/cmp_s{s}/summary.json").read_text())["test_score"] for s in (1, 2))
+    assert table["Method I (LA-IPPO) [cmp]"]["test_score"]["mean"] == pytest.approx((s1 + s2) / 2)
+    assert (results / "spread/comparison_plot.png").stat().st_size > 1000
+    assert compare_results.main(["--results-dir", str(results), "--by-run"]) == 0
+    assert "lr=0.002" in (results / "spread/runs.md").read_text()
+    with pytest.raises(harness.UsageError, match="no finished runs"):
+        compare_results.main(["--results-dir", str(results), "--run-name", "missing"])
+
+
+def test_bootstrap_ci():
+    import compare_results
+
+    assert compare_results.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    lo, hi = compare_results.bootstrap_ci([0.0, 1.0, 2.0, 3.0])
+    assert 0.0 <= lo < 1.5 < hi <= 3.0
