@@ -283,9 +283,6 @@ class AgentGroup(nn.Module):
     def __len__(self):
         return len(self.agent_ids)
 
-    def encoder_parameters(self):
-        return [*self.enc_w, *self.enc_b]
-
     # -- forward passes ------------------------------------------------------
     def _tensors(self, agents=None):
         """The weights as plain tensors (optionally only some agents' rows):

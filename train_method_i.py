@@ -31,6 +31,8 @@ from method_i import LAIPPO, Config
 
 # Options a resumed run may change; every other option must match the run's config.
 RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
+# Options that only matter when distilling: refused with --topology none rather than ignored.
+DISTILL_OPTIONS = ("distill_interval", "distill_weight", "obs_buffer_size", "distill_batch_size")
 
 
 def build_parser(algo: str) -> argparse.ArgumentParser:
@@ -168,8 +170,6 @@ def main(argv=None, algo: str = "method_i") -> int:
     cfg = make_config(args)
     return train(args, cfg, algo, run)
 
-
-DISTILL_OPTIONS = ("distill_interval", "distill_weight", "obs_buffer_size", "distill_batch_size")
 
 
 def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
