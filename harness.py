@@ -13,6 +13,7 @@ Conventions (see DESIGN.md):
 
 from __future__ import annotations
 
+import argparse
 import csv
 import functools
 import io
@@ -615,6 +616,80 @@ def add_eval_arguments(parser, algo_dirs) -> None:
     parser.add_argument("--render-episodes", type=positive(int), default=1, help="episodes to render")
     parser.add_argument("--out", default=None, help="GIF path for --render gif (default: next to the checkpoint)")
     parser.add_argument("--fps", type=positive(int), default=10, help="frames per second of the GIF")
+
+
+# ----------------------------------------------------------------------------
+# What every training script accepts and how it opens its run directory
+# ----------------------------------------------------------------------------
+
+# Options a resumed run may change; every other option must match the run's config.
+RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
+
+
+def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
+    """The options common to every train_*.py (budgets, seeds, evaluation, run directories)."""
+    run = p.add_argument_group("run")
+    run.add_argument("--env", default="spread", choices=envs, help="MPE environment (spread = simple_spread_v3)")
+    run.add_argument("--max-steps", type=positive(int), default=200_000, help=f"env-step budget ({budget_note})")
+    run.add_argument("--max-time", type=positive(float), default=None,
+                     help="wall-clock budget in seconds; training stops at whichever budget ends first")
+    run.add_argument("--num-envs", type=positive(int), default=8, help="parallel environments stepped in-process")
+    run.add_argument("--seed", type=int, default=1, help="seeds python, numpy, torch and the training envs")
+    run.add_argument("--eval-interval", type=positive(int), default=10_000, help="env steps between evaluations")
+    run.add_argument("--eval-episodes", type=positive(int), default=50,
+                     help="deterministic episodes per evaluation (validation seeds)")
+    run.add_argument("--final-eval-episodes", type=int, default=100,
+                     help="deterministic episodes of the final held-out evaluation (test seeds); "
+                          "0 skips it (hyperparameter sweeps must never see the test seeds)")
+    run.add_argument("--run-name", default=None, help="run directory name (default: the start time)")
+    run.add_argument("--results-dir", default="results", help="root of run directories (committed)")
+    run.add_argument("--checkpoint-dir", default="checkpoints", help="root of checkpoint directories (git-ignored)")
+    run.add_argument("--resume", action="store_true", help="continue the run --run-name/--seed from its latest.pt")
+    run.add_argument("--torch-threads", type=positive(int), default=1,
+                     help="torch intra-op threads (1 is fastest for these small networks, see benchmarks/)")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+
+
+
+def explicit_options(parser, argv) -> dict:
+    """The options actually given on the command line."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
+            if isinstance(action, argparse.BooleanOptionalAction):
+                probe.add_argument(*action.option_strings, action=argparse.BooleanOptionalAction, **kwargs)
+            elif action.nargs == 0:
+                probe.add_argument(*action.option_strings, action="store_const", const=action.const, **kwargs)
+            else:
+                probe.add_argument(*action.option_strings, nargs=action.nargs, type=action.type, **kwargs)
+    return vars(probe.parse_known_args(argv)[0])
+
+
+def open_run(parser, argv, args, algo: str):
+    """Validate the common options and open the run directory.  With
+    --resume, the run's own config.json wins: only RESUMABLE options may
+    change, and any other option given with a different value is an error.
+    Returns (args, RunDir)."""
+    if not 0 <= args.seed < MAX_SEED:
+        raise UsageError(f"--seed must be in [0, {MAX_SEED})")
+    if args.final_eval_episodes < 0:
+        raise UsageError("--final-eval-episodes must be >= 0")
+    if args.num_envs > MAX_ENVS:
+        raise UsageError(f"--num-envs must be at most {MAX_ENVS}")
+    if args.resume and args.run_name is None:
+        raise UsageError("--resume needs the --run-name (and --seed) of the run to continue")
+    if args.run_name is None:
+        args.run_name = time.strftime("%Y%m%d-%H%M%S")
+    run = RunDir(args.results_dir, args.checkpoint_dir, args.env, algo, args.run_name, args.seed, args.resume)
+    if args.resume:  # the run's own config wins; only RESUMABLE options may change
+        saved = run.saved_config()["args"]
+        given = explicit_options(parser, argv)
+        for key, value in given.items():
+            if key not in RESUMABLE and key in saved and saved[key] != value:
+                raise UsageError(f"--resume: --{key.replace('_', '-')} {value} differs from the run's {saved[key]}")
+        args = argparse.Namespace(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}, "resume": True})
+    return args, run
 
 
 def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:

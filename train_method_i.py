@@ -29,8 +29,6 @@ import harness
 from harness import UsageError, positive
 from method_i import LAIPPO, Config
 
-# Options a resumed run may change; every other option must match the run's config.
-RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
 # Options that only matter when distilling: refused with --topology none rather than ignored.
 DISTILL_OPTIONS = ("distill_interval", "distill_weight", "obs_buffer_size", "distill_batch_size")
 
@@ -42,27 +40,7 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
                      "distilled toward each other." if distill else
                      "Train the IPPO baseline: Method I's agents and PPO with distillation off."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = p.add_argument_group("run")
-    run.add_argument("--env", default="spread", choices=["spread"], help="MPE environment (spread = simple_spread_v3)")
-    run.add_argument("--max-steps", type=positive(int), default=200_000,
-                     help="env-step budget (rounded up to whole rollouts of num-envs x rollout-length)")
-    run.add_argument("--max-time", type=positive(float), default=None,
-                     help="wall-clock budget in seconds; training stops at whichever budget ends first")
-    run.add_argument("--num-envs", type=positive(int), default=8, help="parallel environments stepped in-process")
-    run.add_argument("--seed", type=int, default=1, help="seeds python, numpy, torch and the training envs")
-    run.add_argument("--eval-interval", type=positive(int), default=10_000, help="env steps between evaluations")
-    run.add_argument("--eval-episodes", type=positive(int), default=50,
-                     help="deterministic episodes per evaluation (validation seeds)")
-    run.add_argument("--final-eval-episodes", type=int, default=100,
-                     help="deterministic episodes of the final held-out evaluation (test seeds); "
-                          "0 skips it (hyperparameter sweeps must never see the test seeds)")
-    run.add_argument("--run-name", default=None, help="run directory name (default: the start time)")
-    run.add_argument("--results-dir", default="results", help="root of run directories (committed)")
-    run.add_argument("--checkpoint-dir", default="checkpoints", help="root of checkpoint directories (git-ignored)")
-    run.add_argument("--resume", action="store_true", help="continue the run --run-name/--seed from its latest.pt")
-    run.add_argument("--torch-threads", type=positive(int), default=1,
-                     help="torch intra-op threads (1 is fastest for these small networks, see benchmarks/)")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    harness.add_run_arguments(p, budget_note="rounded up to whole rollouts of num-envs x rollout-length")
 
     d = Config()
     ppo = p.add_argument_group("PPO")
@@ -114,21 +92,6 @@ def make_config(args) -> Config:
         raise UsageError(str(exc))
 
 
-def explicit_options(parser, argv) -> dict:
-    """The options actually given on the command line."""
-    probe = argparse.ArgumentParser(add_help=False)
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
-            if isinstance(action, argparse.BooleanOptionalAction):
-                probe.add_argument(*action.option_strings, action=argparse.BooleanOptionalAction, **kwargs)
-            elif action.nargs == 0:
-                probe.add_argument(*action.option_strings, action="store_const", const=action.const, **kwargs)
-            else:
-                probe.add_argument(*action.option_strings, nargs=action.nargs, type=action.type, **kwargs)
-    return vars(probe.parse_known_args(argv)[0])
-
-
 def numpy_rng_state() -> dict:
     """numpy's global RNG state in a form torch.load(weights_only=True) accepts."""
     _, key, pos, _, _ = np.random.get_state()
@@ -145,31 +108,13 @@ def main(argv=None, algo: str = "method_i") -> int:
     parser = build_parser(algo)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if not 0 <= args.seed < harness.MAX_SEED:
-        raise UsageError(f"--seed must be in [0, {harness.MAX_SEED})")
     if getattr(args, "topology", None) == "none":  # no option is accepted and then ignored
-        unused = [k for k in DISTILL_OPTIONS if k in explicit_options(parser, argv)]
+        unused = [k for k in DISTILL_OPTIONS if k in harness.explicit_options(parser, argv)]
         if unused:
             raise UsageError(f"--{unused[0].replace('_', '-')} has no effect with --topology none")
-    if args.final_eval_episodes < 0:
-        raise UsageError("--final-eval-episodes must be >= 0")
-    if args.num_envs > harness.MAX_ENVS:
-        raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
-    if args.resume and args.run_name is None:
-        raise UsageError("--resume needs the --run-name (and --seed) of the run to continue")
-    if args.run_name is None:
-        args.run_name = time.strftime("%Y%m%d-%H%M%S")
-    run = harness.RunDir(args.results_dir, args.checkpoint_dir, args.env, algo, args.run_name, args.seed, args.resume)
-    if args.resume:  # the run's own config wins; only RESUMABLE options may change
-        saved = run.saved_config()["args"]
-        given = explicit_options(parser, argv)
-        for key, value in given.items():
-            if key not in RESUMABLE and key in saved and saved[key] != value:
-                raise UsageError(f"--resume: --{key.replace('_', '-')} {value} differs from the run's {saved[key]}")
-        args = argparse.Namespace(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}, "resume": True})
+    args, run = harness.open_run(parser, argv, args, algo)
     cfg = make_config(args)
     return train(args, cfg, algo, run)
-
 
 
 def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
