@@ -24,10 +24,10 @@ ALGOS = ("method_i", "ppo")
 def load_learner(path, env_name=None):
     """(learner, run checkpoint dict) from a train_method_i.py / train_ppo.py checkpoint."""
     state = harness.load_checkpoint(path)
-    if state.get("format") != "memeplex-run/1" or "learner" not in state:
+    if state.get("algo") == "maddpg":
+        raise CheckpointError(f"{path} is a MADDPG checkpoint; use eval_maddpg.py")
+    if state.get("format") != "memeplex-run/1" or "learner" not in state or state.get("algo") not in ALGOS:
         raise CheckpointError(f"{path} is not a training checkpoint of train_method_i.py or train_ppo.py")
-    if state.get("algo") not in ALGOS:
-        raise CheckpointError(f"{path} is a {state.get('algo')} checkpoint; use eval_{state.get('algo')}.py")
     if env_name is not None and state["env"] != env_name:
         raise CheckpointError(f"{path} was trained on {state['env']!r}, not {env_name!r}")
     check_compatible(state["learner"], *harness.env_info(state["env"]))

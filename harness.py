@@ -387,6 +387,17 @@ def load_checkpoint(path) -> dict:
     return state
 
 
+def seed_everything(seed: int) -> None:
+    """One --seed seeds python, numpy and torch (the envs get their own seeds)."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def provenance() -> dict:
     """Git commit, package versions and machine, for config.json."""
     from importlib import metadata

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import random
 import signal
 import sys
 import time
@@ -98,12 +97,6 @@ def numpy_rng_state() -> dict:
     return {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos)}
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def main(argv=None, algo: str = "method_i") -> int:
     parser = build_parser(algo)
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -119,7 +112,7 @@ def main(argv=None, algo: str = "method_i") -> int:
 
 def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
     torch.set_num_threads(args.torch_threads)
-    seed_everything(args.seed)
+    harness.seed_everything(args.seed)
     agents, obs_dims, act_dims = harness.env_info(args.env)
     batch = args.num_envs * args.rollout_length
     if batch < args.num_minibatches:

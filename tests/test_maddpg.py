@@ -1,0 +1,105 @@
+"""MADDPG baseline: replay transitions, actor-only checkpoints, a tiny population run, eval_maddpg.py."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import harness
+import train_maddpg
+from test_scripts import assert_clean_error, dirs, run_script
+
+TINY = ["--max-steps", "2000", "--evo-steps", "500", "--population-size", "2", "--num-envs", "4",
+        "--learning-delay", "100", "--batch-size", "32", "--eval-interval", "1000", "--eval-episodes", "4",
+        "--final-eval-episodes", "4", "--fitness-episodes", "2", "--no-progress"]
+
+
+def test_transition_at_episode_end_stores_real_final_observation():
+    envs = harness.VecEnv("spread", 2, seed=0)
+    obs = envs.reset()
+    zero = {a: np.zeros((2, 5), np.float32) for a in envs.agents}
+    for t in range(25):
+        prev = obs
+        obs, rewards, dones, terminated, final_obs, _ = envs.step(zero)
+        tr = train_maddpg.transition(prev, zero, rewards, obs, dones, terminated, final_obs)
+        for a in envs.agents:
+            if t < 24:  # inside the episode: the next observation is the one returned
+                np.testing.assert_array_equal(tr["next_obs"][a], obs[a])
+            else:  # the time limit: the real final observation, not the next episode's reset
+                assert dones.all()
+                np.testing.assert_array_equal(tr["next_obs"][a], final_obs[a])
+                assert not np.allclose(tr["next_obs"][a], obs[a])
+            assert (tr["done"][a] == 0).all()  # truncation is not termination: bootstrapped
+
+
+def _population(n=1, shared=False):
+    args = train_maddpg.build_parser().parse_args(["--population-size", str(n), "--num-envs", "3"]
+                                                  + (["--shared-networks"] if shared else []))
+    agents = harness.env_info("spread")[0]
+    env = harness.make_env("spread")
+    return train_maddpg.make_population(args, agents, [env.observation_space(a) for a in agents],
+                                        [env.action_space(a) for a in agents]), agents
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_actor_policy_matches_agilerl_and_round_trips_weights_only(shared):
+    (member,), agents = _population(shared=shared)
+    assert len(member.actors) == (1 if shared else 3)
+    member.set_training_mode(False)
+    obs = {a: np.random.default_rng(0).normal(size=(3, 18)).astype(np.float32) for a in agents}
+    expected, _ = member.get_action(obs)
+    policy = train_maddpg.ActorPolicy(train_maddpg.member_actors(member, agents), agents)
+    got = policy(obs)
+    for a in agents:
+        np.testing.assert_allclose(got[a], expected[a], rtol=1e-6, atol=1e-6)
+        assert (got[a] >= 0).all() and (got[a] <= 1).all()
+    buf = io.BytesIO()
+    torch.save({a: train_maddpg.actor_state(policy.actors[a]) for a in agents}, buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    loaded = train_maddpg.ActorPolicy({a: train_maddpg.actor_from_state(state[a]) for a in agents}, agents)
+    for a in agents:
+        np.testing.assert_array_equal(loaded(obs)[a], got[a])
+
+
+def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
+    assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "smoke"]) == 0
+    run = tmp_path / "results/spread/maddpg/smoke_s1"
+    rows = harness.read_metrics(run / "metrics.csv")
+    assert [r["step"] for r in rows] == [1000, 2000]
+    for r in rows:  # the evaluated/checkpointed member is the one with the best latest fitness
+        members = str(r["members"]).split()
+        fits = [r["fitness_0"], r["fitness_1"]]
+        assert str(r["best_member"]) == members[int(np.argmax(fits))]
+        assert 0.0 <= r["eval_saturation"] <= 1.0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 2000 and "test_normalised" in summary
+    assert summary["throughput_per_member"] == pytest.approx(summary["throughput_without_eval"] / 2, rel=0.01)
+    mutations = harness.read_metrics(run / "updates.csv")
+    assert len(mutations) == 1 and str(mutations[0]["mutations"]).count(":") == 2  # one record per member
+    ckpt = tmp_path / "checkpoints/spread/maddpg/smoke_s1/latest.pt"
+    assert torch.load(ckpt, weights_only=True)["algo"] == "maddpg"
+    gif = tmp_path / "m.gif"
+    proc = run_script("eval_maddpg.py", "--checkpoint", ckpt, "--episodes", "4", "--render", "--out", gif)
+    assert proc.returncode == 0, proc.stderr
+    assert "95% CI, 4 episodes" in proc.stdout and "saturation" in proc.stdout and gif.stat().st_size > 1000
+    # the same actors give the same test score as the end of training (4 test episodes both times)
+    assert f"{summary['test_score']:.2f} ±" in proc.stdout
+    assert_clean_error(run_script("eval_maddpg.py", "--checkpoint", tmp_path / "nope.pt"), "checkpoint not found")
+    assert_clean_error(run_script("eval_method_i.py", "--checkpoint", ckpt), "use eval_maddpg.py")
+
+
+def test_maddpg_bad_input_and_resume(tmp_path):
+    with pytest.raises(harness.UsageError, match="tournament-size"):
+        train_maddpg.main([*TINY, *dirs(tmp_path), "--tournament-size", "3"])
+    with pytest.raises(harness.UsageError, match="no checkpoint"):
+        train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "x", "--resume"])
+    assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "r", "--max-steps", "1000"]) == 0
+    # continue the finished run to a larger budget: population and progress come back
+    assert train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--max-steps", "2000", "--no-progress"]) == 0
+    rows = harness.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
+    assert [r["step"] for r in rows] == [1000, 2000] and rows[1]["generation"] == 2
+    with pytest.raises(harness.UsageError, match="differs"):
+        train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--lr-actor", "0.5"])

@@ -1,0 +1,425 @@
+"""Train the MADDPG baseline: AgileRL 2.58.0 with evolutionary hyperparameter optimisation.
+
+    python train_maddpg.py                          # population 4, 200k env steps (summed over members) on spread
+    python train_maddpg.py --population-size 2 --evo-steps 2000 --max-steps 20000
+
+A population of MADDPG agents (AgileRL's `MADDPG.population`) trains in turns:
+each member collects `--evo-steps` env steps into a shared replay buffer
+(`ReplayBuffer` of `MultiAgentTransition`s) and learns every `--learn-step` env
+steps. Then every member's fitness is measured: its mean score over
+`--fitness-episodes` deterministic episodes on fresh seeds. Tournament selection
+and AgileRL's `Mutations` (architecture, new layer, parameters, RL
+hyperparameters) make the next generation. After each generation, the fittest
+member is evaluated with the shared protocol (harness.evaluate) and
+checkpointed. Run directories are the same as Method I's.
+
+Transitions at an episode end store the real final observation, which the
+vectorised env keeps, and done = termination. The time limit is a truncation
+and is bootstrapped, as for Method I. AgileRL's own trainer stores the next
+episode's first observation there instead.
+
+By default every agent has its own actor and critic, as in the MADDPG paper.
+AgileRL on its own would group agent_0/1/2 into one shared actor and critic
+(`--shared-networks` restores that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from agilerl.algorithms import MADDPG
+from tqdm import tqdm
+
+import harness
+from harness import UsageError, positive
+
+FITNESS_SESSION = 10**6  # fitness episodes use training-style seeds in their own session block
+ACT_SATURATION = 0.99  # |tanh output| above this counts as saturated
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_run_arguments(p, budget_note="summed over all population members; whole generations")
+    evo = p.add_argument_group("evolutionary HPO (AgileRL TournamentSelection + Mutations)")
+    evo.add_argument("--population-size", type=positive(int), default=4, help="MADDPG agents in the population")
+    evo.add_argument("--evo-steps", type=positive(int), default=5_000,
+                     help="env steps each member trains between tournaments")
+    evo.add_argument("--fitness-episodes", type=positive(int), default=5,
+                     help="deterministic episodes (fresh seeds each generation) for a member's fitness")
+    evo.add_argument("--tournament-size", type=positive(int), default=2, help="members per tournament")
+    evo.add_argument("--elitism", action=argparse.BooleanOptionalAction, default=True,
+                     help="keep the fittest member unchanged in the next generation")
+    evo.add_argument("--mut-none", type=float, default=0.4, help="relative probability of no mutation")
+    evo.add_argument("--mut-architecture", type=float, default=0.2, help="relative probability of an architecture mutation")
+    evo.add_argument("--mut-new-layer", type=float, default=0.2,
+                     help="within architecture mutations, probability of adding a layer (else nodes)")
+    evo.add_argument("--mut-parameters", type=float, default=0.2, help="relative probability of a parameter-noise mutation")
+    evo.add_argument("--mut-rl-hp", type=float, default=0.2,
+                     help="relative probability of mutating an RL hyperparameter (lr_actor, lr_critic, batch_size, learn_step)")
+    evo.add_argument("--mutation-sd", type=positive(float), default=0.1, help="std of parameter-noise mutations")
+    m = p.add_argument_group("MADDPG")
+    m.add_argument("--learn-step", type=positive(int), default=16, help="env steps (over all envs) between learning calls")
+    m.add_argument("--batch-size", type=positive(int), default=128, help="replay minibatch size")
+    m.add_argument("--buffer-size", type=positive(int), default=100_000, help="replay buffer capacity (transitions)")
+    m.add_argument("--learning-delay", type=int, default=1_000, help="transitions stored before learning starts")
+    m.add_argument("--lr-actor", type=positive(float), default=1e-3, help="actor learning rate")
+    m.add_argument("--lr-critic", type=positive(float), default=1e-3, help="critic learning rate")
+    m.add_argument("--gamma", type=float, default=0.95, help="discount factor")
+    m.add_argument("--tau", type=positive(float), default=0.01, help="soft target-update rate")
+    m.add_argument("--expl-noise", type=float, default=0.1, help="exploration noise scale (on the tanh output)")
+    m.add_argument("--ou-noise", action=argparse.BooleanOptionalAction, default=False,
+                   help="Ornstein-Uhlenbeck instead of independent Gaussian exploration noise")
+    m.add_argument("--output-activation", choices=["Tanh", "Softsign"], default="Tanh",
+                   help="actor output activation (AgileRL option); Softsign's gradient decays polynomially, not exponentially")
+    m.add_argument("--hidden-sizes", type=positive(int), nargs=2, default=[64, 64], metavar=("ENCODER", "HEAD"),
+                   help="actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)")
+    m.add_argument("--shared-networks", action=argparse.BooleanOptionalAction, default=False,
+                   help="AgileRL's grouping: agent_0/1/2 share one actor and one critic (default: one per agent)")
+    return p
+
+
+class IndependentMADDPG(MADDPG):
+    """Classic MADDPG: every agent is its own group (its own actor and critic).
+    AgileRL groups ids by prefix, so agent_0/1/2 would otherwise share one."""
+
+    def get_group_id(self, agent_id):
+        return agent_id
+
+
+def algo_class(shared: bool):
+    return MADDPG if shared else IndependentMADDPG
+
+
+def make_population(args, agents, obs_spaces, act_spaces):
+    from agilerl.algorithms.core.registry import HyperparameterConfig, RLParameter
+
+    hp = HyperparameterConfig(
+        lr_actor=RLParameter(min=1e-4, max=1e-2), lr_critic=RLParameter(min=1e-4, max=1e-2),
+        batch_size=RLParameter(min=32, max=512, dtype=int),
+        learn_step=RLParameter(min=args.num_envs, max=8 * args.num_envs, dtype=int, grow_factor=1.5, shrink_factor=0.75))
+    enc, head = args.hidden_sizes
+    net_config = {"latent_dim": enc, "encoder_config": {"hidden_size": [enc]},
+                  "head_config": {"hidden_size": [head], "output_activation": args.output_activation}}
+    return algo_class(args.shared_networks).population(
+        args.population_size, obs_spaces, act_spaces, agent_ids=agents, net_config=net_config, hp_config=hp,
+        O_U_noise=args.ou_noise, expl_noise=float(args.expl_noise), vect_noise_dim=args.num_envs,
+        batch_size=args.batch_size, lr_actor=float(args.lr_actor), lr_critic=float(args.lr_critic),
+        learn_step=args.learn_step, gamma=float(args.gamma), tau=float(args.tau), device="cpu")
+
+
+# ----------------------------------------------------------------------------
+# Transitions, policies and actor-only checkpoints
+# ----------------------------------------------------------------------------
+
+
+def transition(obs, raw_actions, rewards, next_obs, dones, terminated, final_obs):
+    """One vector step as replay data: at an episode end the stored next
+    observation is the real final one (not the next episode's reset), and
+    done is the termination flag (a time-limit truncation is bootstrapped)."""
+    stored_next = {a: np.where(dones[:, None], final_obs[a], next_obs[a]) for a in obs}
+    done = {a: terminated.astype(np.float32) for a in obs}
+    return {"obs": obs, "action": raw_actions, "reward": rewards, "next_obs": stored_next, "done": done}
+
+
+class ActorPolicy:
+    """Deterministic policy of a set of AgileRL actors (no noise), for the
+    shared evaluation protocol; also records tanh-output saturation."""
+
+    def __init__(self, actors: dict, agent_ids):
+        self.actors = actors  # agent id -> DeterministicActor (shared actors may repeat)
+        self.agent_ids = list(agent_ids)
+        self.saturated, self.outputs = 0, 0
+
+    @torch.no_grad()
+    def __call__(self, obs, worlds=None):
+        out = {}
+        for a in self.agent_ids:
+            actor = self.actors[a]
+            raw = actor(torch.as_tensor(obs[a], dtype=torch.float32))
+            self.saturated += int((raw.abs() > ACT_SATURATION).sum())
+            self.outputs += raw.numel()
+            out[a] = actor.rescale_output_action(raw).numpy()
+        return out
+
+    def saturation(self) -> float:
+        return self.saturated / max(self.outputs, 1)
+
+
+def member_actors(member, agent_ids) -> dict:
+    return {a: member.actors[member.get_group_id(a)] for a in agent_ids}
+
+
+def actor_state(actor) -> dict:
+    """An actor as plain tensors and strings: loadable with weights_only=True."""
+    init = {}
+    for k, v in actor.init_dict.items():
+        if hasattr(v, "low") and hasattr(v, "high"):  # a gymnasium Box
+            init[k] = {"box_low": torch.as_tensor(v.low), "box_high": torch.as_tensor(v.high)}
+        else:
+            init[k] = v
+    return {"init": copy.deepcopy(init), "state_dict": {k: v.detach().clone() for k, v in actor.state_dict().items()}}
+
+
+def actor_from_state(state):
+    from agilerl.networks.actors import DeterministicActor
+    from gymnasium import spaces
+
+    init = {k: spaces.Box(v["box_low"].numpy(), v["box_high"].numpy()) if isinstance(v, dict) and "box_low" in v else v
+            for k, v in state["init"].items()}
+    actor = DeterministicActor(**init)
+    actor.load_state_dict(state["state_dict"])
+    actor.eval()
+    return actor
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    for name in ("mut_none", "mut_architecture", "mut_new_layer", "mut_parameters", "mut_rl_hp", "expl_noise"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be non-negative")
+    if args.tournament_size > args.population_size:
+        raise UsageError("--tournament-size cannot exceed --population-size")
+    args, run = harness.open_run(parser, argv, args, "maddpg")
+    return train(args, run)
+
+
+def train(args, run: harness.RunDir) -> int:
+    from agilerl.components.data import MultiAgentTransition, transition_to_tensordict
+    from agilerl.components.replay_buffer import ReplayBuffer
+    from agilerl.hpo.mutation import Mutations
+    from agilerl.hpo.tournament import TournamentSelection
+
+    torch.set_num_threads(args.torch_threads)
+    # Mutations(rand_seed=...) seeds numpy and torch globally, so build it first, then seed everything
+    mutations = Mutations(no_mutation=args.mut_none, architecture=args.mut_architecture, new_layer_prob=args.mut_new_layer,
+                          parameters=args.mut_parameters, activation=0.0, rl_hp=args.mut_rl_hp,
+                          mutation_sd=args.mutation_sd, rand_seed=args.seed)
+    harness.seed_everything(args.seed)
+    agents, obs_dims, _ = harness.env_info(args.env)
+    spec_env = harness.make_env(args.env)
+    obs_spaces = [spec_env.observation_space(a) for a in agents]
+    act_spaces = [spec_env.action_space(a) for a in agents]
+    pop_dir = run.ckpt / "population"
+    if args.resume:  # the population as saved after its last complete generation
+        saved = harness.load_checkpoint(run.ckpt / "latest.pt")
+        pop = load_population(pop_dir, algo_class(args.shared_networks), args.population_size)
+        print(f"resuming {run.path} at step {saved['progress']['global_step']} (the replay buffer starts empty)",
+              file=sys.stderr)
+    else:
+        pop = make_population(args, agents, obs_spaces, act_spaces)
+    memory = ReplayBuffer(max_size=args.buffer_size)
+    tournament = TournamentSelection(args.tournament_size, args.elitism, args.population_size)
+    capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
+    if not args.resume:
+        run.write_config({"algo": "maddpg", "args": vars(args), "agilerl_groups": sorted(pop[0].actors.keys()),
+                          **harness.provenance()})
+    refs = harness.reference_scores(args.env, "validation", args.eval_episodes)
+    envs = harness.VecEnv(args.env, args.num_envs, args.seed)
+    generation_steps = args.population_size * args.evo_steps
+    num_generations = math.ceil(args.max_steps / generation_steps)
+    progress = {"global_step": 0, "train_time": 0.0, "eval_time": 0.0, "generation": 0, "best_mean": -math.inf,
+                "best_single": -math.inf, "train_scores": [], "session": 0, "learn_calls": 0}
+    if args.resume:
+        progress.update(saved["progress"])
+
+    def collect(member, n_steps):
+        """Train one member for n_steps env steps; returns its training episode scores."""
+        member.set_training_mode(True)
+        member.init_training_step(capture_grama)
+        progress["session"] += 1
+        envs.session = progress["session"]
+        obs = envs.reset()
+        member.reset_action_noise(list(range(args.num_envs)))
+        steps, pending, scores = 0, 0, []
+        while steps < n_steps:
+            env_actions, raw_actions = member.get_action(obs)
+            next_obs, rewards, dones, terminated, final_obs, finished = envs.step(env_actions)
+            td = transition_to_tensordict(MultiAgentTransition(
+                **transition(obs, raw_actions, rewards, next_obs, dones, terminated, final_obs)))
+            td.batch_size = torch.Size([args.num_envs])
+            memory.add(td)
+            steps += args.num_envs
+            pending += args.num_envs
+            while pending >= member.learn_step:  # learn_step counts env steps over all envs (it may mutate)
+                pending -= member.learn_step
+                if len(memory) >= member.batch_size and len(memory) >= args.learning_delay:
+                    member.learn(memory.sample(member.batch_size))
+                    progress["learn_calls"] += 1
+            if dones.any():
+                member.reset_action_noise(np.flatnonzero(dones).tolist())
+            scores.extend(ep["score"] for ep in finished)
+            obs = next_obs
+        member.add_scores(scores)
+        member.finalize_training_step(steps)
+        return steps, scores
+
+    def fitness(member):
+        seeds = [harness.train_env_seed(args.seed, k, FITNESS_SESSION + progress["generation"])
+                 for k in range(args.fitness_episodes)]
+        score = float(harness.run_episodes(args.env, ActorPolicy(member_actors(member, agents), agents), seeds)["scores"].mean())
+        member.metrics.add_fitness(score)  # (member.fitness is a read-only copy)
+        return score
+
+    def snapshot(member):
+        """The member's actors and hyperparameters, copied: the tournament
+        deletes the networks of members it evicts."""
+        actors = member_actors(member, agents)
+        return {"index": member.index, "actors": {a: actor_state(actors[a]) for a in agents},
+                "hyperparameters": member_hyperparameters(member)}
+
+    def checkpoint(best, path):
+        harness.save_checkpoint({"format": "memeplex-run/1", "algo": "maddpg", "env": args.env, "agent_ids": agents,
+                                 "obs_dims": obs_dims, "actors": best["actors"], "best_member": best["index"],
+                                 "hyperparameters": best["hyperparameters"], "progress": dict(progress),
+                                 "args": vars(args)}, path)
+
+    def best_policy(best):
+        return ActorPolicy({a: actor_from_state(best["actors"][a]) for a in agents}, agents)
+
+    best = snapshot(pop[0])
+    bar = tqdm(total=num_generations * generation_steps, unit="step", disable=not args.progress, dynamic_ncols=True)
+    next_eval = args.eval_interval
+    interrupted = None
+    with harness.GracefulStop() as stop:
+        while progress["generation"] < num_generations:
+            if args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time:
+                break
+            t0 = time.perf_counter()
+            member_steps = []
+            for member in pop:
+                steps, scores = collect(member, args.evo_steps)
+                member_steps.append(steps)
+                progress["global_step"] += steps
+                progress["train_scores"] = (progress["train_scores"] + scores)[-100:]
+                bar.update(steps)
+            fits = [fitness(member) for member in pop]
+            best = snapshot(pop[int(np.argmax(fits))])
+            progress["generation"] += 1
+            progress["train_time"] += time.perf_counter() - t0
+            done = progress["generation"] >= num_generations or stop.requested or (
+                args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time)
+            if progress["global_step"] >= next_eval or done:
+                t1 = time.perf_counter()
+                policy = best_policy(best)
+                res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
+                progress["eval_time"] += time.perf_counter() - t1
+                progress["best_mean"] = max(progress["best_mean"], res["score"])
+                progress["best_single"] = max(progress["best_single"], res["best"])
+                wall = progress["train_time"] + progress["eval_time"]
+                row = {"step": progress["global_step"], "generation": progress["generation"], "wall_time": round(wall, 2),
+                       "eval_score": res["score"], "eval_ci": res["ci"], "eval_normalised": res["normalised"],
+                       "eval_best_episode": res["best"], "eval_saturation": policy.saturation(),
+                       "train_score": float(np.mean(progress["train_scores"])) if progress["train_scores"] else float("nan"),
+                       "sps": round(progress["global_step"] / max(wall, 1e-9), 1),
+                       "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1),
+                       "sps_per_member": round(progress["global_step"] / args.population_size / max(progress["train_time"], 1e-9), 1),
+                       "best_member": best["index"], "learn_calls": progress["learn_calls"],
+                       **{f"fitness_{k}": f for k, f in enumerate(fits)},
+                       "members": " ".join(str(m.index) for m in pop),
+                       **{f"best_{k}": v for k, v in best["hyperparameters"].items()}}
+                next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
+                run.append_metrics(row)
+                checkpoint(best, run.ckpt / f"step_{progress['global_step']:09d}.pt")
+                bar.set_postfix(eval=f"{res['score']:.1f}", norm=f"{res['normalised']:.2f}")
+                tqdm.write(f"step {progress['global_step']:>8d}  gen {progress['generation']:>3d}  best member {best['index']}: "
+                           f"eval {res['score']:7.2f} ± {res['ci']:.2f} (normalised {res['normalised']:.3f}), "
+                           f"saturation {policy.saturation():.2f}, fitness {', '.join(f'{f:.1f}' for f in fits)}",
+                           file=sys.stderr)
+            if stop.requested:
+                interrupted = stop.signum
+                break
+            if not done:
+                _, pop, _ = tournament.select(pop)
+                pop = mutations.mutation(pop)
+                run.update_rows.append({"generation": progress["generation"], "step": progress["global_step"],
+                                        "mutations": " ".join(f"{m.index}:{m.mut}" for m in pop),
+                                        **{f"member_{k}_steps": s for k, s in enumerate(member_steps)}})
+                save_population(pop, pop_dir)  # --resume continues from here
+                checkpoint(best, run.ckpt / "latest.pt")
+        save_population(pop, pop_dir)  # stopped or finished: the population as it is now
+        checkpoint(best, run.ckpt / "latest.pt")
+        run.flush_updates()
+    bar.close()
+    envs.close()
+
+    scores = [r["eval_score"] for r in run.rows]
+    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
+    last5 = float(np.mean(scores[-5:])) if scores else float("nan")
+    summary = {
+        "env": args.env, "seed": args.seed, "env_steps": steps, "generations": progress["generation"],
+        "population_size": args.population_size, "interrupted": interrupted is not None,
+        "last5_eval_mean": last5, "last5_eval_normalised": harness.normalised(last5, refs),
+        "final_eval_score": scores[-1] if scores else float("nan"),
+        "final_eval_normalised": harness.normalised(scores[-1], refs) if scores else float("nan"),
+        "best_mean_score": progress["best_mean"], "best_single_eval_fitness": progress["best_single"],
+        "train_mean_score": float(np.mean(progress["train_scores"])) if progress["train_scores"] else float("nan"),
+        "eval_episodes": args.eval_episodes, "validation_references": refs,
+        "wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
+        "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
+        "throughput_without_eval": round(steps / max(train_t, 1e-9), 1),
+        "throughput_per_member": round(steps / args.population_size / max(train_t, 1e-9), 1),
+        "best_member_hyperparameters": best["hyperparameters"],
+    }
+    if interrupted is None and args.final_eval_episodes > 0:
+        policy = best_policy(best)
+        final = harness.evaluate(args.env, policy, "test", args.final_eval_episodes)
+        summary.update({"test_score": final["score"], "test_ci": final["ci"], "test_normalised": final["normalised"],
+                        "test_episodes": final["episodes"], "test_references": final["references"],
+                        "test_saturation": policy.saturation()})
+        print(f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
+              f"normalised {final['normalised']:.3f}")
+    run.write_summary(summary)
+    if run.rows:
+        harness.plot_training(run.rows, refs, run.path / "training_plot.png",
+                              f"MADDPG (AgileRL, population {args.population_size}) on {args.env}, seed {args.seed}",
+                              panels=(("eval_saturation", "actor saturation"),))
+    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
+    if interrupted is not None:
+        import signal
+
+        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}", file=sys.stderr)
+        return 128 + int(interrupted)
+    return 0
+
+
+def save_population(pop, directory) -> None:
+    """Every member in AgileRL's own checkpoint format (for --resume), atomically."""
+    import os
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for k, member in enumerate(pop):
+        tmp = directory / f".member_{k}.pt.tmp"
+        member.save_checkpoint(str(tmp))
+        os.replace(tmp, directory / f"member_{k}.pt")
+
+
+def load_population(directory, cls, size: int) -> list:
+    """AgileRL's loader unpickles whole objects (weights_only=False): used only
+    for the population files this run wrote itself, never for evaluation."""
+    paths = [directory / f"member_{k}.pt" for k in range(size)]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"--resume: population checkpoint {missing[0]} is missing")
+    return [cls.load(str(p), device="cpu") for p in paths]
+
+
+def member_hyperparameters(member) -> dict:
+    return {"lr_actor": float(member.lr_actor), "lr_critic": float(member.lr_critic),
+            "batch_size": int(member.batch_size), "learn_step": int(member.learn_step)}
+
+
+if __name__ == "__main__":
+    sys.exit(harness.run_cli(main))
