@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--expl-noise", type=float, default=0.1, help="exploration noise scale (on the tanh output)")
     m.add_argument("--ou-noise", action=argparse.BooleanOptionalAction, default=False,
                    help="Ornstein-Uhlenbeck instead of independent Gaussian exploration noise")
-    m.add_argument("--output-activation", choices=["Tanh", "Softsign"], default="Tanh",
-                   help="actor output activation (AgileRL option); Softsign's gradient decays polynomially, not exponentially")
+    m.add_argument("--output-activation", choices=["Tanh", "Softsign"], default="Softsign",
+                   help="actor output activation (AgileRL option). Tanh saturates: +x and -x pinned at 1 give zero force and the "
+                        "zero-action score; Softsign's gradient decays polynomially, not exponentially")
     m.add_argument("--hidden-sizes", type=positive(int), nargs=2, default=[64, 64], metavar=("ENCODER", "HEAD"),
                    help="actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)")
     m.add_argument("--shared-networks", action=argparse.BooleanOptionalAction, default=False,
