@@ -37,6 +37,7 @@ METRICS = [  # (summary key, label, format)
     ("wall_time", "Wall time (s)", "{:.0f}"),
     ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
     ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
+    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
 ]
 
 
@@ -109,26 +110,33 @@ IGNORED_ARGS = {"run_name", "results_dir", "checkpoint_dir", "progress", "resume
 
 
 def by_run_markdown(runs: dict, env: str) -> str:
-    """One row per run: the options in which the runs differ, and the
-    validation-seed scores (a sweep must be judged on these, never on test)."""
-    entries = [(algo, seed, d) for (algo, _), es in runs.items() for seed, d in es]
-    configs = [json.loads((d / "config.json").read_text()) for _, _, d in entries]
+    """One table per algorithm, one row per run: the options in which its runs
+    differ, and the validation-seed scores (a sweep is judged on these, never
+    on test)."""
+    return "\n".join(_by_run_table({k: v for k, v in runs.items() if k[0] == algo}, env, algo)
+                     for algo in sorted({k[0] for k in runs}))
+
+
+def _by_run_table(runs: dict, env: str, algo: str) -> str:
+    entries = [(seed, d) for es in runs.values() for seed, d in es]
+    configs = [json.loads((d / "config.json").read_text()) for _, d in entries]
     values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
     keys = sorted({k for v in values for k in v} - IGNORED_ARGS)
     varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
-    mode = {k: max((json.dumps(v.get(k)) for v in values), key=[json.dumps(v.get(k)) for v in values].count) for k in varying}
+    dumped = {k: [json.dumps(v.get(k)) for v in values] for k in varying}
+    mode = {k: max(dumped[k], key=dumped[k].count) for k in varying}
     rows = []
-    for (algo, seed, d), v in zip(entries, values):
+    for (seed, d), v in zip(entries, values):
         s = json.loads((d / "summary.json").read_text())
         diff = ", ".join(f"{k}={v.get(k)}" for k in varying if json.dumps(v.get(k)) != mode[k]) or "(the common setting)"
-        rows.append((s["last5_eval_normalised"], f"| {d.name} | {algo} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
+        rows.append((s["last5_eval_normalised"], f"| {d.name} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
                      f"{s['last5_eval_normalised']:.3f} | {s['env_steps']:,} |"))
     common = ", ".join(f"{k}={json.loads(m)}" for k, m in mode.items())
-    head = ("| run | algo | seed | options that differ from the common setting | final eval normalised | last-5 eval normalised | "
-            "env steps |\n|---|---|---|---|---|---|---|")
+    head = ("| run | seed | options that differ from the common setting | final eval normalised | "
+            "last-5 eval normalised | env steps |\n|---|---|---|---|---|---|")
     body = "\n".join(r for _, r in sorted(rows, key=lambda r: -r[0]))
-    return (f"### {env}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
-            f"Common setting of the options that vary: {common}.  "
+    return (f"### {env}, {ALGO_LABELS.get(algo, algo)}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
+            f"Common setting of the options that vary: {common or '(none vary)'}.  "
             "Scores are on the validation seeds of the periodic evaluations (50 episodes each); "
             "normalised: 0 = random, 1 = oracle.\n")
 

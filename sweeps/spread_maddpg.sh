@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The MADDPG baseline's choices on simple_spread_v3: AgileRL's default Tanh output (saturation),
+# a lower actor LR, AgileRL's shared per-group networks, and a population of one.
+#
+#   bash sweeps/spread_maddpg.sh                  # 5 runs of 200k env steps, 2 at a time
+#   python compare_results.py --results-dir results/sweeps --by-run
+#
+# Judged on validation seeds only (--final-eval-episodes 0). metrics.csv's
+# eval_saturation is the fraction of the best member's deterministic actor
+# outputs with |output| > 0.99.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PARALLEL=${PARALLEL:-2}
+run() {  # NAME ARGS...
+  local name=$1; shift
+  python train_maddpg.py --run-name "$name" --seed 1 "$@" --final-eval-episodes 0 --no-progress \
+    --results-dir results/sweeps --checkpoint-dir checkpoints/sweeps > /dev/null
+  echo "done: $name"
+}
+export -f run
+cat <<'CONFIGS' | xargs -P "$PARALLEL" -L 1 bash -c 'run "$@"' _
+maddpg-tanh --output-activation Tanh
+maddpg-shared-networks --shared-networks
+maddpg-population-1 --population-size 1 --tournament-size 1
+maddpg-lr-actor-1e-4 --lr-actor 1e-4
+maddpg-tanh-lr-actor-1e-4 --output-activation Tanh --lr-actor 1e-4
+CONFIGS
