@@ -14,8 +14,8 @@ PARALLEL=${PARALLEL:-2}
 run() {  # NAME ARGS...
   local name=$1; shift
   python train_maddpg.py --run-name "$name" --seed 1 "$@" --final-eval-episodes 0 --no-progress \
-    --results-dir results/sweeps --checkpoint-dir checkpoints/sweeps > /dev/null
-  echo "done: $name"
+    --results-dir results/sweeps --checkpoint-dir checkpoints/sweeps > /dev/null &&
+    echo "done: $name"
 }
 export -f run
 cat <<'CONFIGS' | xargs -P "$PARALLEL" -L 1 bash -c 'run "$@"' _

@@ -13,8 +13,8 @@ PARALLEL=${PARALLEL:-2}
 run() {  # NAME SEED ARGS...
   local name=$1 seed=$2; shift 2
   python train_method_i.py --run-name "$name" --seed "$seed" "$@" --final-eval-episodes 0 --no-progress \
-    --results-dir results/sweeps --checkpoint-dir checkpoints/sweeps > /dev/null
-  echo "done: $name seed $seed"
+    --results-dir results/sweeps --checkpoint-dir checkpoints/sweeps > /dev/null &&
+    echo "done: $name seed $seed"
 }
 export -f run
 cat <<'CONFIGS' | xargs -P "$PARALLEL" -L 1 bash -c 'run "$@"' _
