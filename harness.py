@@ -703,6 +703,45 @@ def open_run(parser, argv, args, algo: str):
     return args, run
 
 
+def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, policy, title: str,
+               extra: dict | None = None, panels=None, after_test=None) -> int:
+    """What every training script does at the end: summary.json with the
+    table metrics (DESIGN.md), the final held-out test evaluation unless the
+    run was interrupted or --final-eval-episodes is 0, the training plot, and
+    the exit code (128 + signal when stopped by one)."""
+    scores = [r["eval_score"] for r in run.rows]
+    last5 = float(np.mean(scores[-5:])) if scores else float("nan")
+    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
+    summary = {
+        "env": args.env, "seed": args.seed, "env_steps": steps, "interrupted": interrupted is not None, **(extra or {}),
+        "last5_eval_mean": last5, "last5_eval_normalised": normalised(last5, refs),
+        "final_eval_score": scores[-1] if scores else float("nan"),
+        "final_eval_normalised": normalised(scores[-1], refs) if scores else float("nan"),
+        "best_mean_score": progress["best_mean"], "best_single_eval_fitness": progress["best_single"],
+        "train_mean_score": float(np.mean(progress["train_scores"][-100:])) if progress["train_scores"] else float("nan"),
+        "eval_episodes": args.eval_episodes, "validation_references": refs,
+        "wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
+        "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
+        "throughput_without_eval": round(steps / max(train_t, 1e-9), 1),
+    }
+    if interrupted is None and args.final_eval_episodes > 0:
+        final = evaluate(args.env, policy, "test", args.final_eval_episodes)
+        summary.update({"test_score": final["score"], "test_ci": final["ci"], "test_normalised": final["normalised"],
+                        "test_episodes": final["episodes"], "test_references": final["references"],
+                        **(after_test() if after_test else {})})
+        print(f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
+              f"normalised {final['normalised']:.3f}")
+    run.write_summary(summary)
+    if run.rows:
+        plot_training(run.rows, refs, run.path / "training_plot.png", title, **({"panels": panels} if panels else {}))
+    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
+    if interrupted is not None:
+        print(f"stopped by {signal.Signals(interrupted).name} at step {steps}; "
+              f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
+        return 128 + int(interrupted)
+    return 0
+
+
 def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:
     if path is not None:
         return Path(path)

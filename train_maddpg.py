@@ -356,44 +356,16 @@ def train(args, run: harness.RunDir) -> int:
     bar.close()
     envs.close()
 
-    scores = [r["eval_score"] for r in run.rows]
-    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
-    last5 = float(np.mean(scores[-5:])) if scores else float("nan")
-    summary = {
-        "env": args.env, "seed": args.seed, "env_steps": steps, "generations": progress["generation"],
-        "population_size": args.population_size, "interrupted": interrupted is not None,
-        "last5_eval_mean": last5, "last5_eval_normalised": harness.normalised(last5, refs),
-        "final_eval_score": scores[-1] if scores else float("nan"),
-        "final_eval_normalised": harness.normalised(scores[-1], refs) if scores else float("nan"),
-        "best_mean_score": progress["best_mean"], "best_single_eval_fitness": progress["best_single"],
-        "train_mean_score": float(np.mean(progress["train_scores"])) if progress["train_scores"] else float("nan"),
-        "eval_episodes": args.eval_episodes, "validation_references": refs,
-        "wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
-        "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
-        "throughput_without_eval": round(steps / max(train_t, 1e-9), 1),
-        "throughput_per_member": round(steps / args.population_size / max(train_t, 1e-9), 1),
-        "best_member_hyperparameters": best["hyperparameters"],
-    }
-    if interrupted is None and args.final_eval_episodes > 0:
-        policy = best_policy(best)
-        final = harness.evaluate(args.env, policy, "test", args.final_eval_episodes)
-        summary.update({"test_score": final["score"], "test_ci": final["ci"], "test_normalised": final["normalised"],
-                        "test_episodes": final["episodes"], "test_references": final["references"],
-                        "test_saturation": policy.saturation()})
-        print(f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
-              f"normalised {final['normalised']:.3f}")
-    run.write_summary(summary)
-    if run.rows:
-        harness.plot_training(run.rows, refs, run.path / "training_plot.png",
-                              f"MADDPG (AgileRL, population {args.population_size}) on {args.env}, seed {args.seed}",
-                              panels=(("eval_saturation", "actor saturation"),))
-    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
-    if interrupted is not None:
-        import signal
-
-        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}", file=sys.stderr)
-        return 128 + int(interrupted)
-    return 0
+    policy = best_policy(best)
+    return harness.finish_run(
+        args, run, progress, refs, interrupted, policy,
+        f"MADDPG (AgileRL, population {args.population_size}) on {args.env}, seed {args.seed}",
+        extra={"generations": progress["generation"], "population_size": args.population_size,
+               "throughput_per_member": round(progress["global_step"] / args.population_size
+                                              / max(progress["train_time"], 1e-9), 1),
+               "best_member_hyperparameters": best["hyperparameters"]},
+        panels=(("eval_saturation", "actor saturation"),),
+        after_test=lambda: {"test_saturation": policy.saturation()})
 
 
 def save_population(pop, directory) -> None:

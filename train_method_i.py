@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import signal
 import sys
 import time
 
@@ -210,43 +209,10 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
     bar.close()
     envs.close()
 
-    summary = summarise(args, run, progress, refs, interrupted)
-    if interrupted is None and args.final_eval_episodes > 0:
-        final = harness.evaluate(args.env, policy, "test", args.final_eval_episodes)
-        summary.update({"test_score": final["score"], "test_ci": final["ci"], "test_normalised": final["normalised"],
-                        "test_episodes": final["episodes"], "test_references": final["references"]})
-        print(f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
-              f"normalised {final['normalised']:.3f}")
-    run.write_summary(summary)
-    if run.rows:
-        harness.plot_training(run.rows, refs, run.path / "training_plot.png",
-                              f"{'Method I (LA-IPPO)' if algo == 'method_i' else 'IPPO'} on {args.env}, seed {args.seed}")
-    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
-    if interrupted is not None:
-        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}; "
-              f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
-        return 128 + int(interrupted)
-    return 0
-
-
-def summarise(args, run, progress, refs, interrupted) -> dict:
-    rows = run.rows
-    scores = [r["eval_score"] for r in rows]
-    last5 = float(np.mean(scores[-5:])) if scores else float("nan")
-    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
-    return {
-        "env": args.env, "seed": args.seed, "env_steps": steps, "updates": rows[-1]["update"] if rows else 0,
-        "interrupted": interrupted is not None,
-        "last5_eval_mean": last5, "last5_eval_normalised": harness.normalised(last5, refs),
-        "final_eval_score": scores[-1] if scores else float("nan"),
-        "final_eval_normalised": harness.normalised(scores[-1], refs) if scores else float("nan"),
-        "best_mean_score": progress["best_mean"], "best_single_eval_fitness": progress["best_single"],
-        "train_mean_score": float(np.mean(progress["train_scores"][-100:])) if progress["train_scores"] else float("nan"),
-        "eval_episodes": args.eval_episodes, "validation_references": refs,
-        "wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
-        "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
-        "throughput_without_eval": round(steps / max(train_t, 1e-9), 1),
-    }
+    return harness.finish_run(
+        args, run, progress, refs, interrupted, policy,
+        f"{'Method I (LA-IPPO)' if algo == 'method_i' else 'IPPO'} on {args.env}, seed {args.seed}",
+        extra={"updates": learner.num_updates})
 
 
 if __name__ == "__main__":
