@@ -703,6 +703,20 @@ def open_run(parser, argv, args, algo: str):
     return args, run
 
 
+def evaluation_row(progress: dict, res: dict) -> dict:
+    """The metrics.csv fields every trainer records for an evaluation (and the
+    best-score bookkeeping behind summary.json)."""
+    progress["best_mean"] = max(progress["best_mean"], res["score"])
+    progress["best_single"] = max(progress["best_single"], res["best"])
+    train_scores = progress["train_scores"][-100:]
+    wall = progress["train_time"] + progress["eval_time"]
+    return {"wall_time": round(wall, 2), "eval_score": res["score"], "eval_ci": res["ci"],
+            "eval_normalised": res["normalised"], "eval_best_episode": res["best"],
+            "train_score": float(np.mean(train_scores)) if train_scores else float("nan"),
+            "sps": round(progress["global_step"] / max(wall, 1e-9), 1),
+            "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1)}
+
+
 def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, policy, title: str,
                extra: dict | None = None, panels=None, after_test=None) -> int:
     """What every training script does at the end: summary.json with the

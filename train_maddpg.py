@@ -317,15 +317,8 @@ def train(args, run: harness.RunDir) -> int:
                 policy = best_policy(best)
                 res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
                 progress["eval_time"] += time.perf_counter() - t1
-                progress["best_mean"] = max(progress["best_mean"], res["score"])
-                progress["best_single"] = max(progress["best_single"], res["best"])
-                wall = progress["train_time"] + progress["eval_time"]
-                row = {"step": progress["global_step"], "generation": progress["generation"], "wall_time": round(wall, 2),
-                       "eval_score": res["score"], "eval_ci": res["ci"], "eval_normalised": res["normalised"],
-                       "eval_best_episode": res["best"], "eval_saturation": policy.saturation(),
-                       "train_score": float(np.mean(progress["train_scores"])) if progress["train_scores"] else float("nan"),
-                       "sps": round(progress["global_step"] / max(wall, 1e-9), 1),
-                       "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1),
+                row = {"step": progress["global_step"], "generation": progress["generation"],
+                       **harness.evaluation_row(progress, res), "eval_saturation": policy.saturation(),
                        "sps_per_member": round(progress["global_step"] / args.population_size / max(progress["train_time"], 1e-9), 1),
                        "best_member": best["index"], "learn_calls": progress["learn_calls"],
                        **{f"fitness_{k}": f for k, f in enumerate(fits)},

@@ -147,16 +147,7 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
         res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
         progress["eval_time"] += time.perf_counter() - t0
         progress["evals"] += 1
-        progress["best_mean"] = max(progress["best_mean"], res["score"])
-        progress["best_single"] = max(progress["best_single"], res["best"])
-        train_scores = progress["train_scores"][-100:]
-        row = {"step": progress["global_step"], "update": learner.num_updates,
-               "wall_time": round(progress["train_time"] + progress["eval_time"], 2),
-               "eval_score": res["score"], "eval_ci": res["ci"], "eval_normalised": res["normalised"],
-               "eval_best_episode": res["best"],
-               "train_score": float(np.mean(train_scores)) if train_scores else float("nan"),
-               "sps": round(progress["global_step"] / max(progress["train_time"] + progress["eval_time"], 1e-9), 1),
-               "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1),
+        row = {"step": progress["global_step"], "update": learner.num_updates, **harness.evaluation_row(progress, res),
                **{k: stats[k] for k in ("lr", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
                                         "log_std", "latent_distance")},
                "distill_loss": progress["last_distill_loss"]}
