@@ -195,14 +195,15 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
     obs and actions are dicts agent -> [E, dim]; `worlds` is the list of the
     E envs' `unwrapped.world` (only reference policies may look at it).
     Episodes run side by side (one env per seed).  Returns per-episode
-    `scores` [N] and per-agent `returns` {agent: [N]}.
+    `scores` [N] and per-agent `returns` {agent: [N]}; on tag also the
+    predator-prey `contacts` [N] counted from the world state after every step.
     If `render_env` is given (an env made with a render_mode), the episodes
     are played one at a time in it and `frames` are returned too.
     """
     agents = env_info(name)[0]
     seeds = list(seeds)
     envs = [render_env] if render_env is not None else _env_pool(name, min(len(seeds), 100))
-    scores, returns, frames = [], {a: [] for a in agents}, []
+    scores, contacts, returns, frames = [], [], {a: [] for a in agents}, []
     for start in range(0, len(seeds), len(envs)):
         chunk = seeds[start:start + len(envs)]
         active = envs[:len(chunk)]
@@ -214,6 +215,7 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
         if render_env is not None:
             frames.append(render_env.render())
         total = np.zeros((len(chunk), len(agents)))
+        touch = np.zeros(len(chunk), dtype=np.int64)
         running = np.ones(len(chunk), dtype=bool)
         while running.any():
             actions = policy(obs, [env.unwrapped.world for env in active])
@@ -222,6 +224,8 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
                     continue
                 o, r, term, trunc, _ = env.step({a: np.clip(actions[a][e], 0.0, 1.0).astype(np.float32) for a in agents})
                 total[e] += [r[a] for a in agents]
+                if name == "tag":
+                    touch[e] += predator_prey_contacts(env.unwrapped.world)
                 if any(term.values()) or any(trunc.values()):
                     running[e] = False
                 else:
@@ -230,9 +234,12 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
             if render_env is not None:
                 frames.append(render_env.render())
         scores.extend(total.sum(1).tolist())
+        contacts.extend(touch.tolist())
         for k, a in enumerate(agents):
             returns[a].extend(total[:, k].tolist())
     out = {"scores": np.asarray(scores), "returns": {a: np.asarray(v) for a, v in returns.items()}}
+    if name == "tag":
+        out["contacts"] = np.asarray(contacts)
     if render_env is not None:
         out["frames"] = frames
     return out
@@ -319,6 +326,238 @@ def evaluate(name: str, policy, split: str, n: int) -> dict:
     refs = reference_scores(name, split, n)
     return {"score": mean, "ci": ci, "best": float(scores.max()), "normalised": normalised(mean, refs),
             "episodes": int(n), "references": refs, "scores": scores}
+
+
+# ----------------------------------------------------------------------------
+# Competitive evaluation (tag): wins, Elo, rolling opponent pool
+# ----------------------------------------------------------------------------
+
+ELO_K = 32.0
+ELO_ANCHOR = 1000.0  # the random policy's fixed rating
+
+
+def in_contact(a, b) -> bool:
+    """MPE's own collision test: centres closer than the sum of the radii."""
+    return float(np.linalg.norm(a.state.p_pos - b.state.p_pos)) < a.size + b.size
+
+
+def predator_prey_contacts(world) -> int:
+    """Number of (predator, prey) pairs touching in this world state."""
+    predators = [a for a in world.agents if a.adversary]
+    prey = [a for a in world.agents if not a.adversary]
+    return sum(in_contact(p, q) for p in predators for q in prey)
+
+
+def team_of(name: str, agent: str) -> str:
+    return next(t for t, members in teams(name).items() if agent in members)
+
+
+def combine(name: str, predators, prey):
+    """One policy from a predator-team policy and a prey-team policy (each may
+    act for every agent; only its own team's actions are used)."""
+    side = teams(name)
+
+    def policy(obs, worlds):
+        pa, qa = predators(obs, worlds), prey(obs, worlds)
+        return {**{a: pa[a] for a in side["predator"]}, **{a: qa[a] for a in side["prey"]}}
+
+    return policy
+
+
+def play(name: str, predators, prey, seeds) -> dict:
+    """Episodes of `predators` against `prey`. A predator win is an episode
+    with at least one predator-prey contact (from the world state)."""
+    out = run_episodes(name, combine(name, predators, prey), seeds)
+    return {"wins": out["contacts"] > 0, "contacts": out["contacts"], "returns": out["returns"]}
+
+
+def rate_ci(wins) -> tuple:
+    """Win-rate and the half-width of its 95% (normal) interval."""
+    x = np.asarray(wins, dtype=np.float64)
+    p = float(x.mean())
+    return p, float(1.96 * math.sqrt(max(p * (1 - p), 1e-12) / len(x)))
+
+
+def elo_expected(rating: float, opponent: float) -> float:
+    return 1.0 / (1.0 + 10.0 ** ((opponent - rating) / 400.0))
+
+
+def elo_update(rating: float, opponent: float, score: float, k: float = ELO_K) -> float:
+    """One game: score 1 = win, 0 = loss, 0.5 = draw. Only `rating` moves."""
+    return rating + k * (score - elo_expected(rating, opponent))
+
+
+def elo_rate(rating: float, games, k: float = ELO_K) -> float:
+    """Sequential Elo updates over (opponent_rating, score) games, in order."""
+    for opponent, score in games:
+        rating = elo_update(rating, opponent, score, k)
+    return rating
+
+
+def interleave(results: list) -> list:
+    """[(opponent_rating, [scores...]), ...] -> games ordered round-robin
+    (episode 0 against every opponent, then episode 1, ...), so no opponent
+    is played in a block at the end."""
+    n = max((len(s) for _, s in results), default=0)
+    return [(r, float(s[i])) for i in range(n) for r, s in results if i < len(s)]
+
+
+def exploitability(win_rates) -> float:
+    """Exploitability proxy: max(0, 0.5 - the lowest win-rate against the pool)."""
+    return max(0.0, 0.5 - min(win_rates)) if len(win_rates) else float("nan")
+
+
+class ChasingPredators:
+    """Scripted predators that push straight at the prey (world state)."""
+
+    def __init__(self, name: str = "tag", gain: float = 3.0):
+        self.gain = gain
+
+    def __call__(self, obs, worlds):
+        out = {}
+        for e, world in enumerate(worlds):
+            prey = next(a for a in world.agents if not a.adversary)
+            for a in world.agents:
+                if a.adversary:
+                    out.setdefault(a.name, np.zeros((len(worlds), 5), np.float32))[e] = force_to_action(
+                        self.gain * (prey.state.p_pos - a.state.p_pos))
+        return out
+
+
+class FleeingPrey:
+    """Scripted prey that runs away from the nearest predator (world state)."""
+
+    def __init__(self, name: str = "tag", gain: float = 3.0):
+        self.gain = gain
+
+    def __call__(self, obs, worlds):
+        out = {}
+        for e, world in enumerate(worlds):
+            predators = [a for a in world.agents if a.adversary]
+            for a in world.agents:
+                if not a.adversary:
+                    d = a.state.p_pos - min((p.state.p_pos for p in predators),
+                                            key=lambda q: float(np.linalg.norm(a.state.p_pos - q)))
+                    out.setdefault(a.name, np.zeros((len(worlds), 5), np.float32))[e] = force_to_action(
+                        self.gain * d / max(float(np.linalg.norm(d)), 1e-6))
+        return out
+
+
+class StationaryPolicy:
+    """Every agent does nothing (zero force)."""
+
+    def __init__(self, name: str):
+        self.agents, _, self.act_dims = env_info(name)
+
+    def __call__(self, obs, worlds):
+        n = len(next(iter(obs.values())))
+        return {a: np.zeros((n, self.act_dims[a]), np.float32) for a in self.agents}
+
+
+class SelfPlayPool:
+    """The rolling opponent pool of a self-play run and its Elo ratings.
+
+    Every evaluation freezes both teams of the current policy into the pool
+    (its checkpoint file; the oldest entry leaves when the pool is full, the
+    file stays on disk).  The current predators then play `episodes` episodes
+    against the random prey and against every pool prey, and the current prey
+    likewise; each team's Elo is updated game by game (K=32) against the
+    opponents' ratings: random is anchored at 1000, a pool snapshot keeps the
+    rating its team had when it was frozen.
+    """
+
+    def __init__(self, name: str, size: int, episodes: int, load_policy):
+        self.name, self.size, self.episodes, self.load_policy = name, size, episodes, load_policy
+        self.entries = []  # {"step", "path", "predator_elo", "prey_elo", "policy"}
+        self.ratings = {"predator": ELO_ANCHOR, "prey": ELO_ANCHOR}
+
+    def add(self, step: int, path) -> None:
+        self.entries.append({"step": int(step), "path": str(path), "predator_elo": self.ratings["predator"],
+                             "prey_elo": self.ratings["prey"], "policy": self.load_policy(path)})
+        del self.entries[:-self.size]
+
+    def evaluate(self, policy, split: str = "validation", episodes: int | None = None, update: bool = True) -> dict:
+        """Current teams against random and against the pool; updates the
+        ratings (unless update=False) and returns the metrics row."""
+        n = episodes or self.episodes
+        seeds = eval_seeds(split, n)
+        rnd = RandomPolicy(self.name, seed=12345)
+        pred = {"random": play(self.name, policy, rnd, seeds)}
+        prey = {"random": play(self.name, RandomPolicy(self.name, seed=12345), policy, seeds)}
+        for e in self.entries:
+            pred[e["step"]] = play(self.name, policy, e["policy"], seeds)
+            prey[e["step"]] = play(self.name, e["policy"], policy, seeds)
+        pred_rates = {k: float(v["wins"].mean()) for k, v in pred.items()}
+        prey_rates = {k: 1.0 - float(v["wins"].mean()) for k, v in prey.items()}
+        opp = {e["step"]: e for e in self.entries}
+        new = {
+            "predator": elo_rate(self.ratings["predator"], interleave(
+                [(ELO_ANCHOR if k == "random" else opp[k]["prey_elo"], v["wins"].astype(float)) for k, v in pred.items()])),
+            "prey": elo_rate(self.ratings["prey"], interleave(
+                [(ELO_ANCHOR if k == "random" else opp[k]["predator_elo"], 1.0 - v["wins"].astype(float))
+                 for k, v in prey.items()])),
+        }
+        if update:
+            self.ratings = new
+        pool_pred = [pred_rates[k] for k in opp]
+        pool_prey = [prey_rates[k] for k in opp]
+        selfplay = play(self.name, policy, policy, seeds)
+        return {
+            "predator_elo": new["predator"], "prey_elo": new["prey"],
+            "predator_win_vs_random": pred_rates["random"], "prey_win_vs_random": prey_rates["random"],
+            "predator_win_vs_random_ci": rate_ci(pred["random"]["wins"])[1],
+            "prey_win_vs_random_ci": rate_ci(prey["random"]["wins"])[1],
+            "predator_min_win_vs_pool": min(pool_pred, default=float("nan")),
+            "prey_min_win_vs_pool": min(pool_prey, default=float("nan")),
+            "predator_exploitability": exploitability(pool_pred), "prey_exploitability": exploitability(pool_prey),
+            "self_play_predator_win": float(selfplay["wins"].mean()), "self_play_predator_win_ci": rate_ci(selfplay["wins"])[1],
+            "contacts_self_play": float(selfplay["contacts"].mean()),
+            "contacts_vs_random_prey": float(pred["random"]["contacts"].mean()),
+            "contacts_vs_random_predators": float(prey["random"]["contacts"].mean()),
+            "elo_episodes": n, "pool": " ".join(str(k) for k in opp),
+        }
+
+    def matrix(self, episodes: int, split: str = "validation"):
+        """Predator win-rates of every pool snapshot's predators (rows) against
+        every pool snapshot's prey (columns), random included. Returns
+        (labels, matrix)."""
+        seeds = eval_seeds(split, episodes)
+        labels = ["random"] + [f"step {e['step']}" for e in self.entries]
+        policies = [RandomPolicy(self.name, seed=12345)] + [e["policy"] for e in self.entries]
+        m = np.array([[float(play(self.name, p, q, seeds)["wins"].mean()) for q in policies] for p in policies])
+        return labels, m
+
+    def state_dict(self) -> dict:
+        return {"ratings": dict(self.ratings),
+                "entries": [{k: v for k, v in e.items() if k != "policy"} for e in self.entries]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ratings = dict(state["ratings"])
+        self.entries = []
+        for e in state["entries"]:
+            if not Path(e["path"]).exists():
+                raise UsageError(f"--resume: pool snapshot {e['path']} is missing (pool files must not be pruned "
+                                 f"while a run is still to be resumed)")
+            self.entries.append({**e, "policy": self.load_policy(e["path"])})
+
+
+def load_policy(path, env_name: str | None = None):
+    """The deterministic policy(obs, worlds) stored in any training checkpoint
+    of this repository (Method I, IPPO or MADDPG), and the checkpoint dict."""
+    from method_i import CheckpointError
+
+    state = load_checkpoint(path)
+    algo = state.get("algo")
+    if algo in ("method_i", "ppo"):
+        from eval_method_i import load_learner
+
+        learner, state = load_learner(path, env_name)
+        return (lambda obs, worlds: learner.act(obs, deterministic=True)), state
+    if algo == "maddpg":
+        from eval_maddpg import load_policy as load_maddpg
+
+        return load_maddpg(path, env_name)
+    raise CheckpointError(f"{path} is not a training checkpoint of this repository")
 
 
 # ----------------------------------------------------------------------------
@@ -598,6 +837,69 @@ def plot_training(rows: list, refs: dict, path, title: str, panels=(("latent_dis
     atomic_write(path, buf.getvalue())
 
 
+def plot_competitive(rows: list, path, title: str) -> None:
+    """Self-play curves: both teams' Elo (random = 1000), win-rates against
+    the random team, and the exploitability proxy, over env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in rows], dtype=float)
+    col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
+    fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.5, 1.5]})
+    for team, c in (("predator", "C3"), ("prey", "C0")):
+        axes[0].plot(steps, col(f"{team}_elo"), marker="o", ms=3, color=c, label=f"{team} Elo")
+        axes[1].plot(steps, col(f"{team}_win_vs_random"), marker=".", color=c, label=f"{team} vs random")
+        axes[2].plot(steps, col(f"{team}_exploitability"), marker=".", color=c, label=team)
+    axes[0].axhline(ELO_ANCHOR, color="gray", ls=":", label="random (1000)")
+    axes[0].set_ylabel("Elo vs rolling pool")
+    axes[0].set_title(title)
+    axes[1].set_ylabel("win-rate", fontsize=8)
+    axes[1].set_ylim(-0.05, 1.05)
+    axes[2].set_ylabel("exploitability", fontsize=8)
+    axes[2].set_ylim(-0.05, 0.55)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[-1].set_xlabel("env steps")
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def plot_matrix(row_labels, col_labels, m, path, title: str) -> None:
+    """Heatmap of a predator win-rate matrix (rows: predators, columns: prey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(m, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(col_labels), 1.0 + 0.6 * len(row_labels)))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+    ax.set_xlabel("prey")
+    ax.set_ylabel("predators")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(m[i, j] - 0.5) > 0.3 else "black")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def _save_fig(fig, path) -> None:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
 def _finite(v):
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -640,7 +942,8 @@ RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
 def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     """The options common to every train_*.py (budgets, seeds, evaluation, run directories)."""
     run = p.add_argument_group("run")
-    run.add_argument("--env", default="spread", choices=envs, help="MPE environment (spread = simple_spread_v3)")
+    run.add_argument("--env", default="spread", choices=envs,
+                     help="MPE environment: spread = simple_spread_v3 (cooperative), tag = simple_tag_v3 (self-play)")
     run.add_argument("--max-steps", type=positive(int), default=200_000, help=f"env-step budget ({budget_note})")
     run.add_argument("--max-time", type=positive(float), default=None,
                      help="wall-clock budget in seconds; training stops at whichever budget ends first")
@@ -659,6 +962,15 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     run.add_argument("--torch-threads", type=positive(int), default=1,
                      help="torch intra-op threads (1 is fastest for these small networks, see benchmarks/)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    if "tag" in envs:
+        sp = p.add_argument_group("self-play evaluation (tag; see DESIGN.md, competitive metrics)")
+        sp.add_argument("--pool-size", type=positive(int), default=5,
+                        help="rolling pool: the last N frozen snapshots of both teams (files are kept)")
+        sp.add_argument("--elo-episodes", type=positive(int), default=20,
+                        help="episodes per pairing in each evaluation's Elo games (current team vs random and each pool snapshot)")
+        sp.add_argument("--matrix-interval", type=positive(int), default=100_000,
+                        help="env steps between snapshot-vs-snapshot win-rate matrices (one is also written at the end)")
+        sp.add_argument("--matrix-episodes", type=positive(int), default=20, help="episodes per matrix cell")
 
 
 
@@ -717,12 +1029,64 @@ def evaluation_row(progress: dict, res: dict) -> dict:
             "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1)}
 
 
+def make_league(args):
+    """The self-play pool of a tag run (None on cooperative envs)."""
+    if args.env != "tag":
+        return None
+    return SelfPlayPool(args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0])
+
+
+def write_matrix(path_stem, row_labels, col_labels, m, title: str, episodes: int) -> None:
+    """A predator win-rate matrix as CSV and heatmap PNG."""
+    rows = [{"predators \\ prey": r, **{c: round(float(v), 4) for c, v in zip(col_labels, line)}}
+            for r, line in zip(row_labels, m)]
+    write_csv(Path(f"{path_stem}.csv"), rows)
+    plot_matrix(row_labels, col_labels, m, Path(f"{path_stem}.png"), f"{title}\n(predator win-rate, {episodes} episodes per cell)")
+
+
+def periodic_evaluation(args, run, progress: dict, policy, save, ckpt_path, league=None, final: bool = False):
+    """One evaluation of the current policy as DESIGN.md defines it for the
+    env: saves the step checkpoint with `save(path)`, then on spread scores
+    the deterministic policy on the validation seeds; on tag freezes both
+    teams into the pool, plays the Elo games and, every --matrix-interval env
+    steps (and at the end), writes a snapshot-vs-snapshot win-rate matrix.
+    Returns (metrics row without step columns, one-line message)."""
+    t0 = time.perf_counter()
+    save(ckpt_path)
+    progress["evals"] = progress.get("evals", 0) + 1
+    if league is None:
+        res = evaluate(args.env, policy, "validation", args.eval_episodes)
+        progress["eval_time"] += time.perf_counter() - t0
+        return evaluation_row(progress, res), (f"eval {res['score']:7.2f} ± {res['ci']:.2f}  "
+                                               f"(normalised {res['normalised']:.3f})")
+    league.add(progress["global_step"], ckpt_path)
+    res = league.evaluate(policy)
+    matrices = progress.get("matrices", 0)
+    if final or progress["global_step"] >= (matrices + 1) * args.matrix_interval:
+        labels, m = league.matrix(args.matrix_episodes)
+        write_matrix(run.path / f"win_matrix_step_{progress['global_step']:09d}", labels, labels, m,
+                     f"pool at step {progress['global_step']}", args.matrix_episodes)
+        progress["matrices"] = max(matrices + 1, progress["global_step"] // args.matrix_interval)
+    progress["league"] = league.state_dict()
+    progress["eval_time"] += time.perf_counter() - t0
+    wall = progress["train_time"] + progress["eval_time"]
+    row = {"wall_time": round(wall, 2), **{k: v for k, v in res.items() if not k.endswith("_ci")},
+           "sps": round(progress["global_step"] / max(wall, 1e-9), 1),
+           "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1)}
+    return row, (f"Elo predators {res['predator_elo']:.0f} prey {res['prey_elo']:.0f}  win vs random "
+                 f"{res['predator_win_vs_random']:.2f}/{res['prey_win_vs_random']:.2f}  exploitability "
+                 f"{res['predator_exploitability']:.2f}/{res['prey_exploitability']:.2f}  "
+                 f"contacts {res['contacts_self_play']:.2f}")
+
+
 def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, policy, title: str,
-               extra: dict | None = None, panels=None, after_test=None) -> int:
+               extra: dict | None = None, panels=None, after_test=None, league=None) -> int:
     """What every training script does at the end: summary.json with the
     table metrics (DESIGN.md), the final held-out test evaluation unless the
     run was interrupted or --final-eval-episodes is 0, the training plot, and
     the exit code (128 + signal when stopped by one)."""
+    if league is not None:
+        return _finish_competitive(args, run, progress, interrupted, policy, title, extra, league)
     scores = [r["eval_score"] for r in run.rows]
     last5 = float(np.mean(scores[-5:])) if scores else float("nan")
     steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
@@ -751,6 +1115,42 @@ def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, polic
     print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
     if interrupted is not None:
         print(f"stopped by {signal.Signals(interrupted).name} at step {steps}; "
+              f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
+        return 128 + int(interrupted)
+    return 0
+
+
+def _timing(progress: dict) -> dict:
+    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
+    return {"wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
+            "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
+            "throughput_without_eval": round(steps / max(train_t, 1e-9), 1)}
+
+
+COMPETITIVE_SUMMARY = ("predator_elo", "prey_elo", "predator_exploitability", "prey_exploitability",
+                       "predator_win_vs_random", "prey_win_vs_random", "self_play_predator_win", "contacts_self_play")
+
+
+def _finish_competitive(args, run, progress, interrupted, policy, title, extra, league) -> int:
+    last = run.rows[-1] if run.rows else {}
+    summary = {"env": args.env, "seed": args.seed, "env_steps": progress["global_step"],
+               "interrupted": interrupted is not None, **(extra or {}),
+               **{k: last.get(k, float("nan")) for k in COMPETITIVE_SUMMARY},
+               "elo_episodes": args.elo_episodes, "pool_size": args.pool_size, "pool": last.get("pool", ""),
+               **_timing(progress)}
+    if interrupted is None and args.final_eval_episodes > 0:
+        res = league.evaluate(policy, split="test", episodes=args.final_eval_episodes, update=False)
+        summary.update({f"test_{k}": v for k, v in res.items() if k not in ("predator_elo", "prey_elo", "pool")})
+        print(f"final test evaluation ({args.final_eval_episodes} episodes per pairing): predator win-rate vs random "
+              f"{res['predator_win_vs_random']:.2f} ± {res['predator_win_vs_random_ci']:.2f}, prey "
+              f"{res['prey_win_vs_random']:.2f} ± {res['prey_win_vs_random_ci']:.2f}; exploitability "
+              f"{res['predator_exploitability']:.2f} / {res['prey_exploitability']:.2f}")
+    run.write_summary(summary)
+    if run.rows:
+        plot_competitive(run.rows, run.path / "training_plot.png", title)
+    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
+    if interrupted is not None:
+        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}; "
               f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
         return 128 + int(interrupted)
     return 0

@@ -45,7 +45,8 @@ ACT_SATURATION = 0.99  # |tanh output| above this counts as saturated
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    harness.add_run_arguments(p, budget_note="summed over all population members; whole generations")
+    harness.add_run_arguments(p, budget_note="summed over all population members; whole generations",
+                              envs=("spread", "tag"))
     evo = p.add_argument_group("evolutionary HPO (AgileRL TournamentSelection + Mutations)")
     evo.add_argument("--population-size", type=positive(int), default=4, help="MADDPG agents in the population")
     evo.add_argument("--evo-steps", type=positive(int), default=5_000,
@@ -229,12 +230,15 @@ def train(args, run: harness.RunDir) -> int:
                           **harness.provenance()})
     refs = harness.reference_scores(args.env, "validation", args.eval_episodes)
     envs = harness.VecEnv(args.env, args.num_envs, args.seed)
+    league = harness.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
     generation_steps = args.population_size * args.evo_steps
     num_generations = math.ceil(args.max_steps / generation_steps)
     progress = {"global_step": 0, "train_time": 0.0, "eval_time": 0.0, "generation": 0, "best_mean": -math.inf,
                 "best_single": -math.inf, "train_scores": [], "session": 0, "learn_calls": 0}
     if args.resume:
         progress.update(saved["progress"])
+        if league is not None and "league" in progress:
+            league.load_state_dict(progress["league"])
 
     def collect(member, n_steps):
         """Train one member for n_steps env steps; returns its training episode scores."""
@@ -268,9 +272,19 @@ def train(args, run: harness.RunDir) -> int:
         return steps, scores
 
     def fitness(member):
+        """spread: mean deterministic score. tag: mean win-rate of the member's predators and of its
+        prey against the random team and every snapshot in the rolling pool (summed rewards of two
+        opposing teams, AgileRL's test(), mean nothing)."""
         seeds = [harness.train_env_seed(args.seed, k, FITNESS_SESSION + progress["generation"])
                  for k in range(args.fitness_episodes)]
-        score = float(harness.run_episodes(args.env, ActorPolicy(member_actors(member, agents), agents), seeds)["scores"].mean())
+        policy = ActorPolicy(member_actors(member, agents), agents)
+        if league is None:
+            score = float(harness.run_episodes(args.env, policy, seeds)["scores"].mean())
+        else:
+            opponents = [harness.RandomPolicy(args.env, seed=args.seed)] + [e["policy"] for e in league.entries]
+            score = float(np.mean([0.5 * harness.play(args.env, policy, o, seeds)["wins"].mean()
+                                   + 0.5 * (1.0 - harness.play(args.env, o, policy, seeds)["wins"].mean())
+                                   for o in opponents]))
         member.metrics.add_fitness(score)  # (member.fitness is a read-only copy)
         return score
 
@@ -313,12 +327,12 @@ def train(args, run: harness.RunDir) -> int:
             done = progress["generation"] >= num_generations or stop.requested or (
                 args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time)
             if progress["global_step"] >= next_eval or done:
-                t1 = time.perf_counter()
                 policy = best_policy(best)
-                res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
-                progress["eval_time"] += time.perf_counter() - t1
+                path = run.ckpt / f"step_{progress['global_step']:09d}.pt"
+                res, message = harness.periodic_evaluation(args, run, progress, policy, lambda p: checkpoint(best, p),
+                                                           path, league, final=done)
                 row = {"step": progress["global_step"], "generation": progress["generation"],
-                       **harness.evaluation_row(progress, res), "eval_saturation": policy.saturation(),
+                       **res, "eval_saturation": policy.saturation(),
                        "sps_per_member": round(progress["global_step"] / args.population_size / max(progress["train_time"], 1e-9), 1),
                        "best_member": best["index"], "learn_calls": progress["learn_calls"],
                        **{f"fitness_{k}": f for k, f in enumerate(fits)},
@@ -326,12 +340,9 @@ def train(args, run: harness.RunDir) -> int:
                        **{f"best_{k}": v for k, v in best["hyperparameters"].items()}}
                 next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
                 run.append_metrics(row)
-                checkpoint(best, run.ckpt / f"step_{progress['global_step']:09d}.pt")
-                bar.set_postfix(eval=f"{res['score']:.1f}", norm=f"{res['normalised']:.2f}")
                 tqdm.write(f"step {progress['global_step']:>8d}  gen {progress['generation']:>3d}  best member {best['index']}: "
-                           f"eval {res['score']:7.2f} ± {res['ci']:.2f} (normalised {res['normalised']:.3f}), "
-                           f"saturation {policy.saturation():.2f}, fitness {', '.join(f'{f:.1f}' for f in fits)}",
-                           file=sys.stderr)
+                           f"{message}, saturation {policy.saturation():.2f}, "
+                           f"fitness {', '.join(f'{f:.2f}' for f in fits)}", file=sys.stderr)
             if stop.requested:
                 interrupted = stop.signum
                 break
@@ -358,7 +369,7 @@ def train(args, run: harness.RunDir) -> int:
                                               / max(progress["train_time"], 1e-9), 1),
                "best_member_hyperparameters": best["hyperparameters"]},
         panels=(("eval_saturation", "actor saturation"),),
-        after_test=lambda: {"test_saturation": policy.saturation()})
+        after_test=lambda: {"test_saturation": policy.saturation()}, league=league)
 
 
 def save_population(pop, directory) -> None:

@@ -1,6 +1,7 @@
 """Train Method I (LA-IPPO) on an MPE environment.
 
     python train_method_i.py                       # 200k env steps on simple_spread_v3
+    python train_method_i.py --env tag             # self-play on simple_tag_v3: 3 predators vs 1 prey
     python train_method_i.py --max-time 300        # stop after 5 minutes instead
     python train_method_i.py --run-name r1 --resume  # continue an interrupted run
 
@@ -38,7 +39,8 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
                      "distilled toward each other." if distill else
                      "Train the IPPO baseline: Method I's agents and PPO with distillation off."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    harness.add_run_arguments(p, budget_note="rounded up to whole rollouts of num-envs x rollout-length")
+    harness.add_run_arguments(p, budget_note="rounded up to whole rollouts of num-envs x rollout-length",
+                              envs=("spread", "tag"))
 
     d = Config()
     ppo = p.add_argument_group("PPO")
@@ -133,6 +135,9 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
     else:
         run.write_config({"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg),
                           **harness.provenance()})
+    league = harness.make_league(args)  # tag: the rolling pool of frozen snapshots and the Elo ratings
+    if league is not None and "league" in progress:
+        league.load_state_dict(progress["league"])
     envs = harness.VecEnv(args.env, args.num_envs, args.seed, session)
     refs = harness.reference_scores(args.env, "validation", args.eval_episodes)
     policy = lambda obs, worlds: learner.act(obs, deterministic=True)
@@ -142,21 +147,17 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
                                  "progress": progress, "torch_rng": torch.get_rng_state(),
                                  "numpy_rng": numpy_rng_state(), "args": vars(args)}, path)
 
-    def evaluate(stats):
-        t0 = time.perf_counter()
-        res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
-        progress["eval_time"] += time.perf_counter() - t0
-        progress["evals"] += 1
-        row = {"step": progress["global_step"], "update": learner.num_updates, **harness.evaluation_row(progress, res),
-               **{k: stats[k] for k in ("lr", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac",
-                                        "log_std", "latent_distance")},
-               "distill_loss": progress["last_distill_loss"]}
-        run.append_metrics(row)
-        checkpoint(run.ckpt / f"step_{progress['global_step']:09d}.pt")
-        return res
+    def evaluate(stats, final):
+        """Checkpoint step_<N>.pt, evaluate (spread: score; tag: Elo vs the pool), append a metrics row."""
+        row, message = harness.periodic_evaluation(args, run, progress, policy, checkpoint,
+                                                   run.ckpt / f"step_{progress['global_step']:09d}.pt", league, final)
+        run.append_metrics({"step": progress["global_step"], "update": learner.num_updates, **row,
+                            **{k: stats[k] for k in ("lr", "policy_loss", "value_loss", "entropy", "approx_kl",
+                                                     "clip_frac", "log_std", "latent_distance")},
+                            "distill_loss": progress["last_distill_loss"]})
+        return message
 
     obs = envs.reset()
-    last_eval = {"score": float("nan")}
     next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
     stats = None
     bar = tqdm(total=num_updates * batch, initial=progress["global_step"], unit="step", disable=not args.progress,
@@ -186,11 +187,9 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
             done = learner.num_updates >= num_updates or stop.requested or (
                 args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time)
             if progress["global_step"] >= next_eval or done:
-                last_eval = evaluate(stats)
+                message = evaluate(stats, final=done)
                 next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
-                bar.set_postfix(eval=f"{last_eval['score']:.1f}", norm=f"{last_eval['normalised']:.2f}")
-                tqdm.write(f"step {progress['global_step']:>8d}  eval {last_eval['score']:7.2f} ± {last_eval['ci']:.2f}"
-                           f"  (normalised {last_eval['normalised']:.3f})  latent dist {stats['latent_distance']:.3f}",
+                tqdm.write(f"step {progress['global_step']:>8d}  {message}  latent dist {stats['latent_distance']:.3f}",
                            file=sys.stderr)
             if stop.requested:
                 interrupted = stop.signum
@@ -203,7 +202,7 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
     return harness.finish_run(
         args, run, progress, refs, interrupted, policy,
         f"{'Method I (LA-IPPO)' if algo == 'method_i' else 'IPPO'} on {args.env}, seed {args.seed}",
-        extra={"updates": learner.num_updates})
+        extra={"updates": learner.num_updates}, league=league)
 
 
 if __name__ == "__main__":
