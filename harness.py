@@ -561,6 +561,55 @@ def load_policy(path, env_name: str | None = None):
 
 
 # ----------------------------------------------------------------------------
+# Pools of finished tag runs (evaluate_fixed_pool.py, cross_play_matrix.py)
+# ----------------------------------------------------------------------------
+
+POOL_SET_RUN_NAMES = {"step": "main", "wallclock": "wallclock"}  # the run name each pool set reads
+COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
+TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
+
+
+def add_pool_set_arguments(p) -> None:
+    p.add_argument("--pool-set", choices=sorted(POOL_SET_RUN_NAMES), default="step",
+                   help="step: the 200k-step runs (run name 'main'); wallclock: the time-matched runs "
+                        "(run name 'wallclock')")
+    p.add_argument("--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(COMPETITIVE_ALGOS),
+                   help="algorithms to include")
+    p.add_argument("--run-name", default=None, help="override the pool set's run name")
+    p.add_argument("--seed", type=int, default=1, help="seed of the runs to read")
+    p.add_argument("--last", type=positive(int), default=5, help="snapshots per run: its last N step checkpoints")
+    p.add_argument("--episodes", type=positive(int), default=100,
+                   help="episodes per pairing (100 gives a 95%% CI within +-0.1), on the held-out test seeds")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
+    p.add_argument("--results-dir", default="results", help="where the tables and plots go (under <dir>/tag/)")
+
+
+def pool_set_runs(args) -> tuple:
+    """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
+    run_name = args.run_name or POOL_SET_RUN_NAMES[args.pool_set]
+    found, missing = {}, []
+    for algo in args.algos:
+        d = Path(args.checkpoint_dir) / "tag" / algo / f"{run_name}_s{args.seed}"
+        steps = sorted(d.glob("step_*.pt"))
+        if not steps:
+            missing.append(f"{algo}: no step_*.pt in {d} (train it: python {TRAIN_SCRIPTS[algo]} --env tag "
+                           f"--run-name {run_name} --seed {args.seed}"
+                           + (" --max-time SECONDS" if args.pool_set == "wallclock" else "") + ")")
+            continue
+        found[algo] = steps[-args.last:]
+    for line in missing:
+        print(f"missing run: {line}", file=sys.stderr)
+    if not found:
+        raise UsageError(f"no tag runs for pool set {args.pool_set!r} under {args.checkpoint_dir}/tag/ "
+                         f"(run name {run_name!r}, seed {args.seed})")
+    return found, missing
+
+
+def snapshot_label(algo: str, path) -> str:
+    return f"{algo}@{int(Path(path).stem.split('_')[1])}"
+
+
+# ----------------------------------------------------------------------------
 # Files: atomic writes, run directories, checkpoints
 # ----------------------------------------------------------------------------
 
@@ -929,6 +978,9 @@ def add_eval_arguments(parser, algo_dirs) -> None:
     parser.add_argument("--render-episodes", type=positive(int), default=1, help="episodes to render")
     parser.add_argument("--out", default=None, help="GIF path for --render gif (default: next to the checkpoint)")
     parser.add_argument("--fps", type=positive(int), default=10, help="frames per second of the GIF")
+    parser.add_argument("--opponent", default=None,
+                        help="tag only: a checkpoint of any algorithm to play against (both ways), in addition to "
+                             "random; --render then shows the checkpoint's predators chasing the opponent's prey")
 
 
 # ----------------------------------------------------------------------------
@@ -1175,6 +1227,10 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
     """What every eval_*.py prints and renders for a trained policy."""
     if args.render == "human" and not has_display():
         raise UsageError("no display for --render human (DISPLAY is not set); use --render gif")
+    if env_name == "tag":
+        return _evaluate_and_render_tag(args, policy, label, ckpt_path)
+    if args.opponent is not None:
+        raise UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
     res = evaluate(env_name, policy, args.split, args.episodes)
     refs = res["references"]
     print(f"{label} on {env_name}: mean score {res['score']:.2f} ± {res['ci']:.2f} (95% CI, {res['episodes']} episodes, "
@@ -1190,4 +1246,37 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
             save_gif(out["frames"], path, args.fps)
             print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
         res["render_scores"] = out["scores"]
+    return res
+
+
+def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
+    """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
+    against random, against themselves and against an --opponent checkpoint."""
+    seeds = eval_seeds(args.split, args.episodes)
+    opponents = [("random", RandomPolicy("tag", seed=12345))]
+    if args.opponent is not None:
+        opponents.append((f"opponent {args.opponent}", load_policy(args.opponent, "tag")[0]))
+    print(f"{label} on tag: {args.episodes} episodes per pairing ({args.split} seeds); a predator win = at least one "
+          f"predator-prey contact")
+    res = {}
+    for name, opp in opponents + [("itself", policy)]:
+        as_pred, as_prey = play("tag", policy, opp, seeds), play("tag", opp, policy, seeds)
+        p, pci = rate_ci(as_pred["wins"])
+        q, qci = rate_ci(1.0 - as_prey["wins"])
+        res[name] = {"predator_win": p, "prey_win": q, "contacts_as_predators": float(as_pred["contacts"].mean()),
+                     "contacts_as_prey": float(as_prey["contacts"].mean())}
+        print(f"  vs {name}: predators win {p:.2f} ± {pci:.2f} (contacts/episode {as_pred['contacts'].mean():.2f}), "
+              f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})")
+        if name == "itself":
+            break
+    if args.render:
+        render_env = make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
+        prey = opponents[-1][1] if args.opponent is not None else policy
+        out = run_episodes("tag", combine("tag", policy, prey), eval_seeds(args.split, args.render_episodes),
+                           render_env=render_env)
+        render_env.close()
+        if args.render == "gif":
+            path = Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+            save_gif(out["frames"], path, args.fps)
+            print(f"rendered {args.render_episodes} episode(s), contacts {', '.join(str(c) for c in out['contacts'])}: {path}")
     return res

@@ -1,0 +1,65 @@
+"""Cross-play on simple_tag_v3: each algorithm's predator snapshots against
+every other algorithm's prey snapshots.
+
+    python cross_play_matrix.py --pool-set step        # the 200k-step runs (run name "main")
+    python cross_play_matrix.py --pool-set wallclock   # the time-matched runs
+
+For every ordered pair (A, B) of algorithms with runs in the pool set, a matrix
+of predator win-rates: rows = A's last 5 step checkpoints' predators, columns
+= B's last 5 step checkpoints' prey, --episodes test episodes per cell. A
+predator win is an episode with at least one predator-prey contact.
+
+Writes results/tag/cross_play_<pool-set>/<A>_vs_<B>.csv and .png (A's
+predators vs B's prey) and summary.md with each matrix's mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import harness
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_pool_set_arguments(p)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    runs, missing = harness.pool_set_runs(args)
+    if len(runs) < 2:
+        raise harness.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(runs)}")
+    snapshots = {algo: [(harness.snapshot_label(algo, path), harness.load_policy(path, "tag")[0]) for path in paths]
+                 for algo, paths in runs.items()}
+    seeds = harness.eval_seeds("test", args.episodes)
+    out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.pool_set}"
+    lines = [f"Cross-play, pool set `{args.pool_set}` (seed {args.seed}): predator win-rate of the row algorithm's "
+             f"last {args.last} snapshots against the column algorithm's last {args.last} prey snapshots, "
+             f"{args.episodes} test episodes per cell.\n",
+             "| predators \\ prey | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    means = {}
+    for a, b in itertools.permutations(runs, 2):
+        m = np.array([[float(harness.play("tag", pred, prey, seeds)["wins"].mean()) for _, prey in snapshots[b]]
+                      for _, pred in snapshots[a]])
+        harness.write_matrix(out_dir / f"{a}_vs_{b}", [l for l, _ in snapshots[a]], [l for l, _ in snapshots[b]], m,
+                             f"{a} predators vs {b} prey ({args.pool_set} pool)", args.episodes)
+        means[(a, b)] = float(m.mean())
+        print(f"{a} predators vs {b} prey: mean predator win-rate {m.mean():.3f}", file=sys.stderr)
+    for a in runs:
+        lines.append(f"| {a} | " + " | ".join("—" if a == b else f"{means[(a, b)]:.3f}" for b in runs) + " |")
+    if missing:
+        lines += ["", "Missing runs:"] + [f"- {m}" for m in missing]
+    md = "\n".join(lines) + "\n"
+    harness.atomic_write(out_dir / "summary.md", md.encode())
+    print(md)
+    print(f"written: {out_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(harness.run_cli(main))

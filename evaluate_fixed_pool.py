@@ -1,0 +1,103 @@
+"""Fixed-pool Elo on simple_tag_v3: every algorithm's final predators and prey
+rated against one shared, frozen opponent pool.
+
+    python evaluate_fixed_pool.py --pool-set step        # the 200k-step runs (run name "main")
+    python evaluate_fixed_pool.py --pool-set wallclock   # the time-matched runs (run name "wallclock")
+
+Pool = the random team + the last 5 step checkpoints of each algorithm's run in
+the pool set; every pool member is rated 1000 and stays there. Each
+algorithm's final checkpoint (latest.pt) plays --episodes episodes with its
+predators against every pool member's prey, and with its prey against every
+pool member's predators, on the held-out test seeds. A predator win is an
+episode with at least one predator-prey contact. Its Elo starts at 1000 and is
+updated game by game (K=32, games interleaved round-robin over the pool).
+Exploitability proxy = max(0, 0.5 - its lowest win-rate against a pool member).
+
+Writes results/tag/fixed_pool_<pool-set>.md and .json. Runs that are missing
+are listed (with the command that makes them) and the others are still rated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import harness
+
+TEAMS = ("predator", "prey")
+
+
+def rate_team(name, team, candidate, pool, seeds) -> dict:
+    """Play `candidate`'s team against every pool member's other team."""
+    results = []
+    for label, opponent in pool:
+        if team == "predator":
+            wins = harness.play(name, candidate, opponent, seeds)["wins"].astype(float)
+        else:
+            wins = 1.0 - harness.play(name, opponent, candidate, seeds)["wins"].astype(float)
+        results.append((label, wins))
+    rates = {label: float(w.mean()) for label, w in results}
+    all_games = np.concatenate([w for _, w in results])
+    mean, ci = harness.rate_ci(all_games)
+    return {"elo": harness.elo_rate(harness.ELO_ANCHOR, harness.interleave([(harness.ELO_ANCHOR, w) for _, w in results])),
+            "win_rate_vs_pool": mean, "win_rate_vs_pool_ci": ci, "min_win_rate": min(rates.values()),
+            "exploitability": harness.exploitability(list(rates.values())), "win_rates": rates}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_pool_set_arguments(p)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    runs, missing = harness.pool_set_runs(args)
+    t0 = time.perf_counter()
+    pool = [("random", harness.RandomPolicy("tag", seed=12345))]
+    for algo, paths in runs.items():
+        pool += [(harness.snapshot_label(algo, path), harness.load_policy(path, "tag")[0]) for path in paths]
+    seeds = harness.eval_seeds("test", args.episodes)
+    table = {}
+    for algo, paths in runs.items():
+        final = paths[-1].parent / "latest.pt"
+        final = final if final.exists() else paths[-1]
+        policy, state = harness.load_policy(final, "tag")
+        table[algo] = {"checkpoint": str(final), "env_steps": state["progress"]["global_step"],
+                       **{team: rate_team("tag", team, policy, pool, seeds) for team in TEAMS}}
+        print(f"{algo}: predator Elo {table[algo]['predator']['elo']:.0f}, prey Elo {table[algo]['prey']['elo']:.0f}",
+              file=sys.stderr)
+    out = {"pool_set": args.pool_set, "seed": args.seed, "episodes_per_pairing": args.episodes,
+           "pool": [label for label, _ in pool], "missing": missing, "results": table,
+           "seconds": round(time.perf_counter() - t0, 1)}
+    stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.pool_set}"
+    harness.write_json(stem.with_suffix(".json"), out)
+    harness.atomic_write(stem.with_suffix(".md"), markdown(out).encode())
+    print(markdown(out))
+    print(f"written: {stem}.md, {stem}.json")
+    return 0
+
+
+def markdown(out: dict) -> str:
+    algos = list(out["results"])
+    res = out["results"]
+    line = lambda cells: "| " + " | ".join(cells) + " |\n"
+    md = (f"Fixed-pool Elo, pool set `{out['pool_set']}` (seed {out['seed']}): pool = {', '.join(out['pool'])}, "
+          f"all rated 1000. {out['episodes_per_pairing']} test episodes per pairing "
+          f"({out['episodes_per_pairing'] * len(out['pool'])} per team).\n\n")
+    md += line(["Metric"] + algos) + line(["---"] * (len(algos) + 1))
+    md += line(["Env steps"] + [f"{res[a]['env_steps']:,}" for a in algos])
+    for team in TEAMS:
+        md += line([f"{team.capitalize()} Elo (fixed pool)"] + [f"{res[a][team]['elo']:.1f}" for a in algos])
+        md += line([f"{team.capitalize()} win-rate vs pool (95% CI)"] +
+                   [f"{res[a][team]['win_rate_vs_pool']:.3f} ± {res[a][team]['win_rate_vs_pool_ci']:.3f}" for a in algos])
+        md += line([f"{team.capitalize()} exploitability"] + [f"{res[a][team]['exploitability']:.2f}" for a in algos])
+    if out["missing"]:
+        md += "\nMissing runs:\n" + "".join(f"- {m}\n" for m in out["missing"])
+    return md
+
+
+if __name__ == "__main__":
+    sys.exit(harness.run_cli(main))

@@ -1,0 +1,205 @@
+"""Tag (predator-prey): the win detector, that the win metric can go both ways,
+Elo and exploitability maths, the rolling pool, and every tag script end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+import harness
+import train_maddpg
+import train_method_i
+import train_ppo
+from test_scripts import assert_clean_error, dirs, run_script
+
+
+def _world(seed=0):
+    env = harness.make_env("tag")
+    env.reset(seed=seed)
+    return env, env.unwrapped.world
+
+
+def test_win_detector_on_constructed_world_states():
+    env, world = _world()
+    predators = [a for a in world.agents if a.adversary]
+    prey = next(a for a in world.agents if not a.adversary)
+    far = [np.array([-0.9, -0.9]), np.array([0.9, -0.9]), np.array([-0.9, 0.9])]
+    for p, pos in zip(predators, far):
+        p.state.p_pos = pos.copy()
+    prey.state.p_pos = np.array([0.9, 0.9])
+    assert harness.predator_prey_contacts(world) == 0
+    # just inside and just outside the sum of the radii (0.075 + 0.05)
+    predators[0].state.p_pos = prey.state.p_pos + np.array([0.124, 0.0])
+    assert harness.predator_prey_contacts(world) == 1
+    predators[0].state.p_pos = prey.state.p_pos + np.array([0.126, 0.0])
+    assert harness.predator_prey_contacts(world) == 0
+    for p in predators[:2]:  # two predators on the prey at once
+        p.state.p_pos = prey.state.p_pos.copy()
+    assert harness.predator_prey_contacts(world) == 2
+    env.close()
+
+
+def test_win_metric_goes_both_ways():
+    seeds = harness.eval_seeds("validation", 100)
+    rnd = harness.play("tag", harness.RandomPolicy("tag", 1), harness.RandomPolicy("tag", 2), seeds)
+    assert 0.05 < rnd["wins"].mean() < 0.95  # predators can lose: not a reward-sign artefact
+    assert (rnd["wins"] == (rnd["contacts"] > 0)).all()
+    chase = harness.ChasingPredators()
+    stationary = harness.play("tag", chase, harness.StationaryPolicy("tag"), seeds)["wins"].mean()
+    fleeing = harness.play("tag", chase, harness.FleeingPrey(), seeds)["wins"].mean()
+    assert stationary > 0.9 and fleeing < 0.3 and stationary - fleeing > 0.5
+
+
+def test_contacts_match_the_predators_collision_reward():
+    # simple_tag pays every predator +10 per predator-prey collision (a team reward): the world-state count agrees
+    seeds = harness.eval_seeds("validation", 20)
+    out = harness.run_episodes("tag", harness.combine("tag", harness.ChasingPredators(), harness.StationaryPolicy("tag")),
+                               seeds)
+    assert out["contacts"].sum() > 20
+    for a in harness.teams("tag")["predator"]:
+        np.testing.assert_allclose(out["returns"][a], 10.0 * out["contacts"])
+
+
+def test_elo_maths():
+    assert harness.elo_expected(1000, 1000) == pytest.approx(0.5)
+    assert harness.elo_expected(1200, 1000) == pytest.approx(1 / (1 + 10 ** (-0.5)))
+    assert harness.elo_expected(1200, 1000) + harness.elo_expected(1000, 1200) == pytest.approx(1.0)
+    assert harness.elo_update(1000, 1000, 1.0) == pytest.approx(1016.0)
+    assert harness.elo_update(1000, 1000, 0.0) == pytest.approx(984.0)
+    assert harness.elo_update(1000, 1000, 0.5) == pytest.approx(1000.0)
+    r = harness.elo_update(1000, 1000, 1.0)
+    assert harness.elo_rate(1000, [(1000, 1.0), (1000, 0.0)]) == pytest.approx(r + 32 * (0 - harness.elo_expected(r, 1000)))
+    # many wins against a fixed 1000 pool: converges up, never past where expected = actual
+    assert 1000 < harness.elo_rate(1000, [(1000, 1.0)] * 50) < 1000 + 400 * 3
+    assert harness.interleave([(1, [1, 0]), (2, [0])]) == [(1, 1.0), (2, 0.0), (1, 0.0)]
+
+
+def test_exploitability_proxy():
+    assert harness.exploitability([0.9, 0.6]) == 0.0
+    assert harness.exploitability([0.9, 0.2]) == pytest.approx(0.3)
+    assert harness.exploitability([0.0]) == 0.5
+    assert np.isnan(harness.exploitability([]))
+
+
+def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
+    loaded = []
+
+    def load(path):
+        loaded.append(path)
+        return harness.StationaryPolicy("tag")
+
+    pool = harness.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
+    for step in range(1, 8):
+        path = tmp_path / f"step_{step}.pt"
+        path.write_bytes(b"x")
+        pool.add(step, path)
+    assert [e["step"] for e in pool.entries] == [3, 4, 5, 6, 7]
+    assert all((tmp_path / f"step_{s}.pt").exists() for s in range(1, 8))  # rotation deletes nothing
+    # scripted chasers vs stationary pool prey: predators win every game, so their Elo rises
+    strong = harness.combine("tag", harness.ChasingPredators(), harness.FleeingPrey())
+    row = pool.evaluate(strong)
+    assert row["predator_elo"] > 1100 and row["predator_exploitability"] == 0.0
+    assert row["predator_min_win_vs_pool"] == 1.0 and row["pool"] == "3 4 5 6 7"
+    assert row["prey_elo"] > 1000  # the fleeing prey escapes stationary predators
+    assert pool.ratings["predator"] == row["predator_elo"]
+    frozen = pool.evaluate(strong, update=False)
+    assert pool.ratings["predator"] == row["predator_elo"] and frozen["predator_elo"] > row["predator_elo"]
+    # the pool survives a checkpoint round trip; a pruned snapshot is a clear error
+    state = json.loads(json.dumps(pool.state_dict()))
+    again = harness.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
+    again.load_state_dict(state)
+    assert [e["step"] for e in again.entries] == [3, 4, 5, 6, 7] and again.ratings == pool.ratings
+    (tmp_path / "step_3.pt").unlink()
+    with pytest.raises(harness.UsageError, match="step_3.pt is missing"):
+        again.load_state_dict(state)
+    labels, m = pool.matrix(episodes=4)
+    assert labels[0] == "random" and m.shape == (6, 6)
+
+
+TAG = ["--env", "tag", "--max-steps", "1024", "--num-envs", "2", "--eval-interval", "512", "--elo-episodes", "2",
+       "--matrix-interval", "1024", "--matrix-episodes", "2", "--final-eval-episodes", "3", "--pool-size", "2",
+       "--no-progress"]
+PPO = ["--rollout-length", "64", "--update-epochs", "1"]
+MADDPG = ["--evo-steps", "256", "--population-size", "2", "--learning-delay", "64", "--batch-size", "32",
+          "--fitness-episodes", "1"]
+
+
+@pytest.fixture(scope="module")
+def tag_runs(tmp_path_factory):
+    """Tiny tag runs of all three algorithms (the 'main' run of the step pool set)."""
+    root = tmp_path_factory.mktemp("tag")
+    assert train_method_i.main([*TAG, *PPO, *dirs(root), "--run-name", "main"]) == 0
+    assert train_ppo.main([*TAG, *PPO, *dirs(root), "--run-name", "main"]) == 0
+    assert train_maddpg.main([*TAG, *MADDPG, *dirs(root), "--run-name", "main"]) == 0
+    return root
+
+
+def test_tag_training_writes_competitive_metrics(tag_runs):
+    for algo in ("method_i", "ppo", "maddpg"):
+        run = tag_runs / "results/tag" / algo / "main_s1"
+        rows = harness.read_metrics(run / "metrics.csv")
+        assert [r["step"] for r in rows][-1] >= 1024
+        for r in rows:
+            assert 0 <= r["predator_win_vs_random"] <= 1 and 0 <= r["prey_exploitability"] <= 0.5
+            assert r["elo_episodes"] == 2
+        assert str(rows[-1]["pool"]).split() == [str(r["step"]) for r in rows[-2:]]  # rolling pool of 2
+        summary = json.loads((run / "summary.json").read_text())
+        for key in ("predator_elo", "prey_elo", "predator_exploitability", "test_predator_win_vs_random",
+                    "test_prey_win_vs_random_ci", "throughput_without_eval"):
+            assert key in summary, (algo, key)
+        assert (run / "training_plot.png").stat().st_size > 1000
+        assert list(run.glob("win_matrix_step_*.png")) and list(run.glob("win_matrix_step_*.csv"))
+        ckpts = sorted(p.name for p in (tag_runs / "checkpoints/tag" / algo / "main_s1").glob("step_*.pt"))
+        assert len(ckpts) == len(rows)  # every pool snapshot is still on disk
+
+
+def test_method_i_tag_distills_predators_only(tag_runs):
+    from method_i import LAIPPO
+
+    state = harness.load_checkpoint(tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt")
+    learner = LAIPPO.from_state_dict(state["learner"])
+    sizes = sorted(len(g.agent_ids) for g in learner.groups)
+    assert sizes == [1, 3]  # the prey is alone in its group: it has no distillation peer
+
+
+def test_tag_resume_restores_the_pool(tmp_path):
+    assert train_method_i.main([*TAG, *PPO, *dirs(tmp_path), "--run-name", "r", "--max-steps", "512"]) == 0
+    assert train_method_i.main([*TAG, *PPO, *dirs(tmp_path), "--run-name", "r", "--max-steps", "1024", "--resume"]) == 0
+    rows = harness.read_metrics(tmp_path / "results/tag/method_i/r_s1/metrics.csv")
+    assert [r["step"] for r in rows] == [512, 1024] and rows[-1]["pool"] == "512 1024"
+
+
+def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
+    common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path, "--episodes", "3"]
+    proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", *common)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "tag/fixed_pool_step.json").read_text())
+    assert out["pool"][0] == "random" and len(out["pool"]) == 1 + 3 * 2
+    for algo in ("method_i", "ppo", "maddpg"):
+        for team in ("predator", "prey"):
+            res = out["results"][algo][team]
+            assert len(res["win_rates"]) == 7 and 0 <= res["exploitability"] <= 0.5
+    assert "Predator Elo (fixed pool)" in (tmp_path / "tag/fixed_pool_step.md").read_text()
+    proc = run_script("cross_play_matrix.py", "--pool-set", "step", "--algos", "maddpg", "method_i", *common)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("maddpg_vs_method_i", "method_i_vs_maddpg"):
+        assert (tmp_path / f"tag/cross_play_step/{name}.png").stat().st_size > 1000
+        assert len(harness.read_metrics(tmp_path / f"tag/cross_play_step/{name}.csv")) == 2
+    # the wallclock pool set has no runs here: a clear error naming what to train
+    proc = run_script("evaluate_fixed_pool.py", "--pool-set", "wallclock", *common)
+    assert_clean_error(proc, "no tag runs for pool set 'wallclock'")
+    assert "train_maddpg.py --env tag --run-name wallclock" in proc.stderr
+
+
+def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
+    mi = tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt"
+    md = tag_runs / "checkpoints/tag/maddpg/main_s1/latest.pt"
+    proc = run_script("eval_method_i.py", "--checkpoint", mi, "--episodes", "3", "--opponent", md,
+                      "--render", "--out", tmp_path / "chase.gif")
+    assert proc.returncode == 0, proc.stderr
+    assert "vs random: predators win" in proc.stdout and "vs opponent" in proc.stdout
+    assert (tmp_path / "chase.gif").stat().st_size > 1000
+    proc = run_script("eval_maddpg.py", "--checkpoint", md, "--episodes", "3")
+    assert proc.returncode == 0 and "vs itself" in proc.stdout, proc.stderr
+    spread_opponent = run_script("eval_method_i.py", "--checkpoint", mi, "--opponent", tmp_path / "nope.pt")
+    assert_clean_error(spread_opponent, "checkpoint not found")
