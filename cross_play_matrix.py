@@ -2,7 +2,7 @@
 every other algorithm's prey snapshots.
 
     python cross_play_matrix.py --pool-set step        # the 200k-step runs (run name "main")
-    python cross_play_matrix.py --pool-set wallclock   # the time-matched runs
+    python cross_play_matrix.py --pool-set wallclock   # Method I/IPPO runs given MADDPG's wall time
 
 For every ordered pair (A, B) of algorithms with runs in the pool set, a matrix
 of predator win-rates: rows = A's last 5 step checkpoints' predators, columns

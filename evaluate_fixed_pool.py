@@ -2,7 +2,7 @@
 rated against one shared, frozen opponent pool.
 
     python evaluate_fixed_pool.py --pool-set step        # the 200k-step runs (run name "main")
-    python evaluate_fixed_pool.py --pool-set wallclock   # the time-matched runs (run name "wallclock")
+    python evaluate_fixed_pool.py --pool-set wallclock   # Method I/IPPO given MADDPG's wall time ("wallclock")
 
 Pool = the random team + the last 5 step checkpoints of each algorithm's run in
 the pool set; every pool member is rated 1000 and stays there. Each

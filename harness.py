@@ -564,18 +564,21 @@ def load_policy(path, env_name: str | None = None):
 # Pools of finished tag runs (evaluate_fixed_pool.py, cross_play_matrix.py)
 # ----------------------------------------------------------------------------
 
-POOL_SET_RUN_NAMES = {"step": "main", "wallclock": "wallclock"}  # the run name each pool set reads
+# The run each pool set reads, per algorithm. wallclock: Method I and IPPO trained for MADDPG's wall time
+# (--max-time), against MADDPG's own 200k-step run, which sets that time.
+POOL_SET_RUN_NAMES = {"step": {"maddpg": "main", "method_i": "main", "ppo": "main"},
+                      "wallclock": {"maddpg": "main", "method_i": "wallclock", "ppo": "wallclock"}}
 COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
 TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
 
 
 def add_pool_set_arguments(p) -> None:
     p.add_argument("--pool-set", choices=sorted(POOL_SET_RUN_NAMES), default="step",
-                   help="step: the 200k-step runs (run name 'main'); wallclock: the time-matched runs "
-                        "(run name 'wallclock')")
+                   help="step: the 200k-step runs (run name 'main'); wallclock: Method I and IPPO runs given "
+                        "MADDPG's wall time (run name 'wallclock') with MADDPG's 'main' run")
     p.add_argument("--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(COMPETITIVE_ALGOS),
                    help="algorithms to include")
-    p.add_argument("--run-name", default=None, help="override the pool set's run name")
+    p.add_argument("--run-name", default=None, help="read this run name for every algorithm instead")
     p.add_argument("--seed", type=int, default=1, help="seed of the runs to read")
     p.add_argument("--last", type=positive(int), default=5, help="snapshots per run: its last N step checkpoints")
     p.add_argument("--episodes", type=positive(int), default=100,
@@ -586,22 +589,21 @@ def add_pool_set_arguments(p) -> None:
 
 def pool_set_runs(args) -> tuple:
     """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
-    run_name = args.run_name or POOL_SET_RUN_NAMES[args.pool_set]
     found, missing = {}, []
     for algo in args.algos:
+        run_name = args.run_name or POOL_SET_RUN_NAMES[args.pool_set][algo]
         d = Path(args.checkpoint_dir) / "tag" / algo / f"{run_name}_s{args.seed}"
         steps = sorted(d.glob("step_*.pt"))
         if not steps:
             missing.append(f"{algo}: no step_*.pt in {d} (train it: python {TRAIN_SCRIPTS[algo]} --env tag "
                            f"--run-name {run_name} --seed {args.seed}"
-                           + (" --max-time SECONDS" if args.pool_set == "wallclock" else "") + ")")
+                           + (" --max-time SECONDS" if run_name == "wallclock" else "") + ")")
             continue
         found[algo] = steps[-args.last:]
     for line in missing:
         print(f"missing run: {line}", file=sys.stderr)
     if not found:
-        raise UsageError(f"no tag runs for pool set {args.pool_set!r} under {args.checkpoint_dir}/tag/ "
-                         f"(run name {run_name!r}, seed {args.seed})")
+        raise UsageError(f"no tag runs for pool set {args.pool_set!r} under {args.checkpoint_dir}/tag/ (seed {args.seed})")
     return found, missing
 
 

@@ -185,10 +185,13 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     for name in ("maddpg_vs_method_i", "method_i_vs_maddpg"):
         assert (tmp_path / f"tag/cross_play_step/{name}.png").stat().st_size > 1000
         assert len(harness.read_metrics(tmp_path / f"tag/cross_play_step/{name}.csv")) == 2
-    # the wallclock pool set has no runs here: a clear error naming what to train
+    # the wallclock pool set lacks the time-matched runs: they are named, the rest is still rated
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "wallclock", *common)
-    assert_clean_error(proc, "no tag runs for pool set 'wallclock'")
-    assert "train_maddpg.py --env tag --run-name wallclock" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "missing run: method_i" in proc.stderr and "train_ppo.py --env tag --run-name wallclock" in proc.stderr
+    assert list(json.loads((tmp_path / "tag/fixed_pool_wallclock.json").read_text())["results"]) == ["maddpg"]
+    proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", "--seed", "7", *common)
+    assert_clean_error(proc, "no tag runs for pool set 'step'")
 
 
 def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
