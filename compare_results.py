@@ -3,6 +3,7 @@
     python compare_results.py                          # every run under results/spread/
     python compare_results.py --run-name main          # only runs named main_s<seed>
     python compare_results.py --env spread --out-dir results/spread
+    python compare_results.py --env tag --run-name main   # self-play: Elo, exploitability, win-rates
     python compare_results.py --results-dir results/sweeps --by-run   # one row per run (a sweep)
 
 Reads results/<env>/<algo>/<run-name>_s<seed>/{summary.json,metrics.csv} and
@@ -39,6 +40,26 @@ METRICS = [  # (summary key, label, format)
     ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
     ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
 ]
+TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling pool, then the held-out test games
+    ("predator_elo", "Predator Elo (final, rolling pool)", "{:.1f}"),
+    ("prey_elo", "Prey Elo (final, rolling pool)", "{:.1f}"),
+    ("predator_exploitability", "Predator exploitability (final)", "{:.2f}"),
+    ("prey_exploitability", "Prey exploitability (final)", "{:.2f}"),
+    ("test_predator_win_vs_random", "Predator win-rate vs random prey (test)", "{:.2f}"),
+    ("test_prey_win_vs_random", "Prey win-rate vs random predators (test)", "{:.2f}"),
+    ("test_predator_exploitability", "Predator exploitability vs final pool (test)", "{:.2f}"),
+    ("test_prey_exploitability", "Prey exploitability vs final pool (test)", "{:.2f}"),
+    ("test_contacts_self_play", "Contacts per episode, self-play (test)", "{:.2f}"),
+    ("env_steps", "Env steps", "{:,.0f}"),
+    ("wall_time", "Wall time (s)", "{:.0f}"),
+    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
+    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
+    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+]
+
+
+def metrics_for(env: str) -> list:
+    return TAG_METRICS if env == "tag" else METRICS
 
 
 def bootstrap_ci(values, n_boot: int = 10_000, seed: int = 0):
@@ -71,12 +92,12 @@ def column_label(key) -> str:
     return f"{ALGO_LABELS.get(algo, algo)} [{name}]"
 
 
-def aggregate(runs: dict) -> dict:
+def aggregate(runs: dict, env: str) -> dict:
     table = {}
     for algo, entries in runs.items():
         summaries = [json.loads((d / "summary.json").read_text()) for _, d in sorted(entries)]
         table[algo] = {"seeds": [s for s, _ in sorted(entries)], "runs": [str(d) for _, d in sorted(entries)]}
-        for key, _, _ in METRICS:
+        for key, _, _ in metrics_for(env):
             vals = [s[key] for s in summaries if key in s]
             if vals:
                 lo, hi = bootstrap_ci(vals)
@@ -88,7 +109,7 @@ def markdown(table: dict, env: str) -> str:
     algos = sorted(table, key=lambda k: (k[1], list(ALGO_LABELS).index(k[0]) if k[0] in ALGO_LABELS else 99))
     head = "| Metric | " + " | ".join(f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos) + " |"
     lines = [head, "|---" * (len(algos) + 1) + "|"]
-    for key, label, fmt in METRICS:
+    for key, label, fmt in metrics_for(env):
         cells = []
         for a in algos:
             m = table[a].get(key)
@@ -101,8 +122,11 @@ def markdown(table: dict, env: str) -> str:
                 cell += "<br>(" + " / ".join(fmt.format(v) for v in m["values"]) + ")"
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    note = ("\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. "
-            "Normalised score: 0 = uniform random policy, 1 = hand-coded oracle, on the same seeds.")
+    note = "\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. " + (
+        "Elo: K=32, random anchored at 1000, games against the random team and the rolling pool of the run's last 5 "
+        "snapshots (--elo-episodes per pairing); test rates: 100 held-out episodes per pairing; a predator win = at "
+        "least one predator-prey contact; exploitability = max(0, 0.5 - lowest win-rate against a pool snapshot)."
+        if env == "tag" else "Normalised score: 0 = uniform random policy, 1 = hand-coded oracle, on the same seeds.")
     return f"### {env}\n\n" + "\n".join(lines) + "\n" + note + "\n"
 
 
@@ -141,7 +165,34 @@ def _by_run_table(runs: dict, env: str, algo: str) -> str:
             "normalised: 0 = random, 1 = oracle.\n")
 
 
+def plot_tag(runs: dict, path: Path) -> None:
+    """Predator (solid) and prey (dashed) Elo over env steps, mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for k, (algo, entries) in enumerate(sorted(runs.items())):
+        curves = [harness.read_metrics(d / "metrics.csv") for _, d in entries]
+        length = min(len(c) for c in curves)
+        steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
+        for team, style in (("predator", "-"), ("prey", "--")):
+            elo = np.array([[r[f"{team}_elo"] for r in c[:length]] for c in curves], dtype=float).mean(0)
+            ax.plot(steps, elo, style, color=f"C{k}", label=f"{column_label(algo)} {team} ({len(curves)} seeds)")
+    ax.axhline(harness.ELO_ANCHOR, color="gray", ls=":", label="random (1000)")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("Elo vs the run's rolling pool")
+    ax.set_title("tag: self-play Elo during training (solid: predators, dashed: prey)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    harness._save_fig(fig, path)
+
+
 def plot(runs: dict, env: str, path: Path) -> None:
+    if env == "tag":
+        return plot_tag(runs, path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,12 +217,7 @@ def plot(runs: dict, env: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    harness.atomic_write(path, buf.getvalue())
+    harness._save_fig(fig, path)
 
 
 def main(argv=None) -> int:
@@ -194,7 +240,7 @@ def main(argv=None) -> int:
         print(md)
         print(f"wrote {out / 'runs.md'}")
         return 0
-    table = aggregate(runs)
+    table = aggregate(runs, args.env)
     md = markdown(table, args.env)
     harness.atomic_write(out / "comparison.md", md)
     harness.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})

@@ -882,10 +882,7 @@ def plot_training(rows: list, refs: dict, path, title: str, panels=(("latent_dis
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("env steps")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    _save_fig(fig, path)
 
 
 def plot_competitive(rows: list, path, title: str) -> None:

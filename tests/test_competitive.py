@@ -206,3 +206,14 @@ def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
     assert proc.returncode == 0 and "vs itself" in proc.stdout, proc.stderr
     spread_opponent = run_script("eval_method_i.py", "--checkpoint", mi, "--opponent", tmp_path / "nope.pt")
     assert_clean_error(spread_opponent, "checkpoint not found")
+
+
+def test_compare_results_on_tag(tag_runs, tmp_path):
+    proc = run_script("compare_results.py", "--env", "tag", "--results-dir", tag_runs / "results", "--out-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "comparison.md").read_text()
+    assert "Predator Elo (final, rolling pool)" in md and "MADDPG [main]" in md and "IPPO [main]" in md
+    table = json.loads((tmp_path / "comparison.json").read_text())
+    summary = json.loads((tag_runs / "results/tag/ppo/main_s1/summary.json").read_text())
+    assert table["IPPO [main]"]["prey_elo"]["mean"] == pytest.approx(summary["prey_elo"])
+    assert (tmp_path / "comparison_plot.png").stat().st_size > 1000
