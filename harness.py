@@ -988,6 +988,7 @@ def add_eval_arguments(parser, algo_dirs) -> None:
 
 # Options a resumed run may change; every other option must match the run's config.
 RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
+SELF_PLAY_OPTIONS = ("pool_size", "elo_episodes", "matrix_interval", "matrix_episodes")
 
 
 def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
@@ -1002,9 +1003,9 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     run.add_argument("--seed", type=int, default=1, help="seeds python, numpy, torch and the training envs")
     run.add_argument("--eval-interval", type=positive(int), default=10_000, help="env steps between evaluations")
     run.add_argument("--eval-episodes", type=positive(int), default=50,
-                     help="deterministic episodes per evaluation (validation seeds)")
+                     help="deterministic episodes per evaluation (validation seeds; tag uses --elo-episodes)")
     run.add_argument("--final-eval-episodes", type=int, default=100,
-                     help="deterministic episodes of the final held-out evaluation (test seeds); "
+                     help="deterministic episodes of the final held-out evaluation (test seeds; per pairing on tag); "
                           "0 skips it (hyperparameter sweeps must never see the test seeds)")
     run.add_argument("--run-name", default=None, help="run directory name (default: the start time)")
     run.add_argument("--results-dir", default="results", help="root of run directories (committed)")
@@ -1051,6 +1052,10 @@ def open_run(parser, argv, args, algo: str):
         raise UsageError("--final-eval-episodes must be >= 0")
     if args.num_envs > MAX_ENVS:
         raise UsageError(f"--num-envs must be at most {MAX_ENVS}")
+    if args.env != "tag":  # no option is accepted and then ignored
+        given = [k for k in SELF_PLAY_OPTIONS if k in explicit_options(parser, argv)]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} is for --env tag (self-play evaluation)")
     if args.resume and args.run_name is None:
         raise UsageError("--resume needs the --run-name (and --seed) of the run to continue")
     if args.run_name is None:

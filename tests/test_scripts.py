@@ -117,6 +117,8 @@ def test_bad_input_fails_with_one_clear_line(tmp_path):
     assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--topology", "none", "--distill-weight", "0.5"),
                        "no effect with --topology none")
     assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--max-time", "-5"), "must be positive")
+    assert_clean_error(run_script("train_ppo.py", *dirs(tmp_path), "--elo-episodes", "5"), "is for --env tag")
+    assert_clean_error(run_script("eval_method_i.py", "--checkpoint", ckpt, "--opponent", ckpt), "is for tag checkpoints")
     assert_clean_error(run_script("train_method_i.py", *TINY, *dirs(tmp_path), "--run-name", "ok"), "already exists")
 
 
