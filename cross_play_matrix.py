@@ -15,27 +15,20 @@ predators vs B's prey) and summary.md with each matrix's mean.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import harness
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    harness.add_pool_set_arguments(p)
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    runs, missing = harness.pool_set_runs(args)
+    args, runs, missing = harness.pool_set_cli(__doc__, argv)
     if len(runs) < 2:
         raise harness.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(runs)}")
-    snapshots = {algo: [(harness.snapshot_label(algo, path), harness.load_policy(path, "tag")[0]) for path in paths]
-                 for algo, paths in runs.items()}
+    snapshots = harness.load_snapshots(runs)
     seeds = harness.eval_seeds("test", args.episodes)
     out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.pool_set}"
     lines = [f"Cross-play, pool set `{args.pool_set}` (seed {args.seed}): predator win-rate of the row algorithm's "

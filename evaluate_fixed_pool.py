@@ -19,13 +19,11 @@ are listed (with the command that makes them) and the others are still rated.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import harness
 
@@ -50,15 +48,11 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    harness.add_pool_set_arguments(p)
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    runs, missing = harness.pool_set_runs(args)
+    args, runs, missing = harness.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
     pool = [("random", harness.RandomPolicy("tag", seed=12345))]
-    for algo, paths in runs.items():
-        pool += [(harness.snapshot_label(algo, path), harness.load_policy(path, "tag")[0]) for path in paths]
+    for snapshots in harness.load_snapshots(runs).values():
+        pool += snapshots
     seeds = harness.eval_seeds("test", args.episodes)
     table = {}
     for algo, paths in runs.items():

@@ -407,8 +407,11 @@ def exploitability(win_rates) -> float:
     return max(0.0, 0.5 - min(win_rates)) if len(win_rates) else float("nan")
 
 
-class ChasingPredators:
-    """Scripted predators that push straight at the prey (world state)."""
+class _ScriptedTeam:
+    """A scripted team reading the world state: every agent of the team
+    (predators if `adversary`, else prey) applies `gain * direction(agent, world)`."""
+
+    adversary = True
 
     def __init__(self, name: str = "tag", gain: float = 3.0):
         self.gain = gain
@@ -416,31 +419,30 @@ class ChasingPredators:
     def __call__(self, obs, worlds):
         out = {}
         for e, world in enumerate(worlds):
-            prey = next(a for a in world.agents if not a.adversary)
             for a in world.agents:
-                if a.adversary:
+                if a.adversary == self.adversary:
                     out.setdefault(a.name, np.zeros((len(worlds), 5), np.float32))[e] = force_to_action(
-                        self.gain * (prey.state.p_pos - a.state.p_pos))
+                        self.gain * self.direction(a, world))
         return out
 
 
-class FleeingPrey:
-    """Scripted prey that runs away from the nearest predator (world state)."""
+class ChasingPredators(_ScriptedTeam):
+    """Scripted predators that push straight at the prey."""
 
-    def __init__(self, name: str = "tag", gain: float = 3.0):
-        self.gain = gain
+    def direction(self, agent, world):
+        prey = next(a for a in world.agents if not a.adversary)
+        return prey.state.p_pos - agent.state.p_pos
 
-    def __call__(self, obs, worlds):
-        out = {}
-        for e, world in enumerate(worlds):
-            predators = [a for a in world.agents if a.adversary]
-            for a in world.agents:
-                if not a.adversary:
-                    d = a.state.p_pos - min((p.state.p_pos for p in predators),
-                                            key=lambda q: float(np.linalg.norm(a.state.p_pos - q)))
-                    out.setdefault(a.name, np.zeros((len(worlds), 5), np.float32))[e] = force_to_action(
-                        self.gain * d / max(float(np.linalg.norm(d)), 1e-6))
-        return out
+
+class FleeingPrey(_ScriptedTeam):
+    """Scripted prey that runs straight away from the nearest predator."""
+
+    adversary = False
+
+    def direction(self, agent, world):
+        away = min((agent.state.p_pos - p.state.p_pos for p in world.agents if p.adversary),
+                   key=lambda d: float(np.linalg.norm(d)))
+        return away / max(float(np.linalg.norm(away)), 1e-6)
 
 
 class StationaryPolicy:
@@ -587,6 +589,17 @@ def add_pool_set_arguments(p) -> None:
     p.add_argument("--results-dir", default="results", help="where the tables and plots go (under <dir>/tag/)")
 
 
+def pool_set_cli(description: str, argv) -> tuple:
+    """What evaluate_fixed_pool.py and cross_play_matrix.py start with: (args, runs, missing)."""
+    import torch
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_pool_set_arguments(p)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    return (args, *pool_set_runs(args))
+
+
 def pool_set_runs(args) -> tuple:
     """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
     found, missing = {}, []
@@ -609,6 +622,12 @@ def pool_set_runs(args) -> tuple:
 
 def snapshot_label(algo: str, path) -> str:
     return f"{algo}@{int(Path(path).stem.split('_')[1])}"
+
+
+def load_snapshots(runs: dict) -> dict:
+    """{algo: [(label, policy)]} for the checkpoints pool_set_runs found."""
+    return {algo: [(snapshot_label(algo, path), load_policy(path, "tag")[0]) for path in paths]
+            for algo, paths in runs.items()}
 
 
 # ----------------------------------------------------------------------------
@@ -1145,7 +1164,7 @@ def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, polic
         return _finish_competitive(args, run, progress, interrupted, policy, title, extra, league)
     scores = [r["eval_score"] for r in run.rows]
     last5 = float(np.mean(scores[-5:])) if scores else float("nan")
-    steps, train_t, eval_t = progress["global_step"], progress["train_time"], progress["eval_time"]
+    steps = progress["global_step"]
     summary = {
         "env": args.env, "seed": args.seed, "env_steps": steps, "interrupted": interrupted is not None, **(extra or {}),
         "last5_eval_mean": last5, "last5_eval_normalised": normalised(last5, refs),
@@ -1154,9 +1173,7 @@ def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, polic
         "best_mean_score": progress["best_mean"], "best_single_eval_fitness": progress["best_single"],
         "train_mean_score": float(np.mean(progress["train_scores"][-100:])) if progress["train_scores"] else float("nan"),
         "eval_episodes": args.eval_episodes, "validation_references": refs,
-        "wall_time": round(train_t + eval_t, 2), "train_time": round(train_t, 2), "eval_time": round(eval_t, 2),
-        "throughput_with_eval": round(steps / max(train_t + eval_t, 1e-9), 1),
-        "throughput_without_eval": round(steps / max(train_t, 1e-9), 1),
+        **_timing(progress),
     }
     if interrupted is None and args.final_eval_episodes > 0:
         final = evaluate(args.env, policy, "test", args.final_eval_episodes)
@@ -1168,9 +1185,14 @@ def finish_run(args, run: RunDir, progress: dict, refs: dict, interrupted, polic
     run.write_summary(summary)
     if run.rows:
         plot_training(run.rows, refs, run.path / "training_plot.png", title, **({"panels": panels} if panels else {}))
+    return _closing(args, run, progress, interrupted)
+
+
+def _closing(args, run, progress: dict, interrupted) -> int:
+    """Where the run is, how to continue it, and the exit code (128 + signal when stopped by one)."""
     print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
     if interrupted is not None:
-        print(f"stopped by {signal.Signals(interrupted).name} at step {steps}; "
+        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}; "
               f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
         return 128 + int(interrupted)
     return 0
@@ -1204,12 +1226,7 @@ def _finish_competitive(args, run, progress, interrupted, policy, title, extra, 
     run.write_summary(summary)
     if run.rows:
         plot_competitive(run.rows, run.path / "training_plot.png", title)
-    print(f"run directory: {run.path}\ncheckpoint: {run.ckpt / 'latest.pt'}")
-    if interrupted is not None:
-        print(f"stopped by {signal.Signals(interrupted).name} at step {progress['global_step']}; "
-              f"continue with --run-name {args.run_name} --seed {args.seed} --resume", file=sys.stderr)
-        return 128 + int(interrupted)
-    return 0
+    return _closing(args, run, progress, interrupted)
 
 
 def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:
