@@ -2,6 +2,7 @@
 
     python train_maddpg.py                          # population 4, 200k env steps (summed over members) on spread
     python train_maddpg.py --population-size 2 --evo-steps 2000 --max-steps 20000
+    python train_maddpg.py --env tag                # self-play predator-prey, Elo against a rolling pool
 
 A population of MADDPG agents (AgileRL's `MADDPG.population`) trains in turns:
 each member collects `--evo-steps` env steps into a shared replay buffer
@@ -17,6 +18,12 @@ Transitions at an episode end store the real final observation, which the
 vectorised env keeps, and done = termination. The time limit is a truncation
 and is bootstrapped, as for Method I. AgileRL's own trainer stores the next
 episode's first observation there instead.
+
+On tag, MADDPG learns all four agents (each on its own reward; critics see
+everything). A member's fitness is then the mean of its predators' and its
+prey's win-rates against the random team and the rolling pool of earlier best
+members (AgileRL's test() would sum the rewards of two opposing teams, which
+measures nothing); evaluation is the same Elo protocol as Method I's.
 
 By default every agent has its own actor and critic, as in the MADDPG paper.
 AgileRL on its own would group agent_0/1/2 into one shared actor and critic

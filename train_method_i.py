@@ -10,6 +10,13 @@ summary.json, training_plot.png) and checkpoints/<env>/<algo>/<run-name>_s<seed>
 (latest.pt and one step_<N>.pt per evaluation).  Ctrl-C or SIGTERM saves
 latest.pt and exits; --resume continues from it.  train_ppo.py runs this same
 loop with distillation off.
+
+On tag (simple_tag_v3) both teams learn at once (self-play): the 3 predators
+and the prey are LA-IPPO agents on their own rewards, and distillation pairs
+only the predators (the prey has no peer with its observation space). Every
+evaluation freezes both teams into a rolling pool (the step_<N>.pt files, never
+deleted) and rates them by Elo against the pool and the random team; see
+harness.SelfPlayPool and DESIGN.md's competitive metrics.
 """
 
 from __future__ import annotations
