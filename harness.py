@@ -89,6 +89,28 @@ def make_env(name: str, render_mode=None):
     return env_spec(name).make(render_mode)
 
 
+def step_env(env, actions: dict):
+    """One parallel step of an mpe2 env: what its parallel API does, without
+    the AEC round trip through four wrappers (the agent-by-agent `step`, an
+    unused `observe` per agent, attribute look-ups through each wrapper), which
+    costs about a third of the env's time. The world, the rewards and the
+    observations are the same bit for bit (tests/test_harness.py checks it
+    against `env.step` on both envs). Actions must already be clipped to the
+    action space. Returns (obs, rewards, terminated, truncated)."""
+    raw = env.unwrapped
+    for agent, action in actions.items():
+        raw.current_actions[raw._index_map[agent]] = action
+    raw._execute_world_step()
+    raw.steps += 1
+    truncated = raw.steps >= raw.max_cycles
+    terminated = not truncated and bool(raw.scenario.is_terminal(raw.world))
+    flags = raw.truncations if truncated else raw.terminations if terminated else None
+    if flags is not None:
+        for agent in raw.agents:
+            flags[agent] = True
+    return {a: raw.observe(a) for a in raw.agents}, dict(raw.rewards), terminated, truncated
+
+
 @functools.lru_cache(maxsize=None)
 def env_info(name: str):
     """(agent_ids, obs_dims, act_dims) of an environment."""
@@ -151,12 +173,12 @@ class VecEnv:
         terminated = np.zeros(n, dtype=bool)
         finished = []
         for e, env in enumerate(self.envs):
-            o, r, term, trunc, _ = env.step({a: clipped[a][e] for a in agents})
+            o, r, term, trunc = step_env(env, {a: clipped[a][e] for a in agents})
             for k, a in enumerate(agents):
                 obs[a][e] = o[a]
                 rewards[e, k] = r[a]
-            if any(term.values()) or any(trunc.values()):
-                dones[e], terminated[e] = True, any(term.values())
+            if term or trunc:
+                dones[e], terminated[e] = True, term
                 for a in agents:
                     final_obs[a][e] = o[a]
                 o, _ = env.reset()
@@ -222,11 +244,11 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
             for e, env in enumerate(active):
                 if not running[e]:
                     continue
-                o, r, term, trunc, _ = env.step({a: np.clip(actions[a][e], 0.0, 1.0).astype(np.float32) for a in agents})
+                o, r, term, trunc = step_env(env, {a: np.clip(actions[a][e], 0.0, 1.0).astype(np.float32) for a in agents})
                 total[e] += [r[a] for a in agents]
                 if name == "tag":
                     touch[e] += predator_prey_contacts(env.unwrapped.world)
-                if any(term.values()) or any(trunc.values()):
+                if term or trunc:
                     running[e] = False
                 else:
                     for a in agents:

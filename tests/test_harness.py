@@ -79,3 +79,24 @@ def test_run_dir_never_overwrites_and_writes_complete_files(tmp_path):
 def test_unknown_env_is_a_usage_error():
     with pytest.raises(harness.UsageError, match="unknown env"):
         harness.make_env("spreadd")
+
+
+@pytest.mark.parametrize("name", ["spread", "tag"])
+def test_step_env_matches_the_parallel_api_bit_for_bit(name):
+    official, fast = harness.make_env(name), harness.make_env(name)
+    rng = np.random.default_rng(0)
+    agents = harness.env_info(name)[0]
+    for episode in range(3):
+        o1, _ = official.reset(seed=episode)
+        o2, _ = fast.reset(seed=episode)
+        for t in range(30):
+            actions = {a: rng.random(5).astype(np.float32) for a in agents}
+            o1, r1, term1, trunc1, _ = official.step(actions)
+            o2, r2, term2, trunc2 = harness.step_env(fast, actions)
+            for a in agents:
+                np.testing.assert_array_equal(o1[a], o2[a])
+                assert r1[a] == r2[a]
+            assert any(term1.values()) == term2 and any(trunc1.values()) == trunc2
+            if trunc2 or term2:
+                assert t == 24  # the 25-step time limit, reached by both
+                break
