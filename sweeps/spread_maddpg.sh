@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The MADDPG baseline's choices on simple_spread_v3: AgileRL's default Tanh output (saturation),
-# a lower actor LR, AgileRL's shared per-group networks, and a population of one.
+# a lower actor LR, AgileRL's shared per-group networks, a population of one, and the issue's
+# probe settings (shared networks, learn every 8 env steps, batch 64) with a population of 1 and of 4.
 #
-#   bash sweeps/spread_maddpg.sh                  # 5 runs of 200k env steps, 2 at a time
+#   bash sweeps/spread_maddpg.sh                  # 7 runs of 200k env steps, 2 at a time
 #   python compare_results.py --results-dir results/sweeps --by-run
 #
 # Judged on validation seeds only (--final-eval-episodes 0). metrics.csv's
@@ -24,4 +25,6 @@ maddpg-shared-networks --shared-networks
 maddpg-population-1 --population-size 1 --tournament-size 1
 maddpg-lr-actor-1e-4 --lr-actor 1e-4
 maddpg-tanh-lr-actor-1e-4 --output-activation Tanh --lr-actor 1e-4
+maddpg-shared-pop1-ls8-b64 --shared-networks --population-size 1 --tournament-size 1 --learn-step 8 --batch-size 64
+maddpg-shared-ls8-b64 --shared-networks --learn-step 8 --batch-size 64
 CONFIGS
