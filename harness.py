@@ -416,6 +416,25 @@ def elo_rate(rating: float, games, k: float = ELO_K) -> float:
     return rating
 
 
+def performance_rating(games) -> float:
+    """The rating R at which the Elo-expected score against these opponents
+    equals the actual score: sum_j E(R, r_j) = sum_j s_j (the maximum-likelihood
+    Elo, and where game-by-game K updates against fixed opponents hover).
+    A perfect or zero score is counted as half a game short of it, so R stays finite."""
+    games = list(games)
+    if not games:
+        return float("nan")
+    total = min(max(sum(s for _, s in games), 0.5), len(games) - 0.5)
+    lo, hi = -4000.0, 6000.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if sum(elo_expected(mid, r) for r, _ in games) < total:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
 def interleave(results: list) -> list:
     """[(opponent_rating, [scores...]), ...] -> games ordered round-robin
     (episode 0 against every opponent, then episode 1, ...), so no opponent

@@ -72,6 +72,13 @@ def test_elo_maths():
     # many wins against a fixed 1000 pool: converges up, never past where expected = actual
     assert 1000 < harness.elo_rate(1000, [(1000, 1.0)] * 50) < 1000 + 400 * 3
     assert harness.interleave([(1, [1, 0]), (2, [0])]) == [(1, 1.0), (2, 0.0), (1, 0.0)]
+    # performance rating: 75% against 1000-rated opponents is 1000 + 400 log10(3); even score = the opponents' mean
+    assert harness.performance_rating([(1000, 1.0)] * 3 + [(1000, 0.0)]) == pytest.approx(1000 + 400 * np.log10(3), abs=1e-6)
+    assert harness.performance_rating([(900, 1.0), (1100, 0.0)]) == pytest.approx(1000, abs=1e-6)
+    assert np.isfinite(harness.performance_rating([(1000, 1.0)] * 10))
+    games = [(1000, 1.0)] * 3 + [(1000, 0.0)]
+    k32 = [harness.elo_rate(1000, games * 200)]  # game-by-game K=32 hovers around it
+    assert abs(k32[0] - harness.performance_rating(games)) < 100
 
 
 def test_exploitability_proxy():
