@@ -405,5 +405,19 @@ def member_hyperparameters(member) -> dict:
             "batch_size": int(member.batch_size), "learn_step": int(member.learn_step)}
 
 
+def fix_hash_seed() -> None:
+    """Re-execute this script once with PYTHONHASHSEED=0. AgileRL's mutations
+    depend on the iteration order of sets of strings, which Python randomises
+    per process, so the same --seed gave a different run after the first
+    tournament; with the hash seed fixed, a seed reproduces its run exactly
+    (tests/test_maddpg.py)."""
+    import os
+
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
 if __name__ == "__main__":
+    fix_hash_seed()
     sys.exit(harness.run_cli(main))

@@ -2,6 +2,8 @@
 
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import torch
 
 import harness
 import train_maddpg
-from test_scripts import assert_clean_error, dirs, run_script
+from test_scripts import ROOT, assert_clean_error, dirs, run_script
 
 TINY = ["--max-steps", "2000", "--evo-steps", "500", "--population-size", "2", "--num-envs", "4",
         "--learning-delay", "100", "--batch-size", "32", "--eval-interval", "1000", "--eval-episodes", "4",
@@ -103,3 +105,22 @@ def test_maddpg_bad_input_and_resume(tmp_path):
     assert [r["step"] for r in rows] == [1000, 2000] and rows[1]["generation"] == 2
     with pytest.raises(harness.UsageError, match="differs"):
         train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--lr-actor", "0.5"])
+
+
+def test_same_seed_reproduces_a_population_run(tmp_path):
+    """Two runs of the script with one seed agree after tournaments and mutations, whatever
+    PYTHONHASHSEED the shell has (AgileRL's mutations iterate over sets of strings)."""
+    import os
+
+    rows = []
+    for k, hash_seed in enumerate(["1", "2"]):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "train_maddpg.py", "--max-steps", "4000", "--population-size", "2",
+                               "--evo-steps", "1000", "--eval-interval", "2000", "--eval-episodes", "5",
+                               "--final-eval-episodes", "0", "--learning-delay", "200", "--shared-networks", "--no-progress",
+                               *dirs(tmp_path / str(k)), "--run-name", "det"],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+        assert proc.returncode == 0, proc.stderr
+        rows.append(harness.read_metrics(tmp_path / str(k) / "results/spread/maddpg/det_s1/metrics.csv"))
+        rows[-1] = [{key: v for key, v in r.items() if not key.startswith(("sps", "wall"))} for r in rows[-1]]
+    assert len(rows[0]) == 2 and rows[0] == rows[1]
