@@ -172,7 +172,7 @@ def plot_tag(runs: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 6.5))
     for k, (algo, entries) in enumerate(sorted(runs.items())):
         curves = [harness.read_metrics(d / "metrics.csv") for _, d in entries]
         length = min(len(c) for c in curves)
@@ -185,7 +185,7 @@ def plot_tag(runs: dict, path: Path) -> None:
     ax.set_ylabel("Elo vs the run's rolling pool")
     ax.set_title("tag: self-play Elo during training (solid: predators, dashed: prey)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     fig.tight_layout()
     harness._save_fig(fig, path)
 
