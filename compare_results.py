@@ -145,7 +145,8 @@ def _by_run_table(runs: dict, env: str, algo: str) -> str:
     entries = [(seed, d) for es in runs.values() for seed, d in es]
     configs = [json.loads((d / "config.json").read_text()) for _, d in entries]
     values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
-    keys = sorted({k for v in values for k in v} - IGNORED_ARGS)
+    ignored = IGNORED_ARGS | (set() if env == "tag" else set(harness.SELF_PLAY_OPTIONS))  # tag-only options
+    keys = sorted({k for v in values for k in v} - ignored)
     varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
     dumped = {k: [json.dumps(v.get(k)) for v in values] for k in varying}
     mode = {k: max(dumped[k], key=dumped[k].count) for k in varying}
