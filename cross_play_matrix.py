@@ -9,7 +9,7 @@ of predator win-rates: rows = A's last 5 step checkpoints' predators, columns
 = B's last 5 step checkpoints' prey, --episodes test episodes per cell. A
 predator win is an episode with at least one predator-prey contact.
 
-Writes results/tag/cross_play_<pool-set>/<A>_vs_<B>.csv and .png (A's
+Writes results/tag/cross_play_<pool-set>_s<seed>/<A>_vs_<B>.csv and .png (A's
 predators vs B's prey) and summary.md with each matrix's mean.
 """
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         raise harness.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(runs)}")
     snapshots = harness.load_snapshots(runs)
     seeds = harness.eval_seeds("test", args.episodes)
-    out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.pool_set}"
+    out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.pool_set}_s{args.seed}"
     lines = [f"Cross-play, pool set `{args.pool_set}` (seed {args.seed}): predator win-rate of the row algorithm's "
              f"last {args.last} snapshots against the column algorithm's last {args.last} prey snapshots, "
              f"{args.episodes} test episodes per cell.\n",

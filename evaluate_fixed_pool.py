@@ -15,7 +15,7 @@ score (order-free); the spec's game-by-game update (from 1000, K=32, games
 interleaved round-robin) is reported next to it.
 Exploitability proxy = max(0, 0.5 - its lowest win-rate against a pool member).
 
-Writes results/tag/fixed_pool_<pool-set>.md and .json. Runs that are missing
+Writes results/tag/fixed_pool_<pool-set>_s<seed>.md and .json. Runs that are missing
 are listed (with the command that makes them) and the others are still rated.
 """
 
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     out = {"pool_set": args.pool_set, "seed": args.seed, "episodes_per_pairing": args.episodes,
            "pool": [label for label, _ in pool], "missing": missing, "results": table,
            "seconds": round(time.perf_counter() - t0, 1)}
-    stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.pool_set}"
+    stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.pool_set}_s{args.seed}"
     harness.write_json(stem.with_suffix(".json"), out)
     harness.atomic_write(stem.with_suffix(".md"), markdown(out).encode())
     print(markdown(out))

@@ -180,23 +180,23 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path, "--episodes", "3"]
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", *common)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads((tmp_path / "tag/fixed_pool_step.json").read_text())
+    out = json.loads((tmp_path / "tag/fixed_pool_step_s1.json").read_text())
     assert out["pool"][0] == "random" and len(out["pool"]) == 1 + 3 * 2
     for algo in ("method_i", "ppo", "maddpg"):
         for team in ("predator", "prey"):
             res = out["results"][algo][team]
             assert len(res["win_rates"]) == 7 and 0 <= res["exploitability"] <= 0.5
-    assert "Predator Elo (fixed pool)" in (tmp_path / "tag/fixed_pool_step.md").read_text()
+    assert "Predator Elo (fixed pool)" in (tmp_path / "tag/fixed_pool_step_s1.md").read_text()
     proc = run_script("cross_play_matrix.py", "--pool-set", "step", "--algos", "maddpg", "method_i", *common)
     assert proc.returncode == 0, proc.stderr
     for name in ("maddpg_vs_method_i", "method_i_vs_maddpg"):
-        assert (tmp_path / f"tag/cross_play_step/{name}.png").stat().st_size > 1000
-        assert len(harness.read_metrics(tmp_path / f"tag/cross_play_step/{name}.csv")) == 2
+        assert (tmp_path / f"tag/cross_play_step_s1/{name}.png").stat().st_size > 1000
+        assert len(harness.read_metrics(tmp_path / f"tag/cross_play_step_s1/{name}.csv")) == 2
     # the wallclock pool set lacks the time-matched runs: they are named, the rest is still rated
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "wallclock", *common)
     assert proc.returncode == 0, proc.stderr
     assert "missing run: method_i" in proc.stderr and "train_ppo.py --env tag --run-name wallclock" in proc.stderr
-    assert list(json.loads((tmp_path / "tag/fixed_pool_wallclock.json").read_text())["results"]) == ["maddpg"]
+    assert list(json.loads((tmp_path / "tag/fixed_pool_wallclock_s1.json").read_text())["results"]) == ["maddpg"]
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", "--seed", "7", *common)
     assert_clean_error(proc, "no tag runs for pool set 'step'")
 
