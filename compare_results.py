@@ -166,6 +166,27 @@ def _by_run_table(runs: dict, env: str, algo: str) -> str:
             "normalised: 0 = random, 1 = oracle.\n")
 
 
+def fixed_pool_markdown(tag_dir: Path) -> str:
+    """One row per fixed_pool_<set>_s<seed>.json (evaluate_fixed_pool.py): each
+    algorithm's win-rate against that seed's pool, predators and prey."""
+    files = sorted(tag_dir.glob("fixed_pool_*_s*.json"))
+    if not files:
+        return ""
+    outs = [json.loads(f.read_text()) for f in files]
+    algos = [a for a in ALGO_LABELS if any(a in o["results"] for o in outs)]
+    head = ("| pool set | seed | " + " | ".join(f"{ALGO_LABELS[a]} predators" for a in algos) + " | "
+            + " | ".join(f"{ALGO_LABELS[a]} prey" for a in algos) + " |")
+    lines = [head, "|---" * (2 + 2 * len(algos)) + "|"]
+    cell = lambda o, a, team: f"{o['results'][a][team]['win_rate_vs_pool']:.3f}" if a in o["results"] else "n/a"
+    for o in sorted(outs, key=lambda o: (o["pool_set"], o["seed"])):
+        lines.append(f"| {o['pool_set']} | {o['seed']} | " + " | ".join(cell(o, a, "predator") for a in algos) + " | "
+                     + " | ".join(cell(o, a, "prey") for a in algos) + " |")
+    return ("\n### Fixed-pool win-rates per seed (evaluate_fixed_pool.py)\n\n" + "\n".join(lines) +
+            "\n\nWin-rate of each algorithm's final teams against that seed's fixed pool (random + the last 5 "
+            "snapshots of every algorithm's run with that seed), 100 test episodes per pairing. Pools differ between "
+            "seeds, so compare within a row.\n")
+
+
 def plot_tag(runs: dict, path: Path) -> None:
     """Predator (solid) and prey (dashed) Elo over env steps, mean over seeds."""
     import matplotlib
@@ -242,7 +263,7 @@ def main(argv=None) -> int:
         print(f"wrote {out / 'runs.md'}")
         return 0
     table = aggregate(runs, args.env)
-    md = markdown(table, args.env)
+    md = markdown(table, args.env) + (fixed_pool_markdown(results / "tag") if args.env == "tag" else "")
     harness.atomic_write(out / "comparison.md", md)
     harness.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
     plot(runs, args.env, out / "comparison_plot.png")

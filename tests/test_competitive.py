@@ -224,3 +224,15 @@ def test_compare_results_on_tag(tag_runs, tmp_path):
     summary = json.loads((tag_runs / "results/tag/ppo/main_s1/summary.json").read_text())
     assert table["IPPO [main]"]["prey_elo"]["mean"] == pytest.approx(summary["prey_elo"])
     assert (tmp_path / "comparison_plot.png").stat().st_size > 1000
+
+
+def test_compare_results_lists_fixed_pools_per_seed(tmp_path):
+    import compare_results
+
+    tag = tmp_path / "tag"
+    for seed, rate in ((1, 0.25), (2, 0.75)):
+        res = {"maddpg": {"predator": {"win_rate_vs_pool": rate}, "prey": {"win_rate_vs_pool": 1 - rate}}}
+        harness.write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
+    md = compare_results.fixed_pool_markdown(tag)
+    assert "| step | 1 | 0.250 | 0.750 |" in md and "| step | 2 | 0.750 | 0.250 |" in md
+    assert compare_results.fixed_pool_markdown(tmp_path / "nothing") == ""
