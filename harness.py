@@ -370,10 +370,6 @@ def predator_prey_contacts(world) -> int:
     return sum(in_contact(p, q) for p in predators for q in prey)
 
 
-def team_of(name: str, agent: str) -> str:
-    return next(t for t, members in teams(name).items() if agent in members)
-
-
 def combine(name: str, predators, prey):
     """One policy from a predator-team policy and a prey-team policy (each may
     act for every agent; only its own team's actions are used)."""
@@ -390,7 +386,7 @@ def play(name: str, predators, prey, seeds) -> dict:
     """Episodes of `predators` against `prey`. A predator win is an episode
     with at least one predator-prey contact (from the world state)."""
     out = run_episodes(name, combine(name, predators, prey), seeds)
-    return {"wins": out["contacts"] > 0, "contacts": out["contacts"], "returns": out["returns"]}
+    return {"wins": out["contacts"] > 0, "contacts": out["contacts"]}
 
 
 def rate_ci(wins) -> tuple:
@@ -1137,12 +1133,17 @@ def evaluation_row(progress: dict, res: dict) -> dict:
     progress["best_mean"] = max(progress["best_mean"], res["score"])
     progress["best_single"] = max(progress["best_single"], res["best"])
     train_scores = progress["train_scores"][-100:]
-    wall = progress["train_time"] + progress["eval_time"]
-    return {"wall_time": round(wall, 2), "eval_score": res["score"], "eval_ci": res["ci"],
+    wall, sps = _row_speed(progress)
+    return {"wall_time": wall, "eval_score": res["score"], "eval_ci": res["ci"],
             "eval_normalised": res["normalised"], "eval_best_episode": res["best"],
-            "train_score": float(np.mean(train_scores)) if train_scores else float("nan"),
-            "sps": round(progress["global_step"] / max(wall, 1e-9), 1),
-            "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1)}
+            "train_score": float(np.mean(train_scores)) if train_scores else float("nan"), **sps}
+
+
+def _row_speed(progress: dict) -> tuple:
+    """A metrics row's wall time so far, and its throughputs with and without evaluation."""
+    wall = progress["train_time"] + progress["eval_time"]
+    return round(wall, 2), {"sps": round(progress["global_step"] / max(wall, 1e-9), 1),
+                            "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1)}
 
 
 def make_league(args):
@@ -1185,10 +1186,8 @@ def periodic_evaluation(args, run, progress: dict, policy, save, ckpt_path, leag
         progress["matrices"] = max(matrices + 1, progress["global_step"] // args.matrix_interval)
     progress["league"] = league.state_dict()
     progress["eval_time"] += time.perf_counter() - t0
-    wall = progress["train_time"] + progress["eval_time"]
-    row = {"wall_time": round(wall, 2), **{k: v for k, v in res.items() if not k.endswith("_ci")},
-           "sps": round(progress["global_step"] / max(wall, 1e-9), 1),
-           "sps_no_eval": round(progress["global_step"] / max(progress["train_time"], 1e-9), 1)}
+    wall, sps = _row_speed(progress)
+    row = {"wall_time": wall, **{k: v for k, v in res.items() if not k.endswith("_ci")}, **sps}
     return row, (f"Elo predators {res['predator_elo']:.0f} prey {res['prey_elo']:.0f}  win vs random "
                  f"{res['predator_win_vs_random']:.2f}/{res['prey_win_vs_random']:.2f}  exploitability "
                  f"{res['predator_exploitability']:.2f}/{res['prey_exploitability']:.2f}  "
@@ -1329,8 +1328,6 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
                      "contacts_as_prey": float(as_prey["contacts"].mean())}
         print(f"  vs {name}: predators win {p:.2f} ± {pci:.2f} (contacts/episode {as_pred['contacts'].mean():.2f}), "
               f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})")
-        if name == "itself":
-            break
     if args.render:
         render_env = make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
         prey = opponents[-1][1] if args.opponent is not None else policy

@@ -235,9 +235,9 @@ def train(args, run: harness.RunDir) -> int:
     if not args.resume:
         run.write_config({"algo": "maddpg", "args": vars(args), "agilerl_groups": sorted(pop[0].actors.keys()),
                           **harness.provenance()})
-    refs = harness.reference_scores(args.env, "validation", args.eval_episodes)
     envs = harness.VecEnv(args.env, args.num_envs, args.seed)
     league = harness.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
+    refs = harness.reference_scores(args.env, "validation", args.eval_episodes) if league is None else {}  # spread only
     generation_steps = args.population_size * args.evo_steps
     num_generations = math.ceil(args.max_steps / generation_steps)
     progress = {"global_step": 0, "train_time": 0.0, "eval_time": 0.0, "generation": 0, "best_mean": -math.inf,

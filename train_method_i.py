@@ -146,7 +146,7 @@ def train(args, cfg: Config, algo: str, run: harness.RunDir) -> int:
     if league is not None and "league" in progress:
         league.load_state_dict(progress["league"])
     envs = harness.VecEnv(args.env, args.num_envs, args.seed, session)
-    refs = harness.reference_scores(args.env, "validation", args.eval_episodes)
+    refs = harness.reference_scores(args.env, "validation", args.eval_episodes) if league is None else {}  # spread only
     policy = lambda obs, worlds: learner.act(obs, deterministic=True)
 
     def checkpoint(path):
