@@ -1314,14 +1314,16 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
     """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
     against random, against themselves and against an --opponent checkpoint."""
     seeds = eval_seeds(args.split, args.episodes)
-    opponents = [("random", RandomPolicy("tag", seed=12345))]
+    # a fresh random team for each side, as in SelfPlayPool.evaluate, so the numbers match the run's test games
+    opponents = [("random", lambda: RandomPolicy("tag", seed=12345))]
     if args.opponent is not None:
-        opponents.append((f"opponent {args.opponent}", load_policy(args.opponent, "tag")[0]))
+        opponent = load_policy(args.opponent, "tag")[0]
+        opponents.append((f"opponent {args.opponent}", lambda: opponent))
     print(f"{label} on tag: {args.episodes} episodes per pairing ({args.split} seeds); a predator win = at least one "
           f"predator-prey contact")
     res = {}
-    for name, opp in opponents + [("itself", policy)]:
-        as_pred, as_prey = play("tag", policy, opp, seeds), play("tag", opp, policy, seeds)
+    for name, opp in opponents + [("itself", lambda: policy)]:
+        as_pred, as_prey = play("tag", policy, opp(), seeds), play("tag", opp(), policy, seeds)
         p, pci = rate_ci(as_pred["wins"])
         q, qci = rate_ci(1.0 - as_prey["wins"])
         res[name] = {"predator_win": p, "prey_win": q, "contacts_as_predators": float(as_pred["contacts"].mean()),
@@ -1330,7 +1332,7 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
               f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})")
     if args.render:
         render_env = make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
-        prey = opponents[-1][1] if args.opponent is not None else policy
+        prey = opponents[-1][1]() if args.opponent is not None else policy
         out = run_episodes("tag", combine("tag", policy, prey), eval_seeds(args.split, args.render_episodes),
                            render_env=render_env)
         render_env.close()
