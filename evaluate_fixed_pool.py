@@ -53,7 +53,7 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
 def main(argv=None) -> int:
     args, runs, missing = harness.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
-    pool = [("random", harness.RandomPolicy("tag", seed=12345))]
+    pool = [("random", harness.RandomPolicy("tag"))]
     for snapshots in harness.load_snapshots(runs).values():
         pool += snapshots
     seeds = harness.eval_seeds("test", args.episodes)

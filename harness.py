@@ -14,6 +14,7 @@ Conventions (see DESIGN.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import io
@@ -83,6 +84,11 @@ def env_spec(name: str) -> EnvSpec:
     if name not in ENVS:
         raise UsageError(f"unknown env {name!r}; choose from {', '.join(ENVS)}")
     return ENVS[name]
+
+
+def episode_length(name: str) -> int:
+    """Steps of every episode (MPE episodes end by the time limit only)."""
+    return dict(env_spec(name).kwargs)["max_cycles"]
 
 
 def make_env(name: str, render_mode=None):
@@ -217,15 +223,16 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
     obs and actions are dicts agent -> [E, dim]; `worlds` is the list of the
     E envs' `unwrapped.world` (only reference policies may look at it).
     Episodes run side by side (one env per seed).  Returns per-episode
-    `scores` [N] and per-agent `returns` {agent: [N]}; on tag also the
+    `scores` [N], per-agent `returns` {agent: [N]}, the `env_steps` taken; on tag also the
     predator-prey `contacts` [N] counted from the world state after every step.
     If `render_env` is given (an env made with a render_mode), the episodes
     are played one at a time in it and `frames` are returned too.
     """
     agents = env_info(name)[0]
     seeds = list(seeds)
+    policy = fresh(policy)
     envs = [render_env] if render_env is not None else _env_pool(name, min(len(seeds), 100))
-    scores, contacts, returns, frames = [], [], {a: [] for a in agents}, []
+    scores, contacts, returns, frames, env_steps = [], [], {a: [] for a in agents}, [], 0
     for start in range(0, len(seeds), len(envs)):
         chunk = seeds[start:start + len(envs)]
         active = envs[:len(chunk)]
@@ -241,6 +248,7 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
         running = np.ones(len(chunk), dtype=bool)
         while running.any():
             actions = policy(obs, [env.unwrapped.world for env in active])
+            env_steps += int(running.sum())
             for e, env in enumerate(active):
                 if not running[e]:
                     continue
@@ -259,12 +267,17 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
         contacts.extend(touch.tolist())
         for k, a in enumerate(agents):
             returns[a].extend(total[:, k].tolist())
-    out = {"scores": np.asarray(scores), "returns": {a: np.asarray(v) for a, v in returns.items()}}
+    out = {"scores": np.asarray(scores), "returns": {a: np.asarray(v) for a, v in returns.items()}, "env_steps": env_steps}
     if name == "tag":
         out["contacts"] = np.asarray(contacts)
     if render_env is not None:
         out["frames"] = frames
     return out
+
+
+def fresh(policy):
+    """A policy with its own state started afresh (random teams), else the policy itself."""
+    return policy.fresh() if hasattr(policy, "fresh") else policy
 
 
 def mean_ci(values) -> tuple:
@@ -277,12 +290,23 @@ def mean_ci(values) -> tuple:
     return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
-class RandomPolicy:
-    """Uniform actions in [0, 1] for every agent."""
+RANDOM_TEAM_SEED = 12345  # the seed of every random team (references, Elo games, pools, fitness)
 
-    def __init__(self, name: str, seed: int = 0):
+
+class RandomPolicy:
+    """Uniform actions in [0, 1] for every agent.
+
+    Every episode batch plays a *fresh* copy (`fresh()`, called by
+    run_episodes and play), so a random team draws the same actions in every
+    pairing and on either side, whoever shared the object before."""
+
+    def __init__(self, name: str, seed: int = RANDOM_TEAM_SEED):
+        self.name, self.seed = name, seed
         self.agents, _, self.act_dims = env_info(name)
         self.rng = np.random.default_rng(seed)
+
+    def fresh(self) -> "RandomPolicy":
+        return RandomPolicy(self.name, self.seed)
 
     def __call__(self, obs, worlds):
         n = len(next(iter(obs.values())))
@@ -327,7 +351,7 @@ class OraclePolicy:
 @functools.lru_cache(maxsize=None)
 def reference_scores(name: str, split: str, n: int) -> dict:
     """Mean score of the random and oracle policies on the evaluation seeds."""
-    out = {"random": float(run_episodes(name, RandomPolicy(name, seed=12345), eval_seeds(split, n))["scores"].mean())}
+    out = {"random": float(run_episodes(name, RandomPolicy(name), eval_seeds(split, n))["scores"].mean())}
     if name == "spread":
         out["oracle"] = float(run_episodes(name, OraclePolicy(name), eval_seeds(split, n))["scores"].mean())
     return out
@@ -385,8 +409,8 @@ def combine(name: str, predators, prey):
 def play(name: str, predators, prey, seeds) -> dict:
     """Episodes of `predators` against `prey`. A predator win is an episode
     with at least one predator-prey contact (from the world state)."""
-    out = run_episodes(name, combine(name, predators, prey), seeds)
-    return {"wins": out["contacts"] > 0, "contacts": out["contacts"]}
+    out = run_episodes(name, combine(name, fresh(predators), fresh(prey)), seeds)
+    return {"wins": out["contacts"] > 0, "contacts": out["contacts"], "env_steps": out["env_steps"]}
 
 
 def rate_ci(wins) -> tuple:
@@ -520,9 +544,9 @@ class SelfPlayPool:
         ratings (unless update=False) and returns the metrics row."""
         n = episodes or self.episodes
         seeds = eval_seeds(split, n)
-        rnd = RandomPolicy(self.name, seed=12345)
+        rnd = RandomPolicy(self.name)
         pred = {"random": play(self.name, policy, rnd, seeds)}
-        prey = {"random": play(self.name, RandomPolicy(self.name, seed=12345), policy, seeds)}
+        prey = {"random": play(self.name, rnd, policy, seeds)}
         for e in self.entries:
             pred[e["step"]] = play(self.name, policy, e["policy"], seeds)
             prey[e["step"]] = play(self.name, e["policy"], policy, seeds)
@@ -562,7 +586,7 @@ class SelfPlayPool:
         (labels, matrix)."""
         seeds = eval_seeds(split, episodes)
         labels = ["random"] + [f"step {e['step']}" for e in self.entries]
-        policies = [RandomPolicy(self.name, seed=12345)] + [e["policy"] for e in self.entries]
+        policies = [RandomPolicy(self.name)] + [e["policy"] for e in self.entries]
         m = np.array([[float(play(self.name, p, q, seeds)["wins"].mean()) for q in policies] for p in policies])
         return labels, m
 
@@ -582,7 +606,30 @@ class SelfPlayPool:
 
 def load_policy(path, env_name: str | None = None):
     """The deterministic policy(obs, worlds) stored in any training checkpoint
-    of this repository (Method I, IPPO or MADDPG), and the checkpoint dict."""
+    of this repository (Method I, IPPO or MADDPG), and the checkpoint dict.
+    Loading leaves the global RNG state of python, numpy and torch as it was
+    (building an AgileRL actor draws initial weights from torch's)."""
+    with untouched_global_rng():
+        return _load_policy(path, env_name)
+
+
+@contextlib.contextmanager
+def untouched_global_rng():
+    """Restore python's, numpy's and torch's global RNG state on exit."""
+    import random
+
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def _load_policy(path, env_name):
     from method_i import CheckpointError
 
     state = load_checkpoint(path)
@@ -762,7 +809,31 @@ def provenance() -> dict:
             pass
     return {"git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
             "packages": versions, "python": platform.python_version(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "cpu_count": os.cpu_count(), **cpu_info(), "command": " ".join(sys.argv),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+# Instruction-set extensions that decide which floating-point kernels torch and numpy run.
+SIMD_FLAG_PREFIXES = ("sse", "avx", "fma", "amx", "f16c")
+
+
+def cpu_info() -> dict:
+    """CPU model, its SIMD flags and torch's kernel level: runs are bit-identical only on the
+    same machine and build, so config.json says which CPU made them."""
+    import torch
+
+    info = {}
+    try:  # Linux; elsewhere the processor name platform gives
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    model = info.get("model name") or platform.processor() or platform.machine()
+    flags = sorted(v for v in info.get("flags", "").split() if v.startswith(SIMD_FLAG_PREFIXES))
+    return {"cpu_model": model, "cpu_simd_flags": " ".join(flags),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 class RunDir:
@@ -1314,16 +1385,14 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
     """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
     against random, against themselves and against an --opponent checkpoint."""
     seeds = eval_seeds(args.split, args.episodes)
-    # a fresh random team for each side, as in SelfPlayPool.evaluate, so the numbers match the run's test games
-    opponents = [("random", lambda: RandomPolicy("tag", seed=12345))]
+    opponents = [("random", RandomPolicy("tag"))]  # play() starts it afresh in every pairing, as the run's test games do
     if args.opponent is not None:
-        opponent = load_policy(args.opponent, "tag")[0]
-        opponents.append((f"opponent {args.opponent}", lambda: opponent))
+        opponents.append((f"opponent {args.opponent}", load_policy(args.opponent, "tag")[0]))
     print(f"{label} on tag: {args.episodes} episodes per pairing ({args.split} seeds); a predator win = at least one "
           f"predator-prey contact")
     res = {}
-    for name, opp in opponents + [("itself", lambda: policy)]:
-        as_pred, as_prey = play("tag", policy, opp(), seeds), play("tag", opp(), policy, seeds)
+    for name, opp in opponents + [("itself", policy)]:
+        as_pred, as_prey = play("tag", policy, opp, seeds), play("tag", opp, policy, seeds)
         p, pci = rate_ci(as_pred["wins"])
         q, qci = rate_ci(1.0 - as_prey["wins"])
         res[name] = {"predator_win": p, "prey_win": q, "contacts_as_predators": float(as_pred["contacts"].mean()),
@@ -1332,7 +1401,7 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
               f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})")
     if args.render:
         render_env = make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
-        prey = opponents[-1][1]() if args.opponent is not None else policy
+        prey = opponents[-1][1] if args.opponent is not None else policy
         out = run_episodes("tag", combine("tag", policy, prey), eval_seeds(args.split, args.render_episodes),
                            render_env=render_env)
         render_env.close()

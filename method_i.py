@@ -2,7 +2,8 @@
 
 Each agent i owns one network: a running observation normaliser and an encoder
 f_i(o) -> latent m_i, a Gaussian policy head g_i(m_i) with a state-independent
-log_std clamped to [LOG_STD_MIN, LOG_STD_MAX], and a value head V_i(m_i).
+log_std kept in [LOG_STD_MIN, LOG_STD_MAX] (projected back after every
+optimiser step, so its gradient never dies at a bound), and a value head V_i(m_i).
 
 Phase 1, every update: independent PPO (clipped surrogate + c1 * value loss
 - c2 * entropy) on the agent's own rewards, gradients flowing through the
@@ -250,7 +251,7 @@ class AgentGroup(nn.Module):
     its own Adam (StackedAdam) used by both PPO and distillation.
     """
 
-    def __init__(self, agent_ids, obs_dim, act_dim, cfg: Config):
+    def __init__(self, agent_ids, obs_dim, act_dim, cfg: Config, generator: torch.Generator | None = None):
         super().__init__()
         self.agent_ids = list(agent_ids)
         self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
@@ -258,11 +259,12 @@ class AgentGroup(nn.Module):
         n = len(self.agent_ids)
         sizes = [obs_dim, *cfg.hidden_sizes, cfg.latent_dim]
         gain = math.sqrt(2) if cfg.activation == "relu" else 5 / 3
-        self.enc_w = nn.ParameterList(nn.Parameter(_orthogonal(n, a, b, gain)) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.enc_w = nn.ParameterList(nn.Parameter(_orthogonal(n, a, b, gain, generator))
+                                      for a, b in zip(sizes[:-1], sizes[1:]))
         self.enc_b = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, b)) for b in sizes[1:])
         # policy mean (small init) and value (unit init) share one matmul
-        self.head_w = nn.Parameter(torch.cat([_orthogonal(n, cfg.latent_dim, act_dim, 0.01),
-                                              _orthogonal(n, cfg.latent_dim, 1, 1.0)], dim=2))
+        self.head_w = nn.Parameter(torch.cat([_orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator),
+                                              _orthogonal(n, cfg.latent_dim, 1, 1.0, generator)], dim=2))
         self.head_b = nn.Parameter(torch.zeros(n, 1, act_dim + 1))
         self.log_std = nn.Parameter(torch.full((n, 1, act_dim), float(cfg.init_log_std)))
         self.register_buffer("norm_mean", torch.zeros(n, 1, obs_dim))
@@ -290,7 +292,7 @@ class AgentGroup(nn.Module):
         sel = slice(None) if agents is None else torch.as_tensor(agents)
         return (self.norm_mean[sel], (self.norm_var[sel] + 1e-8).sqrt(),
                 [(w[sel], b[sel]) for w, b in zip(self.enc_w, self.enc_b)],
-                self.head_w[sel], self.head_b[sel], self.log_std[sel].clamp(LOG_STD_MIN, LOG_STD_MAX))
+                self.head_w[sel], self.head_b[sel], self.log_std[sel])
 
     def _acting_tensors(self):
         """Detached weights for acting, rebuilt only after the weights change,
@@ -329,13 +331,14 @@ class AgentGroup(nn.Module):
         return self._forward(self._tensors(), obs)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False):
-        """(action, logprob, value) for obs [A, B, D]; actions are unclipped samples."""
+    def act(self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None):
+        """(action, logprob, value) for obs [A, B, D]; actions are unclipped samples
+        drawn with `generator` (the learner's own: acting never touches global RNG state)."""
         t = self._acting_tensors()
         mean, value, _ = self._forward(t, obs)
         if deterministic:
             return mean, None, value
-        noise = torch.randn_like(mean)
+        noise = torch.randn(mean.shape, generator=generator)
         action = torch.addcmul(mean, t[6], noise)
         # log N(action; mean, std) written in terms of the noise (same value, fewer ops)
         logprob = noise.square().sum(-1).mul_(-0.5).sub_(t[7])
@@ -441,6 +444,8 @@ class AgentGroup(nn.Module):
         loss.backward()
         clip_grad_norm_per_agent([p.grad for p in self.optimizer.params if p.grad is not None], self.cfg.max_grad_norm)
         self.optimizer.step(agents)
+        with torch.no_grad():  # projected gradient: the parameter itself stays in bounds, so it can come back
+            self.log_std.clamp_(LOG_STD_MIN, LOG_STD_MAX)
         self.changed()
 
     # -- phase 2: distillation ----------------------------------------------
@@ -509,11 +514,11 @@ def clip_grad_norm_per_agent(grads, max_norm: float) -> torch.Tensor:
     return norm
 
 
-def _orthogonal(n, fan_in, fan_out, gain):
+def _orthogonal(n, fan_in, fan_out, gain, generator=None):
     """n independent orthogonal-initialised weight matrices [n, fan_in, fan_out]."""
     w = torch.empty(n, fan_out, fan_in)
     for k in range(n):
-        nn.init.orthogonal_(w[k], gain)
+        nn.init.orthogonal_(w[k], gain, generator=generator)
     return w.transpose(1, 2).contiguous()
 
 
@@ -556,12 +561,13 @@ class LAIPPO:
         self.obs_dims = {a: int(obs_dims[a]) for a in self.agent_ids}
         self.act_dims = {a: int(act_dims[a]) for a in self.agent_ids}
         self.num_envs, self.rollout_length = num_envs, rollout_length
-        torch.manual_seed(seed)
+        # one local generator for initial weights, action noise, minibatch shuffles and distillation
+        # batches: the learner never reads or reseeds global RNG state, and its checkpoint carries the stream
         self.generator = torch.Generator().manual_seed(seed)
         keys = {}
         for a in self.agent_ids:
             keys.setdefault((self.obs_dims[a], self.act_dims[a]), []).append(a)
-        self.groups = [AgentGroup(ids, od, ad, self.cfg) for (od, ad), ids in keys.items()]
+        self.groups = [AgentGroup(ids, od, ad, self.cfg, self.generator) for (od, ad), ids in keys.items()]
         self.buffers = [RolloutBuffer(rollout_length, num_envs, len(g), g.obs_dim, g.act_dim) for g in self.groups]
         self.num_updates = 0
         self.step_in_rollout = 0
@@ -574,7 +580,7 @@ class LAIPPO:
         """Actions for every agent: dict agent -> [E, act_dim] (unclipped)."""
         out = {}
         for g in self.groups:
-            a, _, _ = g.act(torch.as_tensor(self._group_obs(g, obs)), deterministic)
+            a, _, _ = g.act(torch.as_tensor(self._group_obs(g, obs)), deterministic, self.generator)
             for k, agent in enumerate(g.agent_ids):
                 out[agent] = a[k].numpy()
         return out
@@ -584,7 +590,7 @@ class LAIPPO:
         t, out = self.step_in_rollout, {}
         for g, buf in zip(self.groups, self.buffers):
             o = self._group_obs(g, obs)
-            a, logp, v = g.act(torch.as_tensor(o))
+            a, logp, v = g.act(torch.as_tensor(o), generator=self.generator)
             a = a.numpy()
             buf.obs[t], buf.actions[t], buf.logprobs[t], buf.values[t] = o, a, logp.numpy(), v.numpy()
             for k, agent in enumerate(g.agent_ids):
@@ -638,7 +644,7 @@ class LAIPPO:
             g.update_normaliser(batch["obs"])
             # agent i's buffer D_i: its recent raw observations in time order
             g.remember(batch["obs"].numpy())
-            log_std = g.log_std.detach().clamp(LOG_STD_MIN, LOG_STD_MAX).mean((1, 2)).tolist()
+            log_std = g.log_std.detach().mean((1, 2)).tolist()
             for k, agent in enumerate(g.agent_ids):
                 per_agent[agent] = {key: vals[k] for key, vals in diag.items()}
                 per_agent[agent]["log_std"] = log_std[k]

@@ -10,9 +10,16 @@ each member collects `--evo-steps` env steps into a shared replay buffer
 steps. Then every member's fitness is measured: its mean score over
 `--fitness-episodes` deterministic episodes on fresh seeds. Tournament selection
 and AgileRL's `Mutations` (architecture, new layer, parameters, RL
-hyperparameters) make the next generation. After each generation, the fittest
-member is evaluated with the shared protocol (harness.evaluate) and
-checkpointed. Run directories are the same as Method I's.
+hyperparameters) make the next generation; the fittest member (the elite) is
+kept unchanged. After each generation, the fittest member is evaluated with the
+shared protocol (harness.evaluate) and checkpointed. Run directories are the
+same as Method I's.
+
+Fitness episodes are environment interaction that selection learns from, so
+they count against --max-steps (summary.json reports them as
+`fitness_env_steps`); the last generation's training is shortened to fit the
+budget. With --population-size 1 there is nothing to select: no fitness
+episodes are played and the single member is never mutated (plain MADDPG).
 
 Transitions at an episode end store the real final observation, which the
 vectorised env keeps, and done = termination. The time limit is a truncation
@@ -38,9 +45,10 @@ import math
 import sys
 import time
 
+import functools
+
 import numpy as np
 import torch
-from agilerl.algorithms import MADDPG
 from tqdm import tqdm
 
 import harness
@@ -55,14 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     harness.add_run_arguments(p, budget_note="summed over all population members; whole generations",
                               envs=("spread", "tag"))
     evo = p.add_argument_group("evolutionary HPO (AgileRL TournamentSelection + Mutations)")
-    evo.add_argument("--population-size", type=positive(int), default=4, help="MADDPG agents in the population")
+    evo.add_argument("--population-size", type=positive(int), default=4,
+                     help="MADDPG agents in the population; 1 = plain MADDPG: nothing to select, so no fitness games "
+                          "and no mutation")
     evo.add_argument("--evo-steps", type=positive(int), default=5_000,
                      help="env steps each member trains between tournaments")
     evo.add_argument("--fitness-episodes", type=positive(int), default=5,
                      help="deterministic episodes (fresh seeds each generation) for a member's fitness")
     evo.add_argument("--tournament-size", type=positive(int), default=2, help="members per tournament")
     evo.add_argument("--elitism", action=argparse.BooleanOptionalAction, default=True,
-                     help="keep the fittest member unchanged in the next generation")
+                     help="keep the fittest member (the elite) unchanged in the next generation: never mutated")
     evo.add_argument("--mut-none", type=float, default=0.4, help="relative probability of no mutation")
     evo.add_argument("--mut-architecture", type=float, default=0.2, help="relative probability of an architecture mutation")
     evo.add_argument("--mut-new-layer", type=float, default=0.2,
@@ -93,16 +103,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class IndependentMADDPG(MADDPG):
-    """Classic MADDPG: every agent is its own group (its own actor and critic).
-    AgileRL groups ids by prefix, so agent_0/1/2 would otherwise share one."""
-
-    def get_group_id(self, agent_id):
-        return agent_id
-
-
+@functools.lru_cache(maxsize=None)
 def algo_class(shared: bool):
-    return MADDPG if shared else IndependentMADDPG
+    """AgileRL's MADDPG (imported here: AgileRL pulls in transformers and jax, which --help and
+    one-line errors must not wait for), or IndependentMADDPG, its classic form in which every
+    agent is its own group with its own actor and critic (AgileRL groups ids by prefix, so
+    agent_0/1/2 would otherwise share one)."""
+    from agilerl.algorithms import MADDPG
+
+    if shared:
+        return MADDPG
+
+    class IndependentMADDPG(MADDPG):
+        def get_group_id(self, agent_id):
+            return agent_id
+
+    return IndependentMADDPG
+
+
+def make_mutations(args):
+    """AgileRL's Mutations with the elite kept: AgileRL 2.58 mutates the elite by default
+    (mutate_elite=True), so the fittest member would not survive a generation unchanged.
+    Mutations(rand_seed=...) seeds numpy and torch globally: build it before seeding the run."""
+    from agilerl.hpo.mutation import Mutations
+
+    return Mutations(no_mutation=args.mut_none, architecture=args.mut_architecture, new_layer_prob=args.mut_new_layer,
+                     parameters=args.mut_parameters, activation=0.0, rl_hp=args.mut_rl_hp,
+                     mutation_sd=args.mutation_sd, rand_seed=args.seed,
+                     mutate_elite=not args.elitism)  # without elitism there is no elite to spare
+
+
+def next_generation(pop, tournament, mutations):
+    """Tournament selection (the elite first, when elitism is on), then mutations of every
+    member but the elite. A population of 1 has nothing to select: it is returned as it is."""
+    if len(pop) < 2:
+        return pop
+    _, pop, _ = tournament.select(pop)
+    return mutations.mutation(pop)
 
 
 def make_population(args, agents, obs_spaces, act_spaces):
@@ -208,14 +245,10 @@ def main(argv=None) -> int:
 def train(args, run: harness.RunDir) -> int:
     from agilerl.components.data import MultiAgentTransition, transition_to_tensordict
     from agilerl.components.replay_buffer import ReplayBuffer
-    from agilerl.hpo.mutation import Mutations
     from agilerl.hpo.tournament import TournamentSelection
 
     torch.set_num_threads(args.torch_threads)
-    # Mutations(rand_seed=...) seeds numpy and torch globally, so build it first, then seed everything
-    mutations = Mutations(no_mutation=args.mut_none, architecture=args.mut_architecture, new_layer_prob=args.mut_new_layer,
-                          parameters=args.mut_parameters, activation=0.0, rl_hp=args.mut_rl_hp,
-                          mutation_sd=args.mutation_sd, rand_seed=args.seed)
+    mutations = make_mutations(args)  # seeds numpy and torch globally: first, then seed everything
     harness.seed_everything(args.seed)
     agents, obs_dims, _ = harness.env_info(args.env)
     spec_env = harness.make_env(args.env)
@@ -238,10 +271,8 @@ def train(args, run: harness.RunDir) -> int:
     envs = harness.VecEnv(args.env, args.num_envs, args.seed)
     league = harness.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
     refs = harness.reference_scores(args.env, "validation", args.eval_episodes) if league is None else {}  # spread only
-    generation_steps = args.population_size * args.evo_steps
-    num_generations = math.ceil(args.max_steps / generation_steps)
-    progress = {"global_step": 0, "train_time": 0.0, "eval_time": 0.0, "generation": 0, "best_mean": -math.inf,
-                "best_single": -math.inf, "train_scores": [], "session": 0, "learn_calls": 0}
+    progress = {"global_step": 0, "fitness_steps": 0, "train_time": 0.0, "eval_time": 0.0, "generation": 0,
+                "best_mean": -math.inf, "best_single": -math.inf, "train_scores": [], "session": 0, "learn_calls": 0}
     if args.resume:
         progress.update(saved["progress"])
         if league is not None and "league" in progress:
@@ -281,19 +312,32 @@ def train(args, run: harness.RunDir) -> int:
     def fitness(member):
         """spread: mean deterministic score. tag: mean win-rate of the member's predators and of its
         prey against the random team and every snapshot in the rolling pool (summed rewards of two
-        opposing teams, AgileRL's test(), mean nothing)."""
+        opposing teams, AgileRL's test(), mean nothing). Its env steps count against the budget."""
         seeds = [harness.train_env_seed(args.seed, k, FITNESS_SESSION + progress["generation"])
                  for k in range(args.fitness_episodes)]
         policy = ActorPolicy(member_actors(member, agents), agents)
         if league is None:
-            score = float(harness.run_episodes(args.env, policy, seeds)["scores"].mean())
+            out = harness.run_episodes(args.env, policy, seeds)
+            score, steps = float(out["scores"].mean()), out["env_steps"]
         else:
-            opponents = [harness.RandomPolicy(args.env, seed=args.seed)] + [e["policy"] for e in league.entries]
-            score = float(np.mean([0.5 * harness.play(args.env, policy, o, seeds)["wins"].mean()
-                                   + 0.5 * (1.0 - harness.play(args.env, o, policy, seeds)["wins"].mean())
-                                   for o in opponents]))
+            games = [(harness.play(args.env, policy, o, seeds), harness.play(args.env, o, policy, seeds))
+                     for o in [harness.RandomPolicy(args.env)] + [e["policy"] for e in league.entries]]
+            score = float(np.mean([0.5 * hunt["wins"].mean() + 0.5 * (1.0 - flee["wins"].mean()) for hunt, flee in games]))
+            steps = sum(hunt["env_steps"] + flee["env_steps"] for hunt, flee in games)
         member.metrics.add_fitness(score)  # (member.fitness is a read-only copy)
+        progress["global_step"] += steps
+        progress["fitness_steps"] += steps
         return score
+
+    def member_budget(pool_entries: int) -> int:
+        """Env steps each member trains in the next generation: --evo-steps, or less in the last
+        generation so that training and the fitness episodes stay within --max-steps (0: none fits)."""
+        games = 1 if league is None else 2 * (1 + pool_entries)  # tag: both teams, vs random + each snapshot
+        fitness_steps = (args.population_size * args.fitness_episodes * games * harness.episode_length(args.env)
+                         if args.population_size > 1 else 0)
+        room = (args.max_steps - progress["global_step"] - fitness_steps) // args.population_size
+        whole = lambda n: n // args.num_envs * args.num_envs  # members collect whole vector steps
+        return max(0, min(whole(args.evo_steps + args.num_envs - 1), whole(room)))
 
     def snapshot(member):
         """The member's actors and hyperparameters, copied: the tournament
@@ -312,28 +356,34 @@ def train(args, run: harness.RunDir) -> int:
         return ActorPolicy({a: actor_from_state(best["actors"][a]) for a in agents}, agents)
 
     best = snapshot(pop[0])
-    bar = tqdm(total=num_generations * generation_steps, unit="step", disable=not args.progress, dynamic_ncols=True)
-    next_eval = args.eval_interval
+    bar = tqdm(total=args.max_steps, initial=progress["global_step"], unit="step", disable=not args.progress,
+               dynamic_ncols=True)
+    next_eval = (progress["global_step"] // args.eval_interval + 1) * args.eval_interval
+    out_of_time = lambda: args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time
+    pool_entries = lambda: len(league.entries) if league is not None else 0
     interrupted = None
     with harness.GracefulStop() as stop:
-        while progress["generation"] < num_generations:
-            if args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time:
-                break
-            t0 = time.perf_counter()
-            member_steps = []
+        while member_budget(pool_entries()) > 0 and not out_of_time():
+            t0, start = time.perf_counter(), progress["global_step"]
+            evo_steps, member_steps = member_budget(pool_entries()), []
             for member in pop:
-                steps, scores = collect(member, args.evo_steps)
+                steps, scores = collect(member, evo_steps)
                 member_steps.append(steps)
                 progress["global_step"] += steps
                 progress["train_scores"] = (progress["train_scores"] + scores)[-100:]
-                bar.update(steps)
-            fits = [fitness(member) for member in pop]
-            best = snapshot(pop[int(np.argmax(fits))])
+            if len(pop) > 1:
+                fits = [fitness(member) for member in pop]
+                best = snapshot(pop[int(np.argmax(fits))])
+            else:  # one member: nothing to select, no fitness games
+                fits, best = [float("nan")], snapshot(pop[0])
             progress["generation"] += 1
             progress["train_time"] += time.perf_counter() - t0
-            done = progress["generation"] >= num_generations or stop.requested or (
-                args.max_time is not None and progress["train_time"] + progress["eval_time"] >= args.max_time)
-            if progress["global_step"] >= next_eval or done:
+            bar.update(progress["global_step"] - start)
+            evaluating = progress["global_step"] >= next_eval
+            # the next generation's fitness games include the snapshot this evaluation adds to the pool
+            next_pool = min(args.pool_size, pool_entries() + 1) if league is not None and evaluating else pool_entries()
+            done = member_budget(next_pool) == 0 or stop.requested or out_of_time()
+            if evaluating or done:
                 policy = best_policy(best)
                 path = run.ckpt / f"step_{progress['global_step']:09d}.pt"
                 res, message = harness.periodic_evaluation(args, run, progress, policy, lambda p: checkpoint(best, p),
@@ -354,8 +404,7 @@ def train(args, run: harness.RunDir) -> int:
                 interrupted = stop.signum
                 break
             if not done:
-                _, pop, _ = tournament.select(pop)
-                pop = mutations.mutation(pop)
+                pop = next_generation(pop, tournament, mutations)
                 run.update_rows.append({"generation": progress["generation"], "step": progress["global_step"],
                                         "mutations": " ".join(f"{m.index}:{m.mut}" for m in pop),
                                         **{f"member_{k}_steps": s for k, s in enumerate(member_steps)}})
@@ -372,6 +421,7 @@ def train(args, run: harness.RunDir) -> int:
         args, run, progress, refs, interrupted, policy,
         f"MADDPG (AgileRL, population {args.population_size}) on {args.env}, seed {args.seed}",
         extra={"generations": progress["generation"], "population_size": args.population_size,
+               "fitness_env_steps": progress["fitness_steps"],
                "throughput_per_member": round(progress["global_step"] / args.population_size
                                               / max(progress["train_time"], 1e-9), 1),
                "best_member_hyperparameters": best["hyperparameters"]},

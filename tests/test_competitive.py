@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import harness
 import train_maddpg
@@ -124,7 +125,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
 
 
 TAG = ["--env", "tag", "--max-steps", "1024", "--num-envs", "2", "--eval-interval", "512", "--elo-episodes", "2",
-       "--matrix-interval", "1024", "--matrix-episodes", "2", "--final-eval-episodes", "3", "--pool-size", "2",
+       "--matrix-interval", "1024", "--matrix-episodes", "2", "--final-eval-episodes", "10", "--pool-size", "2",
        "--no-progress"]
 PPO = ["--rollout-length", "64", "--update-epochs", "1"]
 MADDPG = ["--evo-steps", "256", "--population-size", "2", "--learning-delay", "64", "--batch-size", "32",
@@ -177,15 +178,18 @@ def test_tag_resume_restores_the_pool(tmp_path):
 
 
 def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
-    common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path, "--episodes", "3"]
+    common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path, "--episodes", "10"]
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", *common)
     assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "tag/fixed_pool_step_s1.json").read_text())
     assert out["pool"][0] == "random" and len(out["pool"]) == 1 + 3 * 2
     for algo in ("method_i", "ppo", "maddpg"):
+        summary = json.loads((tag_runs / "results/tag" / algo / "main_s1/summary.json").read_text())
         for team in ("predator", "prey"):
             res = out["results"][algo][team]
             assert len(res["win_rates"]) == 7 and 0 <= res["exploitability"] <= 0.5
+            # every pairing meets the same random team: the run's own test games against random agree
+            assert res["win_rates"]["random"] == pytest.approx(summary[f"test_{team}_win_vs_random"]), (algo, team)
     assert "Predator Elo (fixed pool)" in (tmp_path / "tag/fixed_pool_step_s1.md").read_text()
     proc = run_script("cross_play_matrix.py", "--pool-set", "step", "--algos", "maddpg", "method_i", *common)
     assert proc.returncode == 0, proc.stderr
@@ -236,3 +240,63 @@ def test_compare_results_lists_fixed_pools_per_seed(tmp_path):
     md = compare_results.fixed_pool_markdown(tag)
     assert "| step | 1 | 0.250 | 0.750 |" in md and "| step | 2 | 0.750 | 0.250 |" in md
     assert compare_results.fixed_pool_markdown(tmp_path / "nothing") == ""
+
+
+def test_loading_any_checkpoint_leaves_global_rng_alone(tag_runs):
+    import random
+
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    for algo in ("method_i", "ppo", "maddpg"):
+        harness.load_policy(tag_runs / "checkpoints/tag" / algo / "main_s1/latest.pt", "tag")
+    assert random.getstate() == states[0]
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), states[1]))
+    assert torch.equal(torch.get_rng_state(), states[2])
+
+
+def _noise_of_tag_run(monkeypatch, argv):
+    """Train a tiny tag run; return the standard-normal action noise of every stochastic act
+    call and, for each pool snapshot taken, how many had been drawn by then."""
+    import method_i
+
+    noise, marks = [], []
+    real_act, real_add = method_i.AgentGroup.act, harness.SelfPlayPool.add
+
+    def act(self, obs, deterministic=False, generator=None):
+        out = real_act(self, obs, deterministic, generator)
+        if not deterministic:
+            t = self._acting_tensors()
+            noise.append((out[0] - self._forward(t, obs)[0]) / t[6])
+        return out
+
+    def add(self, step, path):
+        marks.append(len(noise))
+        return real_add(self, step, path)
+
+    monkeypatch.setattr(method_i.AgentGroup, "act", act)
+    monkeypatch.setattr(harness.SelfPlayPool, "add", add)
+    assert train_method_i.main(argv) == 0
+    monkeypatch.undo()
+    return noise, marks
+
+
+SMALL_TAG = ["--env", "tag", "--num-envs", "2", "--rollout-length", "32", "--update-epochs", "1", "--eval-interval", "64",
+             "--elo-episodes", "1", "--matrix-episodes", "1", "--final-eval-episodes", "0", "--pool-size", "2",
+             "--no-progress"]
+
+
+def test_each_seed_keeps_its_own_noise_after_evaluations_and_resume(tmp_path, monkeypatch):
+    """Loading pool snapshots must not reseed anything: after an evaluation, two seeds still draw
+    different action noise, and a resumed run continues the noise stream it saved."""
+    runs = {seed: _noise_of_tag_run(monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "n", "--seed", str(seed),
+                                                  "--max-steps", "192"]) for seed in (1, 2)}
+    (n1, marks), (n2, _) = runs[1], runs[2]
+    after = marks[0]  # the first act after the first evaluation
+    assert not torch.allclose(n1[after], n2[after])
+    first, _ = _noise_of_tag_run(monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "r", "--max-steps", "64"])
+    resumed, _ = _noise_of_tag_run(monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "r", "--max-steps", "192",
+                                                 "--resume"])
+    assert len(first) + len(resumed) == len(n1)
+    # (a - mean) / std recovers the noise up to rounding, and the means differ after the resume (new episodes)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(n1, first + resumed))

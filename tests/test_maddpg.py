@@ -70,7 +70,9 @@ def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
     assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "smoke"]) == 0
     run = tmp_path / "results/spread/maddpg/smoke_s1"
     rows = harness.read_metrics(run / "metrics.csv")
-    assert [r["step"] for r in rows] == [1000, 2000]
+    # generation 1: 2 members x 500 steps + 2 members x 2 fitness episodes x 25 steps = 1100;
+    # generation 2 is shortened to 2 x 400 steps so that its fitness episodes fit the 2000-step budget
+    assert [r["step"] for r in rows] == [1100, 2000]
     for r in rows:  # the evaluated/checkpointed member is the one with the best latest fitness
         members = str(r["members"]).split()
         fits = [r["fitness_0"], r["fitness_1"]]
@@ -78,9 +80,11 @@ def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
         assert 0.0 <= r["eval_saturation"] <= 1.0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] == 2000 and "test_normalised" in summary
+    assert summary["fitness_env_steps"] == 2 * 2 * 2 * 25  # counted within the budget, reported on their own
     assert summary["throughput_per_member"] == pytest.approx(summary["throughput_without_eval"] / 2, rel=0.01)
     mutations = harness.read_metrics(run / "updates.csv")
     assert len(mutations) == 1 and str(mutations[0]["mutations"]).count(":") == 2  # one record per member
+    assert [mutations[0][f"member_{k}_steps"] for k in range(2)] == [500, 500]
     ckpt = tmp_path / "checkpoints/spread/maddpg/smoke_s1/latest.pt"
     assert torch.load(ckpt, weights_only=True)["algo"] == "maddpg"
     gif = tmp_path / "m.gif"
@@ -93,6 +97,36 @@ def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
     assert_clean_error(run_script("eval_method_i.py", "--checkpoint", ckpt), "use eval_maddpg.py")
 
 
+def test_the_elite_survives_a_generation_unchanged():
+    """Tournament selection keeps the fittest member first; AgileRL 2.58 would mutate it too by default."""
+    args = train_maddpg.build_parser().parse_args(["--population-size", "3", "--num-envs", "3", "--mut-none", "0",
+                                                    "--mut-parameters", "0", "--mut-architecture", "1", "--mut-rl-hp", "1"])
+    from agilerl.hpo.tournament import TournamentSelection
+
+    mutations = train_maddpg.make_mutations(args)
+    pop, agents = _population(3)
+    for member, fit in zip(pop, (0.1, 0.9, 0.5)):
+        member.metrics.add_fitness(fit)
+    best = pop[1]
+    before = ({k: v.clone() for k, v in best.actors[agents[0]].state_dict().items()},
+              train_maddpg.member_hyperparameters(best))
+    new = train_maddpg.next_generation(pop, TournamentSelection(2, True, 3), mutations)
+    elite = new[0]
+    after = elite.actors[agents[0]].state_dict()
+    assert before[0].keys() == after.keys() and all(torch.equal(before[0][k], after[k]) for k in after)
+    assert train_maddpg.member_hyperparameters(elite) == before[1]
+    assert all(m.mut != "None" for m in new[1:])  # the others were mutated (no-mutation has probability 0)
+
+
+def test_a_population_of_one_plays_no_fitness_games_and_is_never_mutated(tmp_path):
+    assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "one", "--population-size", "1",
+                              "--tournament-size", "1", "--evo-steps", "1000", "--mut-none", "0"]) == 0
+    summary = json.loads((tmp_path / "results/spread/maddpg/one_s1/summary.json").read_text())
+    assert summary["fitness_env_steps"] == 0 and summary["env_steps"] == 2000
+    mutations = harness.read_metrics(tmp_path / "results/spread/maddpg/one_s1/updates.csv")
+    assert [str(m["mutations"]).split(":")[1] for m in mutations] == ["None"]
+
+
 def test_maddpg_bad_input_and_resume(tmp_path):
     with pytest.raises(harness.UsageError, match="tournament-size"):
         train_maddpg.main([*TINY, *dirs(tmp_path), "--tournament-size", "3"])
@@ -102,7 +136,7 @@ def test_maddpg_bad_input_and_resume(tmp_path):
     # continue the finished run to a larger budget: population and progress come back
     assert train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--max-steps", "2000", "--no-progress"]) == 0
     rows = harness.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
-    assert [r["step"] for r in rows] == [1000, 2000] and rows[1]["generation"] == 2
+    assert [r["step"] for r in rows] == [996, 2000] and rows[1]["generation"] == 2  # budgets include fitness games
     with pytest.raises(harness.UsageError, match="differs"):
         train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--lr-actor", "0.5"])
 

@@ -42,6 +42,7 @@ def test_train_method_i_writes_run_directory(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["args"]["distill_interval"] == 2 and config["method_config"]["topology"] == "all-to-all"
     assert config["packages"]["torch"].startswith("2.13")
+    assert config["cpu_model"] and config["torch_cpu_capability"]  # runs are bit-identical only on one CPU and build
     rows = harness.read_metrics(run / "metrics.csv")
     assert [r["step"] for r in rows] == [512, 1024]
     assert all(r["distill_loss"] == r["distill_loss"] for r in rows[1:])  # distillation happened: not nan
@@ -178,3 +179,33 @@ def test_bootstrap_ci():
     assert compare_results.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
     lo, hi = compare_results.bootstrap_ci([0.0, 1.0, 2.0, 3.0])
     assert 0.0 <= lo < 1.5 < hi <= 3.0
+
+
+SCRIPTS = ("train_method_i", "train_ppo", "train_maddpg", "eval_method_i", "eval_maddpg", "evaluate_fixed_pool",
+           "cross_play_matrix", "compare_results")
+
+
+def test_help_and_one_line_errors_do_not_import_agilerl(tmp_path):
+    """AgileRL (with transformers and jax) takes 8-27 s to import: --help and a missing checkpoint must not wait for it."""
+    probe = f"""
+import importlib, json, sys
+import harness
+out = {{}}
+for name in {SCRIPTS!r}:
+    mod = importlib.import_module(name)
+    try:
+        mod.main(["--help"])
+    except SystemExit:
+        pass
+    out[name] = sorted(m for m in ("agilerl", "transformers", "jax") if m in sys.modules)
+for name in ("eval_method_i", "eval_maddpg"):
+    code = harness.run_cli(importlib.import_module(name).main, ["--checkpoint", {str(tmp_path / "missing.pt")!r}])
+    out[name + " missing checkpoint"] = [code] + sorted(m for m in ("agilerl", "transformers") if m in sys.modules)
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {**{name: [] for name in SCRIPTS}, "eval_method_i missing checkpoint": [2],
+                   "eval_maddpg missing checkpoint": [2]}
