@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 
 import harness
+import runs
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 METRICS = [  # (summary key, label, format)
-    ("test_normalised", "Normalised test score (100 held-out episodes)", "{:.3f}"),
+    ("test_normalised", "Normalised test score (held-out episodes)", "{:.3f}"),
+    ("test_episodes", "Held-out test episodes", "{:,.0f}"),
     ("test_score", "Test score", "{:.2f}"),
     ("last5_eval_mean", "Last-5 eval mean", "{:.2f}"),
     ("final_eval_score", "Final eval score", "{:.2f}"),
@@ -50,6 +52,9 @@ TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling p
     ("test_predator_exploitability", "Predator exploitability vs final pool (test)", "{:.2f}"),
     ("test_prey_exploitability", "Prey exploitability vs final pool (test)", "{:.2f}"),
     ("test_contacts_self_play", "Contacts per episode, self-play (test)", "{:.2f}"),
+    ("pool_size", "Rolling pool size (snapshots)", "{:.0f}"),
+    ("elo_episodes", "Elo episodes per pairing (training)", "{:.0f}"),
+    ("test_elo_episodes", "Test episodes per pairing", "{:.0f}"),
     ("env_steps", "Env steps", "{:,.0f}"),
     ("wall_time", "Wall time (s)", "{:.0f}"),
     ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
@@ -74,7 +79,7 @@ def bootstrap_ci(values, n_boot: int = 10_000, seed: int = 0):
 def find_runs(results: Path, env: str, run_name: str | None) -> dict:
     """{(algo, run name): [(seed, run_dir)]} of finished runs (summary.json present,
     not interrupted); runs of one name and algorithm are the seeds of one experiment."""
-    runs = {}
+    experiments = {}
     for summary in sorted((results / env).glob("*/*/summary.json")):
         run_dir = summary.parent
         m = re.fullmatch(r"(.+)_s(\d+)", run_dir.name)
@@ -83,8 +88,8 @@ def find_runs(results: Path, env: str, run_name: str | None) -> dict:
         if json.loads(summary.read_text()).get("interrupted"):
             print(f"skipping interrupted run {run_dir}", file=sys.stderr)
             continue
-        runs.setdefault((run_dir.parent.name, m.group(1)), []).append((int(m.group(2)), run_dir))
-    return runs
+        experiments.setdefault((run_dir.parent.name, m.group(1)), []).append((int(m.group(2)), run_dir))
+    return experiments
 
 
 def column_label(key) -> str:
@@ -92,9 +97,9 @@ def column_label(key) -> str:
     return f"{ALGO_LABELS.get(algo, algo)} [{name}]"
 
 
-def aggregate(runs: dict, env: str) -> dict:
+def aggregate(experiments: dict, env: str) -> dict:
     table = {}
-    for algo, entries in runs.items():
+    for algo, entries in experiments.items():
         summaries = [json.loads((d / "summary.json").read_text()) for _, d in sorted(entries)]
         table[algo] = {"seeds": [s for s, _ in sorted(entries)], "runs": [str(d) for _, d in sorted(entries)]}
         for key, _, _ in metrics_for(env):
@@ -107,7 +112,11 @@ def aggregate(runs: dict, env: str) -> dict:
 
 def markdown(table: dict, env: str) -> str:
     algos = sorted(table, key=lambda k: (k[1], list(ALGO_LABELS).index(k[0]) if k[0] in ALGO_LABELS else 99))
-    head = "| Metric | " + " | ".join(f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos) + " |"
+    head = (
+        "| Metric | "
+        + " | ".join(f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos)
+        + " |"
+    )
     lines = [head, "|---" * (len(algos) + 1) + "|"]
     for key, label, fmt in metrics_for(env):
         cells = []
@@ -123,29 +132,42 @@ def markdown(table: dict, env: str) -> str:
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     note = "\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. " + (
-        "Elo: K=32, random anchored at 1000, games against the random team and the rolling pool of the run's last 5 "
-        "snapshots (--elo-episodes per pairing); test rates: 100 held-out episodes per pairing; a predator win = at "
+        f"Elo: K={harness.ELO_K:.0f}, random anchored at {harness.ELO_ANCHOR:.0f}, games against the random team and "
+        "the rolling pool of the run's last snapshots (pool size and episodes per pairing in the table); test rates: "
+        "held-out episodes; a predator win = at "
         "least one predator-prey contact; exploitability = max(0, 0.5 - lowest win-rate against a pool snapshot)."
-        if env == "tag" else "Normalised score: 0 = uniform random policy, 1 = hand-coded oracle, on the same seeds.")
+        if env == "tag"
+        else "Normalised score: 0 = uniform random policy, 1 = hand-coded oracle, on the same seeds."
+    )
     return f"### {env}\n\n" + "\n".join(lines) + "\n" + note + "\n"
 
 
-IGNORED_ARGS = {"run_name", "results_dir", "checkpoint_dir", "progress", "resume", "torch_threads", "final_eval_episodes"}
+IGNORED_ARGS = {
+    "run_name",
+    "results_dir",
+    "checkpoint_dir",
+    "progress",
+    "resume",
+    "torch_threads",
+    "final_eval_episodes",
+}
 
 
-def by_run_markdown(runs: dict, env: str) -> str:
+def by_run_markdown(experiments: dict, env: str) -> str:
     """One table per algorithm, one row per run: the options in which its runs
     differ, and the validation-seed scores (a sweep is judged on these, never
     on test)."""
-    return "\n".join(_by_run_table({k: v for k, v in runs.items() if k[0] == algo}, env, algo)
-                     for algo in sorted({k[0] for k in runs}))
+    return "\n".join(
+        _by_run_table({k: v for k, v in experiments.items() if k[0] == algo}, env, algo)
+        for algo in sorted({k[0] for k in experiments})
+    )
 
 
-def _by_run_table(runs: dict, env: str, algo: str) -> str:
-    entries = [(seed, d) for es in runs.values() for seed, d in es]
+def _by_run_table(experiments: dict, env: str, algo: str) -> str:
+    entries = [(seed, d) for es in experiments.values() for seed, d in es]
     configs = [json.loads((d / "config.json").read_text()) for _, d in entries]
     values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
-    ignored = IGNORED_ARGS | (set() if env == "tag" else set(harness.SELF_PLAY_OPTIONS))  # tag-only options
+    ignored = IGNORED_ARGS | (set() if env == "tag" else set(runs.SELF_PLAY_OPTIONS))  # tag-only options
     keys = sorted({k for v in values for k in v} - ignored)
     varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
     dumped = {k: [json.dumps(v.get(k)) for v in values] for k in varying}
@@ -153,17 +175,29 @@ def _by_run_table(runs: dict, env: str, algo: str) -> str:
     rows = []
     for (seed, d), v in zip(entries, values):
         s = json.loads((d / "summary.json").read_text())
-        diff = ", ".join(f"{k}={v.get(k)}" for k in varying if json.dumps(v.get(k)) != mode[k]) or "(the common setting)"
-        rows.append((s["last5_eval_normalised"], f"| {d.name} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
-                     f"{s['last5_eval_normalised']:.3f} | {s['env_steps']:,} |"))
+        diff = (
+            ", ".join(f"{k}={v.get(k)}" for k in varying if json.dumps(v.get(k)) != mode[k]) or "(the common setting)"
+        )
+        rows.append(
+            (
+                s["last5_eval_normalised"],
+                f"| {d.name} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
+                f"{s['last5_eval_normalised']:.3f} | {s['env_steps']:,} |",
+            )
+        )
     common = ", ".join(f"{k}={json.loads(m)}" for k, m in mode.items())
-    head = ("| run | seed | options that differ from the common setting | final eval normalised | "
-            "last-5 eval normalised | env steps |\n|---|---|---|---|---|---|")
+    head = (
+        "| run | seed | options that differ from the common setting | final eval normalised | "
+        "last-5 eval normalised | env steps |\n|---|---|---|---|---|---|"
+    )
     body = "\n".join(r for _, r in sorted(rows, key=lambda r: -r[0]))
-    return (f"### {env}, {ALGO_LABELS.get(algo, algo)}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
-            f"Common setting of the options that vary: {common or '(none vary)'}.  "
-            "Scores are on the validation seeds of the periodic evaluations (50 episodes each); "
-            "normalised: 0 = random, 1 = oracle.\n")
+    return (
+        f"### {env}, {ALGO_LABELS.get(algo, algo)}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
+        f"Common setting of the options that vary: {common or '(none vary)'}.  "
+        f"Scores are on the validation seeds of the periodic evaluations "
+        f"({' / '.join(str(e) for e in sorted({v.get('eval_episodes') for v in values}, key=str))} episodes each); "
+        "normalised: 0 = random, 1 = oracle.\n"
+    )
 
 
 def fixed_pool_markdown(tag_dir: Path) -> str:
@@ -174,20 +208,33 @@ def fixed_pool_markdown(tag_dir: Path) -> str:
         return ""
     outs = [json.loads(f.read_text()) for f in files]
     algos = [a for a in ALGO_LABELS if any(a in o["results"] for o in outs)]
-    head = ("| pool set | seed | " + " | ".join(f"{ALGO_LABELS[a]} predators" for a in algos) + " | "
-            + " | ".join(f"{ALGO_LABELS[a]} prey" for a in algos) + " |")
-    lines = [head, "|---" * (2 + 2 * len(algos)) + "|"]
+    head = (
+        "| pool set | seed | pool size | episodes per pairing | "
+        + " | ".join(f"{ALGO_LABELS[a]} predators" for a in algos)
+        + " | "
+        + " | ".join(f"{ALGO_LABELS[a]} prey" for a in algos)
+        + " |"
+    )
+    lines = [head, "|---" * (4 + 2 * len(algos)) + "|"]
     cell = lambda o, a, team: f"{o['results'][a][team]['win_rate_vs_pool']:.3f}" if a in o["results"] else "n/a"
     for o in sorted(outs, key=lambda o: (o["pool_set"], o["seed"])):
-        lines.append(f"| {o['pool_set']} | {o['seed']} | " + " | ".join(cell(o, a, "predator") for a in algos) + " | "
-                     + " | ".join(cell(o, a, "prey") for a in algos) + " |")
-    return ("\n### Fixed-pool win-rates per seed (evaluate_fixed_pool.py)\n\n" + "\n".join(lines) +
-            "\n\nWin-rate of each algorithm's final teams against that seed's fixed pool (random + the last 5 "
-            "snapshots of every algorithm's run with that seed), 100 test episodes per pairing. Pools differ between "
-            "seeds, so compare within a row.\n")
+        lines.append(
+            f"| {o['pool_set']} | {o['seed']} | {len(o.get('pool', []))} | {o.get('episodes_per_pairing', 'n/a')} | "
+            + " | ".join(cell(o, a, "predator") for a in algos)
+            + " | "
+            + " | ".join(cell(o, a, "prey") for a in algos)
+            + " |"
+        )
+    return (
+        "\n### Fixed-pool win-rates per seed (evaluate_fixed_pool.py)\n\n"
+        + "\n".join(lines)
+        + "\n\nWin-rate of each algorithm's final teams against that seed's fixed pool (random + the last "
+        "snapshots of every algorithm's run with that seed), on held-out test episodes. Pools differ between "
+        "seeds, so compare within a row.\n"
+    )
 
 
-def plot_tag(runs: dict, path: Path) -> None:
+def plot_tag(experiments: dict, path: Path) -> None:
     """Predator (solid) and prey (dashed) Elo over env steps, mean over seeds."""
     import matplotlib
 
@@ -195,8 +242,8 @@ def plot_tag(runs: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    for k, (algo, entries) in enumerate(sorted(runs.items())):
-        curves = [harness.read_metrics(d / "metrics.csv") for _, d in entries]
+    for k, (algo, entries) in enumerate(sorted(experiments.items())):
+        curves = [runs.read_metrics(d / "metrics.csv") for _, d in entries]
         length = min(len(c) for c in curves)
         steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         for team, style in (("predator", "-"), ("prey", "--")):
@@ -209,12 +256,12 @@ def plot_tag(runs: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     fig.tight_layout()
-    harness._save_fig(fig, path)
+    runs.save_figure(fig, path)
 
 
-def plot(runs: dict, env: str, path: Path) -> None:
+def plot(experiments: dict, env: str, path: Path) -> None:
     if env == "tag":
-        return plot_tag(runs, path)
+        return plot_tag(experiments, path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,8 +269,8 @@ def plot(runs: dict, env: str, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     refs = None
-    for k, (algo, entries) in enumerate(sorted(runs.items())):
-        curves = [harness.read_metrics(d / "metrics.csv") for _, d in entries]
+    for k, (algo, entries) in enumerate(sorted(experiments.items())):
+        curves = [runs.read_metrics(d / "metrics.csv") for _, d in entries]
         length = min(len(c) for c in curves)
         steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         scores = np.array([[r["eval_score"] for r in c[:length]] for c in curves], dtype=float)
@@ -239,11 +286,11 @@ def plot(runs: dict, env: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    harness._save_fig(fig, path)
+    runs.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="spread", choices=sorted(harness.ENVS))
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--run-name", default=None, help="only runs named <run-name>_s<seed> (default: all)")
@@ -251,26 +298,28 @@ def main(argv=None) -> int:
     p.add_argument("--by-run", action="store_true", help="one row per run (for sweeps) instead of per algorithm")
     args = p.parse_args(argv)
     results = Path(args.results_dir)
-    runs = find_runs(results, args.env, args.run_name)
-    if not runs:
-        raise harness.UsageError(f"no finished runs under {results / args.env}"
-                                 + (f" named {args.run_name}_s<seed>" if args.run_name else ""))
+    experiments = find_runs(results, args.env, args.run_name)
+    if not experiments:
+        raise harness.UsageError(
+            f"no finished runs under {results / args.env}"
+            + (f" named {args.run_name}_s<seed>" if args.run_name else "")
+        )
     out = Path(args.out_dir) if args.out_dir else results / args.env
     if args.by_run:
-        md = by_run_markdown(runs, args.env)
-        harness.atomic_write(out / "runs.md", md)
+        md = by_run_markdown(experiments, args.env)
+        runs.atomic_write(out / "runs.md", md)
         print(md)
         print(f"wrote {out / 'runs.md'}")
         return 0
-    table = aggregate(runs, args.env)
+    table = aggregate(experiments, args.env)
     md = markdown(table, args.env) + (fixed_pool_markdown(results / "tag") if args.env == "tag" else "")
-    harness.atomic_write(out / "comparison.md", md)
-    harness.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
-    plot(runs, args.env, out / "comparison_plot.png")
+    runs.atomic_write(out / "comparison.md", md)
+    runs.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
+    plot(experiments, args.env, out / "comparison_plot.png")
     print(md)
     print(f"wrote {out / 'comparison.md'}, {out / 'comparison.json'}, {out / 'comparison_plot.png'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(harness.run_cli(main))
+    sys.exit(runs.run_cli(main))

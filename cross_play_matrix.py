@@ -21,38 +21,55 @@ from pathlib import Path
 
 import numpy as np
 
+import checkpoints
 import harness
+import runs
 
 
 def main(argv=None) -> int:
-    args, runs, missing = harness.pool_set_cli(__doc__, argv)
-    if len(runs) < 2:
-        raise harness.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(runs)}")
-    snapshots = harness.load_snapshots(runs)
+    args, found_runs, missing = checkpoints.pool_set_cli(__doc__, argv)
+    if len(found_runs) < 2:
+        raise harness.UsageError(
+            f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}"
+        )
+    snapshots = checkpoints.load_snapshots(found_runs)
     seeds = harness.eval_seeds("test", args.episodes)
     out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.pool_set}_s{args.seed}"
-    lines = [f"Cross-play, pool set `{args.pool_set}` (seed {args.seed}): predator win-rate of the row algorithm's "
-             f"last {args.last} snapshots against the column algorithm's last {args.last} prey snapshots, "
-             f"{args.episodes} test episodes per cell.\n",
-             "| predators \\ prey | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    lines = [
+        f"Cross-play, pool set `{args.pool_set}` (seed {args.seed}): predator win-rate of the row algorithm's "
+        f"last {args.last} snapshots against the column algorithm's last {args.last} prey snapshots, "
+        f"{args.episodes} test episodes per cell.\n",
+        "| predators \\ prey | " + " | ".join(found_runs) + " |",
+        "|---" * (len(found_runs) + 1) + "|",
+    ]
     means = {}
-    for a, b in itertools.permutations(runs, 2):
-        m = np.array([[float(harness.play("tag", pred, prey, seeds)["wins"].mean()) for _, prey in snapshots[b]]
-                      for _, pred in snapshots[a]])
-        harness.write_matrix(out_dir / f"{a}_vs_{b}", [l for l, _ in snapshots[a]], [l for l, _ in snapshots[b]], m,
-                             f"{a} predators vs {b} prey ({args.pool_set} pool)", args.episodes)
+    for a, b in itertools.permutations(found_runs, 2):
+        m = np.array(
+            [
+                [float(harness.play("tag", pred, prey, seeds)["wins"].mean()) for _, prey in snapshots[b]]
+                for _, pred in snapshots[a]
+            ]
+        )
+        runs.write_matrix(
+            out_dir / f"{a}_vs_{b}",
+            [label for label, _ in snapshots[a]],
+            [label for label, _ in snapshots[b]],
+            m,
+            f"{a} predators vs {b} prey ({args.pool_set} pool)",
+            args.episodes,
+        )
         means[(a, b)] = float(m.mean())
         print(f"{a} predators vs {b} prey: mean predator win-rate {m.mean():.3f}", file=sys.stderr)
-    for a in runs:
-        lines.append(f"| {a} | " + " | ".join("—" if a == b else f"{means[(a, b)]:.3f}" for b in runs) + " |")
+    for a in found_runs:
+        lines.append(f"| {a} | " + " | ".join("—" if a == b else f"{means[(a, b)]:.3f}" for b in found_runs) + " |")
     if missing:
         lines += ["", "Missing runs:"] + [f"- {m}" for m in missing]
     md = "\n".join(lines) + "\n"
-    harness.atomic_write(out_dir / "summary.md", md.encode())
+    runs.atomic_write(out_dir / "summary.md", md.encode())
     print(md)
     print(f"written: {out_dir}/")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(harness.run_cli(main))
+    sys.exit(runs.run_cli(main))

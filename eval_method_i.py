@@ -15,38 +15,32 @@ import sys
 
 import torch
 
+import checkpoints
+import evaluation
 import harness
-from method_i import LAIPPO, CheckpointError, check_compatible
-
-ALGOS = ("method_i", "ppo")
-
-
-def load_learner(path, env_name=None):
-    """(learner, run checkpoint dict) from a train_method_i.py / train_ppo.py checkpoint."""
-    state = harness.load_checkpoint(path)
-    if state.get("algo") == "maddpg":
-        raise CheckpointError(f"{path} is a MADDPG checkpoint; use eval_maddpg.py")
-    if state.get("format") != "memeplex-run/1" or "learner" not in state or state.get("algo") not in ALGOS:
-        raise CheckpointError(f"{path} is not a training checkpoint of train_method_i.py or train_ppo.py")
-    if env_name is not None and state["env"] != env_name:
-        raise CheckpointError(f"{path} was trained on {state['env']!r}, not {env_name!r}")
-    check_compatible(state["learner"], *harness.env_info(state["env"]))
-    return LAIPPO.from_state_dict(state["learner"]), state
+import runs
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    harness.add_eval_arguments(p, ALGOS)
-    p.add_argument("--env", default=None, choices=sorted(harness.ENVS),
-                   help="expected environment (default: the checkpoint's); a mismatch is an error")
+    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluation.add_eval_arguments(p, checkpoints.LA_IPPO_ALGOS)
+    p.add_argument(
+        "--env",
+        default=None,
+        choices=sorted(harness.ENVS),
+        help="expected environment (default: the checkpoint's); a mismatch is an error",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    path = harness.find_checkpoint(args.checkpoint, ALGOS)
-    learner, state = load_learner(path, args.env)
-    label = f"{'Method I (LA-IPPO)' if state['algo'] == 'method_i' else 'IPPO'} [{path}, step {state['progress']['global_step']}]"
-    harness.evaluate_and_render(args, state["env"], lambda obs, worlds: learner.act(obs, deterministic=True), label, path)
+    path = checkpoints.find_checkpoint(args.checkpoint, checkpoints.LA_IPPO_ALGOS)
+    learner, state = checkpoints.load_learner(path, args.env)
+    name = "Method I (LA-IPPO)" if state["algo"] == "method_i" else "IPPO"
+    label = f"{name} [{path}, step {state['progress']['global_step']}]"
+    evaluation.evaluate_and_render(
+        args, state["env"], lambda obs, worlds: learner.act(obs, deterministic=True), label, path
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(harness.run_cli(main))
+    sys.exit(runs.run_cli(main))

@@ -11,7 +11,7 @@ predators against every pool member's prey, and with its prey against every
 pool member's predators, on the held-out test seeds. A predator win is an
 episode with at least one predator-prey contact. Its fixed-pool Elo is the
 rating at which the Elo-expected score against the pool equals its actual
-score (order-free); the spec's game-by-game update (from 1000, K=32, games
+score (order-free); the classic game-by-game Elo update (from 1000, K=32, games
 interleaved round-robin) is reported next to it.
 Exploitability proxy = max(0, 0.5 - its lowest win-rate against a pool member).
 
@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+import checkpoints
 import harness
+import runs
 
 TEAMS = ("predator", "prey")
 
@@ -45,33 +47,50 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
     all_games = np.concatenate([w for _, w in results])
     mean, ci = harness.rate_ci(all_games)
     games = harness.interleave([(harness.ELO_ANCHOR, w) for _, w in results])
-    return {"elo": harness.performance_rating(games), "elo_k32": harness.elo_rate(harness.ELO_ANCHOR, games),
-            "win_rate_vs_pool": mean, "win_rate_vs_pool_ci": ci, "min_win_rate": min(rates.values()),
-            "exploitability": harness.exploitability(list(rates.values())), "win_rates": rates}
+    return {
+        "elo": harness.performance_rating(games),
+        "elo_k32": harness.elo_rate(harness.ELO_ANCHOR, games),
+        "win_rate_vs_pool": mean,
+        "win_rate_vs_pool_ci": ci,
+        "min_win_rate": min(rates.values()),
+        "exploitability": harness.exploitability(list(rates.values())),
+        "win_rates": rates,
+    }
 
 
 def main(argv=None) -> int:
-    args, runs, missing = harness.pool_set_cli(__doc__, argv)
+    args, found_runs, missing = checkpoints.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
     pool = [("random", harness.RandomPolicy("tag"))]
-    for snapshots in harness.load_snapshots(runs).values():
+    for snapshots in checkpoints.load_snapshots(found_runs).values():
         pool += snapshots
     seeds = harness.eval_seeds("test", args.episodes)
     table = {}
-    for algo, paths in runs.items():
+    for algo, paths in found_runs.items():
         final = paths[-1].parent / "latest.pt"
         final = final if final.exists() else paths[-1]
-        policy, state = harness.load_policy(final, "tag")
-        table[algo] = {"checkpoint": str(final), "env_steps": state["progress"]["global_step"],
-                       **{team: rate_team("tag", team, policy, pool, seeds) for team in TEAMS}}
-        print(f"{algo}: predator Elo {table[algo]['predator']['elo']:.0f}, prey Elo {table[algo]['prey']['elo']:.0f}",
-              file=sys.stderr)
-    out = {"pool_set": args.pool_set, "seed": args.seed, "episodes_per_pairing": args.episodes,
-           "pool": [label for label, _ in pool], "missing": missing, "results": table,
-           "seconds": round(time.perf_counter() - t0, 1)}
+        policy, state = checkpoints.load_policy(final, "tag")
+        table[algo] = {
+            "checkpoint": str(final),
+            "env_steps": state["progress"]["global_step"],
+            **{team: rate_team("tag", team, policy, pool, seeds) for team in TEAMS},
+        }
+        print(
+            f"{algo}: predator Elo {table[algo]['predator']['elo']:.0f}, prey Elo {table[algo]['prey']['elo']:.0f}",
+            file=sys.stderr,
+        )
+    out = {
+        "pool_set": args.pool_set,
+        "seed": args.seed,
+        "episodes_per_pairing": args.episodes,
+        "pool": [label for label, _ in pool],
+        "missing": missing,
+        "results": table,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.pool_set}_s{args.seed}"
-    harness.write_json(stem.with_suffix(".json"), out)
-    harness.atomic_write(stem.with_suffix(".md"), markdown(out).encode())
+    runs.write_json(stem.with_suffix(".json"), out)
+    runs.atomic_write(stem.with_suffix(".md"), markdown(out).encode())
     print(markdown(out))
     print(f"written: {stem}.md, {stem}.json")
     return 0
@@ -81,25 +100,32 @@ def markdown(out: dict) -> str:
     algos = list(out["results"])
     res = out["results"]
     line = lambda cells: "| " + " | ".join(cells) + " |\n"
-    md = (f"Fixed-pool Elo, pool set `{out['pool_set']}` (seed {out['seed']}): pool = {', '.join(out['pool'])}, "
-          f"all rated 1000. {out['episodes_per_pairing']} test episodes per pairing "
-          f"({out['episodes_per_pairing'] * len(out['pool'])} per team).\n\n")
+    md = (
+        f"Fixed-pool Elo, pool set `{out['pool_set']}` (seed {out['seed']}): pool = {', '.join(out['pool'])}, "
+        f"all rated 1000. {out['episodes_per_pairing']} test episodes per pairing "
+        f"({out['episodes_per_pairing'] * len(out['pool'])} per team).\n\n"
+    )
     md += line(["Metric"] + algos) + line(["---"] * (len(algos) + 1))
     md += line(["Env steps"] + [f"{res[a]['env_steps']:,}" for a in algos])
     for team in TEAMS:
         md += line([f"{team.capitalize()} Elo (fixed pool)"] + [f"{res[a][team]['elo']:.1f}" for a in algos])
         md += line([f"{team.capitalize()} Elo, K=32 game by game"] + [f"{res[a][team]['elo_k32']:.1f}" for a in algos])
-        md += line([f"{team.capitalize()} win-rate vs pool (95% CI)"] +
-                   [f"{res[a][team]['win_rate_vs_pool']:.3f} ± {res[a][team]['win_rate_vs_pool_ci']:.3f}" for a in algos])
+        md += line(
+            [f"{team.capitalize()} win-rate vs pool (95% CI)"]
+            + [f"{res[a][team]['win_rate_vs_pool']:.3f} ± {res[a][team]['win_rate_vs_pool_ci']:.3f}" for a in algos]
+        )
         md += line([f"{team.capitalize()} exploitability"] + [f"{res[a][team]['exploitability']:.2f}" for a in algos])
-    md += ("\nElo (fixed pool): the rating at which the Elo-expected score against the pool equals the actual "
-           "score (maximum likelihood; order-free). K=32 game by game: the spec's update from 1000 over the same games, "
-           "interleaved round-robin; it is noisy (the games of one round share a start state, so wins and losses come in runs) and can end 250 points from the first. Exploitability: max(0, 0.5 - lowest "
-           "win-rate against one pool member, random included).\n")
+    md += (
+        "\nElo (fixed pool): the rating at which the Elo-expected score against the pool equals the actual "
+        "score (maximum likelihood; order-free). K=32 game by game: the classic Elo update from 1000 over the same games, "
+        "interleaved round-robin; it is noisy (the games of one round share a start state, so wins and losses "
+        "come in runs) and can end 250 points from the first. Exploitability: max(0, 0.5 - lowest "
+        "win-rate against one pool member, random included).\n"
+    )
     if out["missing"]:
         md += "\nMissing runs:\n" + "".join(f"- {m}\n" for m in out["missing"])
     return md
 
 
 if __name__ == "__main__":
-    sys.exit(harness.run_cli(main))
+    sys.exit(runs.run_cli(main))

@@ -20,10 +20,10 @@ is never touched.  The loss is averaged over i's teachers so that the weight
 means the same under every topology.
 
 Agents that share an observation space form a "group".  A group keeps one
-nn.Module per agent (and one Adam per agent, used by both phases, spec Fix 1)
+nn.Module per agent (and one Adam per agent, used by both phases)
 but evaluates all of them at once by stacking their weights and using
 batched matrix products, so acting and learning cost one call per group, not
-one per agent.  The learning rate is annealed linearly to 0 (spec Fix 3).
+one per agent.  The learning rate is annealed linearly to 0.
 
 This module contains only the algorithm: no environments, CLI or plotting.
 """
@@ -33,14 +33,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from per_agent import StackedAdam, clip_grad_norm_per_agent, orthogonal
+
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
-TOPOLOGIES = ("all-to-all", "ring", "star", "none")
+Topology = Literal["all-to-all", "ring", "star", "none"]
+TOPOLOGIES = get_args(Topology)
+Activation = Literal["tanh", "relu"]
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+DISTILLATION_FIELDS = ("topology", "distill_interval", "distill_weight", "obs_buffer_size", "distill_batch_size")
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -51,46 +57,90 @@ class CheckpointError(Exception):
 
 @dataclass
 class Config:
-    """LA-IPPO hyperparameters (defaults: the spec's "Key hyperparameters")."""
+    """LA-IPPO hyperparameters: every one defined here once, documented under
+    its field; the training scripts generate their options from this class."""
 
-    latent_dim: int = 64
-    hidden_sizes: tuple = (64,)  # encoder layers before the latent: obs -> 64 -> m (64), i.e. hidden [64, 64]
+    # -- PPO
+    rollout_length: int = 128
+    """steps per env per rollout"""
     lr: float = 1e-3
+    """Adam learning rate (one Adam per agent, used by PPO and distillation)"""
     anneal_lr: bool = True
+    """anneal the learning rate linearly to 0 over the run (by steps, or time if --max-time ends first)"""
     gamma: float = 0.95
+    """discount factor"""
     gae_lambda: float = 0.95
+    """GAE lambda"""
     clip_coef: float = 0.2
+    """PPO ratio clip epsilon"""
     ent_coef: float = 0.0
+    """entropy bonus coefficient c2"""
     vf_coef: float = 0.5
+    """value loss coefficient c1"""
     max_grad_norm: float = 0.5
+    """per-agent gradient-norm clip"""
     update_epochs: int = 10
+    """PPO epochs per rollout"""
     num_minibatches: int = 4
+    """minibatches per epoch"""
     norm_adv: bool = True
+    """normalise advantages per minibatch"""
     obs_norm: bool = True
+    """running observation normalisation, owned by each agent's encoder"""
     norm_reward: bool = False
-    activation: str = "relu"
+    """scale each agent's rewards by the running std of its discounted return"""
     init_log_std: float = -0.5
-    topology: str = "all-to-all"
+    """initial log std of the Gaussian policy (kept in [LOG_STD_MIN, LOG_STD_MAX])"""
+    # -- network
+    hidden_sizes: tuple[int, ...] = (64,)
+    """encoder layers before the latent layer (default: obs -> 64 -> latent, i.e. hidden [64, 64])"""
+    latent_dim: int = 64
+    """dimension of the latent m = f(o)"""
+    activation: Activation = "relu"
+    """encoder nonlinearity"""
+    # -- distillation (DISTILLATION_FIELDS)
+    topology: Topology = "all-to-all"
+    """who distills from whom (i <- j: i moves toward j); none = IPPO"""
     distill_interval: int = 10
+    """distill every k PPO updates"""
     distill_weight: float = 0.1
+    """lambda on the distillation loss"""
     obs_buffer_size: int = 512
+    """per-agent buffer of recent raw observations D_i that distillation samples from"""
     distill_batch_size: int = 64
+    """observations sampled from D_i per distillation step"""
+    # -- diagnostics
     probe_size: int = 256
+    """fixed batch of observations on which the mean latent distance between agents is logged"""
 
     def __post_init__(self):
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         checks = [
             (self.topology in TOPOLOGIES, f"unknown topology {self.topology!r}; choose from {', '.join(TOPOLOGIES)}"),
-            (self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}"),
-            (self.latent_dim > 0 and all(h > 0 for h in self.hidden_sizes), "latent_dim and hidden sizes must be positive"),
+            (
+                self.activation in ACTIVATIONS,
+                f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}",
+            ),
+            (
+                self.latent_dim > 0 and all(h > 0 for h in self.hidden_sizes),
+                "latent_dim and hidden sizes must be positive",
+            ),
             (self.lr > 0, "lr must be positive"),
             (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "gamma must be in (0, 1] and gae_lambda in [0, 1]"),
             (self.clip_coef > 0, "clip_coef must be positive"),
             (self.update_epochs > 0 and self.num_minibatches > 0, "update_epochs and num_minibatches must be positive"),
+            (self.rollout_length > 0 and self.probe_size > 0, "rollout_length and probe_size must be positive"),
+            (self.max_grad_norm > 0, "max_grad_norm must be positive"),
             (self.distill_interval > 0, "distill_interval must be positive"),
             (self.distill_weight >= 0, "distill_weight must be non-negative"),
-            (self.obs_buffer_size > 0 and self.distill_batch_size > 0, "obs_buffer_size and distill_batch_size must be positive"),
-            (LOG_STD_MIN <= self.init_log_std <= LOG_STD_MAX, f"init_log_std must be in [{LOG_STD_MIN}, {LOG_STD_MAX}]"),
+            (
+                self.obs_buffer_size > 0 and self.distill_batch_size > 0,
+                "obs_buffer_size and distill_batch_size must be positive",
+            ),
+            (
+                LOG_STD_MIN <= self.init_log_std <= LOG_STD_MAX,
+                f"init_log_std must be in [{LOG_STD_MIN}, {LOG_STD_MAX}]",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -168,73 +218,17 @@ def gaussian_logprob(action, mean, log_std):
 # ----------------------------------------------------------------------------
 
 
-class StackedAdam:
-    """Independent Adam optimisers, one per agent, over parameters stacked
-    along dim 0 (agent axis).
+class Weights(NamedTuple):
+    """An agent group's weights as plain tensors, stacked along the agent axis."""
 
-    Moments and step counts are kept per agent, and `step(agents)` updates
-    only the given agents, so an agent that is not in a loss is never moved
-    by another agent's momentum.  Parameters without a gradient are skipped
-    (as torch.optim.Adam does).  Numerically this is torch.optim.Adam run
-    separately for every agent (tested), in a handful of batched ops.
-    """
-
-    def __init__(self, params, num_agents: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-5):
-        self.params = list(params)
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(len(self.params), num_agents)  # per tensor, per agent
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, agents=None) -> None:
-        """One Adam step for the given agent indices (default: all agents)."""
-        b1, b2 = self.betas
-        live = [k for k, p in enumerate(self.params) if p.grad is not None]
-        if not live:
-            return
-        rows = torch.as_tensor(live)
-        idx = slice(None) if agents is None else torch.as_tensor(agents)
-        if agents is None:
-            self.steps[rows] += 1
-        else:
-            self.steps[rows[:, None], idx[None, :]] += 1
-        t = self.steps[rows][:, idx]  # [live tensors, agents]
-        step_size = self.lr / (1 - b1**t)  # bias corrections for every tensor and agent at once
-        bc2_sqrt = (1 - b2**t).sqrt()
-        shape = lambda k: (-1, *[1] * (self.params[k].dim() - 1))
-        if agents is None:  # the common case: every agent steps; batched over all tensors
-            params = [self.params[k] for k in live]
-            grads, m, v = [p.grad for p in params], [self.exp_avg[k] for k in live], [self.exp_avg_sq[k] for k in live]
-            torch._foreach_lerp_(m, grads, 1 - b1)
-            torch._foreach_mul_(v, b2)
-            torch._foreach_addcmul_(v, grads, grads, 1 - b2)
-            denom = torch._foreach_sqrt(v)
-            torch._foreach_div_(denom, [bc2_sqrt[n].view(shape(k)) for n, k in enumerate(live)])
-            torch._foreach_add_(denom, self.eps)
-            update = torch._foreach_mul(m, [step_size[n].view(shape(k)) for n, k in enumerate(live)])
-            torch._foreach_addcdiv_(params, update, denom, value=-1.0)
-            return
-        for n, k in enumerate(live):  # some agents only (distillation students): gather, update, scatter
-            p, g = self.params[k], self.params[k].grad[idx]
-            m = self.exp_avg[k][idx].lerp(g, 1 - b1)
-            v = self.exp_avg_sq[k][idx] * b2 + (1 - b2) * g * g
-            update = step_size[n].view(shape(k)) * m / (v.sqrt() / bc2_sqrt[n].view(shape(k)) + self.eps)
-            self.exp_avg[k][idx], self.exp_avg_sq[k][idx] = m, v
-            p.data[idx] = p.data[idx] - update
-
-    def state_dict(self) -> dict:
-        return {"exp_avg": [t.clone() for t in self.exp_avg], "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
-                "steps": self.steps.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for dst, src in zip(self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"]):
-            dst.copy_(src)
-        self.steps.copy_(state["steps"])
+    norm_mean: torch.Tensor  # [A, 1, obs]
+    norm_std: torch.Tensor  # [A, 1, obs]
+    encoder: list  # [(W [A, in, out], b [A, 1, out]) per layer]
+    head_w: torch.Tensor  # [A, latent, act + 1]: policy mean and value
+    head_b: torch.Tensor  # [A, 1, act + 1]
+    log_std: torch.Tensor  # [A, 1, act]
+    std: torch.Tensor | None = None  # acting only: exp(log_std)
+    log_density_const: torch.Tensor | None = None  # acting only: sum(log_std) + act * log(sqrt(2 pi))
 
 
 class AgentGroup(nn.Module):
@@ -259,12 +253,20 @@ class AgentGroup(nn.Module):
         n = len(self.agent_ids)
         sizes = [obs_dim, *cfg.hidden_sizes, cfg.latent_dim]
         gain = math.sqrt(2) if cfg.activation == "relu" else 5 / 3
-        self.enc_w = nn.ParameterList(nn.Parameter(_orthogonal(n, a, b, gain, generator))
-                                      for a, b in zip(sizes[:-1], sizes[1:]))
+        self.enc_w = nn.ParameterList(
+            nn.Parameter(orthogonal(n, a, b, gain, generator)) for a, b in zip(sizes[:-1], sizes[1:])
+        )
         self.enc_b = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, b)) for b in sizes[1:])
         # policy mean (small init) and value (unit init) share one matmul
-        self.head_w = nn.Parameter(torch.cat([_orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator),
-                                              _orthogonal(n, cfg.latent_dim, 1, 1.0, generator)], dim=2))
+        self.head_w = nn.Parameter(
+            torch.cat(
+                [
+                    orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator),
+                    orthogonal(n, cfg.latent_dim, 1, 1.0, generator),
+                ],
+                dim=2,
+            )
+        )
         self.head_b = nn.Parameter(torch.zeros(n, 1, act_dim + 1))
         self.log_std = nn.Parameter(torch.full((n, 1, act_dim), float(cfg.init_log_std)))
         self.register_buffer("norm_mean", torch.zeros(n, 1, obs_dim))
@@ -286,13 +288,17 @@ class AgentGroup(nn.Module):
         return len(self.agent_ids)
 
     # -- forward passes ------------------------------------------------------
-    def _tensors(self, agents=None):
-        """The weights as plain tensors (optionally only some agents' rows):
-        (norm mean, norm std, [(W, b) per encoder layer], head W, head b, log_std)."""
+    def _tensors(self, agents=None) -> Weights:
+        """The weights as plain tensors (optionally only some agents' rows)."""
         sel = slice(None) if agents is None else torch.as_tensor(agents)
-        return (self.norm_mean[sel], (self.norm_var[sel] + 1e-8).sqrt(),
-                [(w[sel], b[sel]) for w, b in zip(self.enc_w, self.enc_b)],
-                self.head_w[sel], self.head_b[sel], self.log_std[sel])
+        return Weights(
+            self.norm_mean[sel],
+            (self.norm_var[sel] + 1e-8).sqrt(),
+            [(w[sel], b[sel]) for w, b in zip(self.enc_w, self.enc_b)],
+            self.head_w[sel],
+            self.head_b[sel],
+            self.log_std[sel],
+        )
 
     def _acting_tensors(self):
         """Detached weights for acting, rebuilt only after the weights change,
@@ -300,8 +306,9 @@ class AgentGroup(nn.Module):
         if self._acting is None:
             with torch.no_grad():
                 t = self._tensors()
-                log_std = t[5]
-                self._acting = (*t, log_std.exp(), log_std.sum(-1) + self.act_dim * _LOG_SQRT_2PI)
+                self._acting = t._replace(
+                    std=t.log_std.exp(), log_density_const=t.log_std.sum(-1) + self.act_dim * _LOG_SQRT_2PI
+                )
         return self._acting
 
     def changed(self):
@@ -309,17 +316,17 @@ class AgentGroup(nn.Module):
         self._acting = None
 
     def _normalise(self, t, obs):
-        return ((obs - t[0]) / t[1]).clamp(-10.0, 10.0) if self.cfg.obs_norm else obs
+        return ((obs - t.norm_mean) / t.norm_std).clamp(-10.0, 10.0) if self.cfg.obs_norm else obs
 
     def _encode(self, t, obs, normalised=False):
         x = obs if normalised else self._normalise(t, obs)
-        for w, b in t[2]:
+        for w, b in t.encoder:
             x = self.act_fn(torch.baddbmm(b, x, w))
         return x
 
     def _forward(self, t, obs, normalised=False):
-        out = torch.baddbmm(t[4], self._encode(t, obs, normalised), t[3])
-        return out[..., :-1], out[..., -1], t[5]
+        out = torch.baddbmm(t.head_b, self._encode(t, obs, normalised), t.head_w)
+        return out[..., :-1], out[..., -1], t.log_std
 
     def encode(self, obs: torch.Tensor, agents=None) -> torch.Tensor:
         """Latents m_i = f_i(obs[i]) (obs [A', B, D] -> [A', B, latent]) for the
@@ -339,9 +346,9 @@ class AgentGroup(nn.Module):
         if deterministic:
             return mean, None, value
         noise = torch.randn(mean.shape, generator=generator)
-        action = torch.addcmul(mean, t[6], noise)
+        action = torch.addcmul(mean, t.std, noise)
         # log N(action; mean, std) written in terms of the noise (same value, fewer ops)
-        logprob = noise.square().sum(-1).mul_(-0.5).sub_(t[7])
+        logprob = noise.square().sum(-1).mul_(-0.5).sub_(t.log_density_const)
         return action, logprob, value
 
     @torch.no_grad()
@@ -411,17 +418,27 @@ class AgentGroup(nn.Module):
         # every per-sample field into one tensor so an epoch's shuffle is one gather.
         with torch.no_grad():
             obs = self._normalise(self._tensors(), batch["obs"])
-        fields = [obs, batch["actions"], batch["logprobs"][..., None], batch["advantages"][..., None],
-                  batch["returns"][..., None]]
+        fields = [
+            obs,
+            batch["actions"],
+            batch["logprobs"][..., None],
+            batch["advantages"][..., None],
+            batch["returns"][..., None],
+        ]
         cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
         packed = torch.cat(fields, dim=-1)
         for _ in range(cfg.update_epochs):
             shuffled = packed[:, torch.randperm(n, generator=generator)]
             for start in range(0, n - mb_size + 1, mb_size):
                 mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns = torch.tensor_split(
-                    shuffled[:, start:start + mb_size], cuts, dim=-1)
-                mb = {"actions": mb_actions, "logprobs": mb_logprobs.squeeze(-1), "advantages": mb_adv.squeeze(-1),
-                      "returns": mb_returns.squeeze(-1)}
+                    shuffled[:, start : start + mb_size], cuts, dim=-1
+                )
+                mb = {
+                    "actions": mb_actions,
+                    "logprobs": mb_logprobs.squeeze(-1),
+                    "advantages": mb_adv.squeeze(-1),
+                    "returns": mb_returns.squeeze(-1),
+                }
                 mean, value, log_std = self._forward(self._tensors(), mb_obs, normalised=True)
                 new_logprob = gaussian_logprob(mb["actions"], mean, log_std)
                 adv = mb["advantages"]
@@ -474,11 +491,13 @@ class AgentGroup(nn.Module):
             return losses
         cfg = self.cfg
         size = cfg.obs_buffer_size
-        idx = torch.randint(size - self.obs_buffer_count, size, (len(self), cfg.distill_batch_size), generator=generator)
+        idx = torch.randint(
+            size - self.obs_buffer_count, size, (len(self), cfg.distill_batch_size), generator=generator
+        )
         samples = torch.as_tensor(np.take_along_axis(self.obs_buffer, idx.numpy()[..., None], axis=1))  # [A, B, D]
         students = sorted({i for i, _ in self.pairs})
         with torch.no_grad():  # teacher j's own pipeline on student i's samples
-            targets = {(i, j): self.encode(samples[i:i + 1], [j])[0] for i, j in self.pairs}
+            targets = {(i, j): self.encode(samples[i : i + 1], [j])[0] for i, j in self.pairs}
         latents = self.encode(samples[students], students)
         total = 0.0
         for k, i in enumerate(students):
@@ -500,26 +519,6 @@ class AgentGroup(nn.Module):
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
-
-
-@torch.no_grad()
-def clip_grad_norm_per_agent(grads, max_norm: float) -> torch.Tensor:
-    """clip_grad_norm_ for every agent separately: grads are stacked [A, ...]
-    tensors; agent i's global norm over all its tensors is clipped to max_norm.
-    Returns the per-agent norms before clipping."""
-    n = grads[0].shape[0]
-    norm = torch.cat([g.reshape(n, -1) for g in grads], dim=1).norm(dim=1)
-    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    torch._foreach_mul_(grads, [coef.view(-1, *[1] * (g.dim() - 1)) for g in grads])
-    return norm
-
-
-def _orthogonal(n, fan_in, fan_out, gain, generator=None):
-    """n independent orthogonal-initialised weight matrices [n, fan_in, fan_out]."""
-    w = torch.empty(n, fan_out, fan_in)
-    for k in range(n):
-        nn.init.orthogonal_(w[k], gain, generator=generator)
-    return w.transpose(1, 2).contiguous()
 
 
 # ----------------------------------------------------------------------------
@@ -554,13 +553,14 @@ class LAIPPO:
     [num_envs, dim]; the training loop calls `act`, `store`, `learn`.
     """
 
-    def __init__(self, agent_ids, obs_dims: dict, act_dims: dict, cfg: Config | None = None,
-                 num_envs: int = 1, rollout_length: int = 128, seed: int = 0):
+    def __init__(
+        self, agent_ids, obs_dims: dict, act_dims: dict, cfg: Config | None = None, num_envs: int = 1, seed: int = 0
+    ):
         self.cfg = cfg or Config()
         self.agent_ids = list(agent_ids)
         self.obs_dims = {a: int(obs_dims[a]) for a in self.agent_ids}
         self.act_dims = {a: int(act_dims[a]) for a in self.agent_ids}
-        self.num_envs, self.rollout_length = num_envs, rollout_length
+        self.num_envs, self.rollout_length = num_envs, self.cfg.rollout_length
         # one local generator for initial weights, action noise, minibatch shuffles and distillation
         # batches: the learner never reads or reseeds global RNG state, and its checkpoint carries the stream
         self.generator = torch.Generator().manual_seed(seed)
@@ -568,7 +568,7 @@ class LAIPPO:
         for a in self.agent_ids:
             keys.setdefault((self.obs_dims[a], self.act_dims[a]), []).append(a)
         self.groups = [AgentGroup(ids, od, ad, self.cfg, self.generator) for (od, ad), ids in keys.items()]
-        self.buffers = [RolloutBuffer(rollout_length, num_envs, len(g), g.obs_dim, g.act_dim) for g in self.groups]
+        self.buffers = [RolloutBuffer(self.rollout_length, num_envs, len(g), g.obs_dim, g.act_dim) for g in self.groups]
         self.num_updates = 0
         self.step_in_rollout = 0
 
@@ -635,9 +635,16 @@ class LAIPPO:
             rewards = g.scale_rewards(buf.rewards, buf.dones)
             adv, ret = compute_gae(rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
             # [T, A, E, ...] -> [A, T * E, ...] (time-major per agent)
-            flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
-            batch = {"obs": flat(buf.obs), "actions": flat(buf.actions), "logprobs": flat(buf.logprobs),
-                     "advantages": flat(adv), "returns": flat(ret)}
+            flat = lambda x: torch.as_tensor(
+                np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:])
+            )
+            batch = {
+                "obs": flat(buf.obs),
+                "actions": flat(buf.actions),
+                "logprobs": flat(buf.logprobs),
+                "advantages": flat(adv),
+                "returns": flat(ret),
+            }
             diag = g.ppo_update(batch, self.generator)
             # normaliser statistics move only after the update, so the update
             # saw exactly the pipeline that generated the actions
@@ -672,9 +679,17 @@ class LAIPPO:
             "obs_dims": dict(self.obs_dims),
             "act_dims": dict(self.act_dims),
             "num_updates": self.num_updates,
-            "groups": [{"agent_ids": list(g.agent_ids), "params": g.state_dict(), "optimizer": g.optimizer.state_dict(),
-                        "obs_buffer": torch.as_tensor(g.obs_buffer), "obs_buffer_count": g.obs_buffer_count,
-                        "probe": g.probe} for g in self.groups],
+            "groups": [
+                {
+                    "agent_ids": list(g.agent_ids),
+                    "params": g.state_dict(),
+                    "optimizer": g.optimizer.state_dict(),
+                    "obs_buffer": torch.as_tensor(g.obs_buffer),
+                    "obs_buffer_count": g.obs_buffer_count,
+                    "probe": g.probe,
+                }
+                for g in self.groups
+            ],
             "generator": self.generator.get_state(),
         }
 
@@ -691,11 +706,12 @@ class LAIPPO:
         self.generator.set_state(state["generator"])
 
     @classmethod
-    def from_state_dict(cls, state: dict, num_envs: int = 1, rollout_length: int = 128) -> "LAIPPO":
+    def from_state_dict(cls, state: dict, num_envs: int = 1) -> LAIPPO:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
-        learner = cls(state["agent_ids"], state["obs_dims"], state["act_dims"], Config(**state["config"]),
-                      num_envs=num_envs, rollout_length=rollout_length)
+        learner = cls(
+            state["agent_ids"], state["obs_dims"], state["act_dims"], Config(**state["config"]), num_envs=num_envs
+        )
         learner.load_state_dict(state)
         return learner
 
@@ -705,9 +721,12 @@ def check_compatible(state: dict, agent_ids, obs_dims: dict, act_dims: dict) -> 
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
     if list(state["agent_ids"]) != list(agent_ids):
-        raise CheckpointError(f"checkpoint agents {list(state['agent_ids'])} do not match the environment's {list(agent_ids)}")
+        raise CheckpointError(
+            f"checkpoint agents {list(state['agent_ids'])} do not match the environment's {list(agent_ids)}"
+        )
     for a in agent_ids:
         if int(state["obs_dims"][a]) != int(obs_dims[a]) or int(state["act_dims"][a]) != int(act_dims[a]):
             raise CheckpointError(
                 f"checkpoint spaces for {a} (obs {state['obs_dims'][a]}, act {state['act_dims'][a]}) do not match "
-                f"the environment's (obs {obs_dims[a]}, act {act_dims[a]})")
+                f"the environment's (obs {obs_dims[a]}, act {act_dims[a]})"
+            )

@@ -9,7 +9,7 @@ distillation options and writes its runs under results/<env>/ppo/.
 
 import sys
 
-import harness
+import runs
 import train_method_i
 
 
@@ -18,4 +18,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(harness.run_cli(main))
+    sys.exit(runs.run_cli(main))

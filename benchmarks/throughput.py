@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import harness  # noqa: E402
+import runs  # noqa: E402
 import train_method_i  # noqa: E402
 
 
@@ -41,9 +42,30 @@ def raw_env_sps(env: str, num_envs: int, steps: int, seed: int = 0) -> float:
 
 def train_sps(env: str, algo: str, num_envs: int, steps: int, threads: int, extra: list) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        argv = ["--env", env, "--max-steps", str(steps), "--num-envs", str(num_envs), "--eval-interval", str(10**9),
-                "--eval-episodes", "2", "--final-eval-episodes", "2", "--results-dir", tmp, "--checkpoint-dir", tmp,
-                "--run-name", "bench", "--no-progress", "--torch-threads", str(threads), *extra]
+        argv = [
+            "--env",
+            env,
+            "--max-steps",
+            str(steps),
+            "--num-envs",
+            str(num_envs),
+            "--eval-interval",
+            str(10**9),
+            "--eval-episodes",
+            "2",
+            "--final-eval-episodes",
+            "2",
+            "--results-dir",
+            tmp,
+            "--checkpoint-dir",
+            tmp,
+            "--run-name",
+            "bench",
+            "--no-progress",
+            "--torch-threads",
+            str(threads),
+            *extra,
+        ]
         train_method_i.main(argv, algo=algo)
         summary = json.loads(next(Path(tmp).rglob("summary.json")).read_text())
     return summary["throughput_without_eval"]
@@ -64,20 +86,34 @@ def main(argv=None):
         raw.append(raw_env_sps(args.env, args.num_envs, args.steps, seed=r))
         for t in args.threads:
             train[t].append(train_sps(args.env, args.algo, args.num_envs, args.steps, t, extra))
-        print(f"round {r + 1}: raw {raw[-1]:.0f} env steps/s, " +
-              ", ".join(f"train ({t} thread{'s' * (t > 1)}) {train[t][-1]:.0f}" for t in args.threads), flush=True)
+        print(
+            f"round {r + 1}: raw {raw[-1]:.0f} env steps/s, "
+            + ", ".join(f"train ({t} thread{'s' * (t > 1)}) {train[t][-1]:.0f}" for t in args.threads),
+            flush=True,
+        )
     raw_med = statistics.median(raw)
-    result = {"env": args.env, "algo": args.algo, "num_envs": args.num_envs, "steps": args.steps, "rounds": args.rounds,
-              "extra_args": extra, "raw_env_sps": raw, "raw_env_sps_median": raw_med,
-              "train_sps": {str(t): v for t, v in train.items()},
-              "train_sps_median": {str(t): statistics.median(v) for t, v in train.items()},
-              "ratio": {str(t): statistics.median(v) / raw_med for t, v in train.items()},
-              "torch": torch.__version__, "numpy": np.__version__}
+    result = {
+        "env": args.env,
+        "algo": args.algo,
+        "num_envs": args.num_envs,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "extra_args": extra,
+        "raw_env_sps": raw,
+        "raw_env_sps_median": raw_med,
+        "train_sps": {str(t): v for t, v in train.items()},
+        "train_sps_median": {str(t): statistics.median(v) for t, v in train.items()},
+        "ratio": {str(t): statistics.median(v) / raw_med for t, v in train.items()},
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
     for t in args.threads:
-        print(f"{args.algo} on {args.env}, torch threads {t}: train {result['train_sps_median'][str(t)]:.0f} / "
-              f"raw {raw_med:.0f} env steps/s = ratio {result['ratio'][str(t)]:.2f}")
+        print(
+            f"{args.algo} on {args.env}, torch threads {t}: train {result['train_sps_median'][str(t)]:.0f} / "
+            f"raw {raw_med:.0f} env steps/s = ratio {result['ratio'][str(t)]:.2f}"
+        )
     if args.out:
-        harness.write_json(args.out, result)
+        runs.write_json(args.out, result)
 
 
 if __name__ == "__main__":

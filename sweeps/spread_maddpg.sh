@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The MADDPG baseline's choices on simple_spread_v3: AgileRL's default Tanh output (saturation),
-# a lower actor LR, AgileRL's shared per-group networks, a population of one, and the issue's
-# probe settings (shared networks, learn every 8 env steps, batch 64) with a population of 1 and of 4.
+# a lower actor LR, AgileRL's shared per-group networks, a population of one, and an earlier
+# probe's settings (shared networks, learn every 8 env steps, batch 64) with a population of 1 and of 4.
+# These runs used seed 1, a reporting seed: run_experiments.py --suite tune replaces them with tuning seeds.
 #
 #   bash sweeps/spread_maddpg.sh                  # 7 runs of 200k env steps, 2 at a time
 #   python compare_results.py --results-dir results/sweeps --by-run

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoints
 import harness
+import runs
 import train_maddpg
 import train_method_i
 import train_ppo
-from test_scripts import assert_clean_error, dirs, run_script
+from conftest import ChasingPredators, FleeingPrey, StationaryPolicy, assert_clean_error, dirs, run_script
 
 
 def _world(seed=0):
@@ -45,17 +47,16 @@ def test_win_metric_goes_both_ways():
     rnd = harness.play("tag", harness.RandomPolicy("tag", 1), harness.RandomPolicy("tag", 2), seeds)
     assert 0.05 < rnd["wins"].mean() < 0.95  # predators can lose: not a reward-sign artefact
     assert (rnd["wins"] == (rnd["contacts"] > 0)).all()
-    chase = harness.ChasingPredators()
-    stationary = harness.play("tag", chase, harness.StationaryPolicy("tag"), seeds)["wins"].mean()
-    fleeing = harness.play("tag", chase, harness.FleeingPrey(), seeds)["wins"].mean()
+    chase = ChasingPredators()
+    stationary = harness.play("tag", chase, StationaryPolicy("tag"), seeds)["wins"].mean()
+    fleeing = harness.play("tag", chase, FleeingPrey(), seeds)["wins"].mean()
     assert stationary > 0.9 and fleeing < 0.3 and stationary - fleeing > 0.5
 
 
 def test_contacts_match_the_predators_collision_reward():
     # simple_tag pays every predator +10 per predator-prey collision (a team reward): the world-state count agrees
     seeds = harness.eval_seeds("validation", 20)
-    out = harness.run_episodes("tag", harness.combine("tag", harness.ChasingPredators(), harness.StationaryPolicy("tag")),
-                               seeds)
+    out = harness.run_episodes("tag", harness.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
     assert out["contacts"].sum() > 20
     for a in harness.teams("tag")["predator"]:
         np.testing.assert_allclose(out["returns"][a], 10.0 * out["contacts"])
@@ -69,12 +70,16 @@ def test_elo_maths():
     assert harness.elo_update(1000, 1000, 0.0) == pytest.approx(984.0)
     assert harness.elo_update(1000, 1000, 0.5) == pytest.approx(1000.0)
     r = harness.elo_update(1000, 1000, 1.0)
-    assert harness.elo_rate(1000, [(1000, 1.0), (1000, 0.0)]) == pytest.approx(r + 32 * (0 - harness.elo_expected(r, 1000)))
+    assert harness.elo_rate(1000, [(1000, 1.0), (1000, 0.0)]) == pytest.approx(
+        r + 32 * (0 - harness.elo_expected(r, 1000))
+    )
     # many wins against a fixed 1000 pool: converges up, never past where expected = actual
     assert 1000 < harness.elo_rate(1000, [(1000, 1.0)] * 50) < 1000 + 400 * 3
     assert harness.interleave([(1, [1, 0]), (2, [0])]) == [(1, 1.0), (2, 0.0), (1, 0.0)]
     # performance rating: 75% against 1000-rated opponents is 1000 + 400 log10(3); even score = the opponents' mean
-    assert harness.performance_rating([(1000, 1.0)] * 3 + [(1000, 0.0)]) == pytest.approx(1000 + 400 * np.log10(3), abs=1e-6)
+    assert harness.performance_rating([(1000, 1.0)] * 3 + [(1000, 0.0)]) == pytest.approx(
+        1000 + 400 * np.log10(3), abs=1e-6
+    )
     assert harness.performance_rating([(900, 1.0), (1100, 0.0)]) == pytest.approx(1000, abs=1e-6)
     assert np.isfinite(harness.performance_rating([(1000, 1.0)] * 10))
     games = [(1000, 1.0)] * 3 + [(1000, 0.0)]
@@ -94,7 +99,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
 
     def load(path):
         loaded.append(path)
-        return harness.StationaryPolicy("tag")
+        return StationaryPolicy("tag")
 
     pool = harness.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
     for step in range(1, 8):
@@ -104,7 +109,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
     assert [e["step"] for e in pool.entries] == [3, 4, 5, 6, 7]
     assert all((tmp_path / f"step_{s}.pt").exists() for s in range(1, 8))  # rotation deletes nothing
     # scripted chasers vs stationary pool prey: predators win every game, so their Elo rises
-    strong = harness.combine("tag", harness.ChasingPredators(), harness.FleeingPrey())
+    strong = harness.combine("tag", ChasingPredators(), FleeingPrey())
     row = pool.evaluate(strong)
     assert row["predator_elo"] > 1100 and row["predator_exploitability"] == 0.0
     assert row["predator_min_win_vs_pool"] == 1.0 and row["pool"] == "3 4 5 6 7"
@@ -124,12 +129,40 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
     assert labels[0] == "random" and m.shape == (6, 6)
 
 
-TAG = ["--env", "tag", "--max-steps", "1024", "--num-envs", "2", "--eval-interval", "512", "--elo-episodes", "2",
-       "--matrix-interval", "1024", "--matrix-episodes", "2", "--final-eval-episodes", "10", "--pool-size", "2",
-       "--no-progress"]
+TAG = [
+    "--env",
+    "tag",
+    "--max-steps",
+    "1024",
+    "--num-envs",
+    "2",
+    "--eval-interval",
+    "512",
+    "--elo-episodes",
+    "2",
+    "--matrix-interval",
+    "1024",
+    "--matrix-episodes",
+    "2",
+    "--final-eval-episodes",
+    "10",
+    "--pool-size",
+    "2",
+    "--no-progress",
+]
 PPO = ["--rollout-length", "64", "--update-epochs", "1"]
-MADDPG = ["--evo-steps", "256", "--population-size", "2", "--learning-delay", "64", "--batch-size", "32",
-          "--fitness-episodes", "1"]
+MADDPG = [
+    "--evo-steps",
+    "256",
+    "--population-size",
+    "2",
+    "--learning-delay",
+    "64",
+    "--batch-size",
+    "32",
+    "--fitness-episodes",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -145,15 +178,21 @@ def tag_runs(tmp_path_factory):
 def test_tag_training_writes_competitive_metrics(tag_runs):
     for algo in ("method_i", "ppo", "maddpg"):
         run = tag_runs / "results/tag" / algo / "main_s1"
-        rows = harness.read_metrics(run / "metrics.csv")
+        rows = runs.read_metrics(run / "metrics.csv")
         assert [r["step"] for r in rows][-1] >= 1024
         for r in rows:
             assert 0 <= r["predator_win_vs_random"] <= 1 and 0 <= r["prey_exploitability"] <= 0.5
             assert r["elo_episodes"] == 2
         assert str(rows[-1]["pool"]).split() == [str(r["step"]) for r in rows[-2:]]  # rolling pool of 2
         summary = json.loads((run / "summary.json").read_text())
-        for key in ("predator_elo", "prey_elo", "predator_exploitability", "test_predator_win_vs_random",
-                    "test_prey_win_vs_random_ci", "throughput_without_eval"):
+        for key in (
+            "predator_elo",
+            "prey_elo",
+            "predator_exploitability",
+            "test_predator_win_vs_random",
+            "test_prey_win_vs_random_ci",
+            "throughput_without_eval",
+        ):
             assert key in summary, (algo, key)
         assert (run / "training_plot.png").stat().st_size > 1000
         assert list(run.glob("win_matrix_step_*.png")) and list(run.glob("win_matrix_step_*.csv"))
@@ -164,7 +203,7 @@ def test_tag_training_writes_competitive_metrics(tag_runs):
 def test_method_i_tag_distills_predators_only(tag_runs):
     from method_i import LAIPPO
 
-    state = harness.load_checkpoint(tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt")
+    state = checkpoints.load_checkpoint(tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt")
     learner = LAIPPO.from_state_dict(state["learner"])
     sizes = sorted(len(g.agent_ids) for g in learner.groups)
     assert sizes == [1, 3]  # the prey is alone in its group: it has no distillation peer
@@ -173,7 +212,7 @@ def test_method_i_tag_distills_predators_only(tag_runs):
 def test_tag_resume_restores_the_pool(tmp_path):
     assert train_method_i.main([*TAG, *PPO, *dirs(tmp_path), "--run-name", "r", "--max-steps", "512"]) == 0
     assert train_method_i.main([*TAG, *PPO, *dirs(tmp_path), "--run-name", "r", "--max-steps", "1024", "--resume"]) == 0
-    rows = harness.read_metrics(tmp_path / "results/tag/method_i/r_s1/metrics.csv")
+    rows = runs.read_metrics(tmp_path / "results/tag/method_i/r_s1/metrics.csv")
     assert [r["step"] for r in rows] == [512, 1024] and rows[-1]["pool"] == "512 1024"
 
 
@@ -195,7 +234,7 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("maddpg_vs_method_i", "method_i_vs_maddpg"):
         assert (tmp_path / f"tag/cross_play_step_s1/{name}.png").stat().st_size > 1000
-        assert len(harness.read_metrics(tmp_path / f"tag/cross_play_step_s1/{name}.csv")) == 2
+        assert len(runs.read_metrics(tmp_path / f"tag/cross_play_step_s1/{name}.csv")) == 2
     # the wallclock pool set lacks the time-matched runs: they are named, the rest is still rated
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "wallclock", *common)
     assert proc.returncode == 0, proc.stderr
@@ -208,8 +247,18 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
 def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
     mi = tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt"
     md = tag_runs / "checkpoints/tag/maddpg/main_s1/latest.pt"
-    proc = run_script("eval_method_i.py", "--checkpoint", mi, "--episodes", "3", "--opponent", md,
-                      "--render", "--out", tmp_path / "chase.gif")
+    proc = run_script(
+        "eval_method_i.py",
+        "--checkpoint",
+        mi,
+        "--episodes",
+        "3",
+        "--opponent",
+        md,
+        "--render",
+        "--out",
+        tmp_path / "chase.gif",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "vs random: predators win" in proc.stdout and "vs opponent" in proc.stdout
     assert (tmp_path / "chase.gif").stat().st_size > 1000
@@ -220,7 +269,9 @@ def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
 
 
 def test_compare_results_on_tag(tag_runs, tmp_path):
-    proc = run_script("compare_results.py", "--env", "tag", "--results-dir", tag_runs / "results", "--out-dir", tmp_path)
+    proc = run_script(
+        "compare_results.py", "--env", "tag", "--results-dir", tag_runs / "results", "--out-dir", tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "comparison.md").read_text()
     assert "Predator Elo (final, rolling pool)" in md and "MADDPG [main]" in md and "IPPO [main]" in md
@@ -236,9 +287,9 @@ def test_compare_results_lists_fixed_pools_per_seed(tmp_path):
     tag = tmp_path / "tag"
     for seed, rate in ((1, 0.25), (2, 0.75)):
         res = {"maddpg": {"predator": {"win_rate_vs_pool": rate}, "prey": {"win_rate_vs_pool": 1 - rate}}}
-        harness.write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
+        runs.write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
     md = compare_results.fixed_pool_markdown(tag)
-    assert "| step | 1 | 0.250 | 0.750 |" in md and "| step | 2 | 0.750 | 0.250 |" in md
+    assert "| step | 1 | 0 | n/a | 0.250 | 0.750 |" in md and "| step | 2 | 0 | n/a | 0.750 | 0.250 |" in md
     assert compare_results.fixed_pool_markdown(tmp_path / "nothing") == ""
 
 
@@ -249,7 +300,7 @@ def test_loading_any_checkpoint_leaves_global_rng_alone(tag_runs):
 
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     for algo in ("method_i", "ppo", "maddpg"):
-        harness.load_policy(tag_runs / "checkpoints/tag" / algo / "main_s1/latest.pt", "tag")
+        checkpoints.load_policy(tag_runs / "checkpoints/tag" / algo / "main_s1/latest.pt", "tag")
     assert random.getstate() == states[0]
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), states[1]))
     assert torch.equal(torch.get_rng_state(), states[2])
@@ -267,7 +318,7 @@ def _noise_of_tag_run(monkeypatch, argv):
         out = real_act(self, obs, deterministic, generator)
         if not deterministic:
             t = self._acting_tensors()
-            noise.append((out[0] - self._forward(t, obs)[0]) / t[6])
+            noise.append((out[0] - self._forward(t, obs)[0]) / t.std)
         return out
 
     def add(self, step, path):
@@ -281,22 +332,45 @@ def _noise_of_tag_run(monkeypatch, argv):
     return noise, marks
 
 
-SMALL_TAG = ["--env", "tag", "--num-envs", "2", "--rollout-length", "32", "--update-epochs", "1", "--eval-interval", "64",
-             "--elo-episodes", "1", "--matrix-episodes", "1", "--final-eval-episodes", "0", "--pool-size", "2",
-             "--no-progress"]
+SMALL_TAG = [
+    "--env",
+    "tag",
+    "--num-envs",
+    "2",
+    "--rollout-length",
+    "32",
+    "--update-epochs",
+    "1",
+    "--eval-interval",
+    "64",
+    "--elo-episodes",
+    "1",
+    "--matrix-episodes",
+    "1",
+    "--final-eval-episodes",
+    "0",
+    "--pool-size",
+    "2",
+    "--no-progress",
+]
 
 
 def test_each_seed_keeps_its_own_noise_after_evaluations_and_resume(tmp_path, monkeypatch):
     """Loading pool snapshots must not reseed anything: after an evaluation, two seeds still draw
     different action noise, and a resumed run continues the noise stream it saved."""
-    runs = {seed: _noise_of_tag_run(monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "n", "--seed", str(seed),
-                                                  "--max-steps", "192"]) for seed in (1, 2)}
+    runs = {
+        seed: _noise_of_tag_run(
+            monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "n", "--seed", str(seed), "--max-steps", "192"]
+        )
+        for seed in (1, 2)
+    }
     (n1, marks), (n2, _) = runs[1], runs[2]
     after = marks[0]  # the first act after the first evaluation
     assert not torch.allclose(n1[after], n2[after])
     first, _ = _noise_of_tag_run(monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "r", "--max-steps", "64"])
-    resumed, _ = _noise_of_tag_run(monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "r", "--max-steps", "192",
-                                                 "--resume"])
+    resumed, _ = _noise_of_tag_run(
+        monkeypatch, [*SMALL_TAG, *dirs(tmp_path), "--run-name", "r", "--max-steps", "192", "--resume"]
+    )
     assert len(first) + len(resumed) == len(n1)
     # (a - mean) / std recovers the noise up to rounding, and the means differ after the resume (new episodes)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(n1, first + resumed))

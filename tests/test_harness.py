@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import harness
+import runs
 
 
 def test_reference_policies_land_in_their_ranges():
@@ -20,8 +21,12 @@ def test_evaluation_seeds_are_fixed_and_disjoint():
     val, test = harness.eval_seeds("validation", 100), harness.eval_seeds("test", 100)
     assert not set(val) & set(test)
     assert max(val + test) < 2**32 <= harness.train_env_seed(0, 0)
-    seeds = {harness.train_env_seed(s, e, k) for s in (0, 1, harness.MAX_SEED - 1) for e in (0, 1, harness.MAX_ENVS - 1)
-             for k in (0, 1, 500)}
+    seeds = {
+        harness.train_env_seed(s, e, k)
+        for s in (0, 1, harness.MAX_SEED - 1)
+        for e in (0, 1, harness.MAX_ENVS - 1)
+        for k in (0, 1, 500)
+    }
     assert len(seeds) == 27  # distinct for every run seed, env and session
     policy = harness.RandomPolicy("spread", seed=3)
     a = harness.run_episodes("spread", policy, val[:5])["scores"]
@@ -62,17 +67,17 @@ def test_mean_ci():
 
 
 def test_run_dir_never_overwrites_and_writes_complete_files(tmp_path):
-    run = harness.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+    run = runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     run.write_config({"a": 1})
     run.append_metrics({"step": 1, "eval_score": -50.0})
     run.append_metrics({"step": 2, "eval_score": -40.0, "extra": 3})
-    rows = harness.read_metrics(run.path / "metrics.csv")
+    rows = runs.read_metrics(run.path / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["extra"] == 3
     assert not list(run.path.glob(".*.tmp"))  # no temp files left behind
     with pytest.raises(harness.UsageError, match="already exists"):
-        harness.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+        runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     with pytest.raises(harness.UsageError, match="no checkpoint"):
-        harness.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
+        runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
     assert json.loads((run.path / "config.json").read_text()) == {"a": 1}
 
 

@@ -9,13 +9,36 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoints
 import harness
+import maddpg
+import runs
 import train_maddpg
-from test_scripts import ROOT, assert_clean_error, dirs, run_script
+from conftest import ROOT, assert_clean_error, dirs, run_script
 
-TINY = ["--max-steps", "2000", "--evo-steps", "500", "--population-size", "2", "--num-envs", "4",
-        "--learning-delay", "100", "--batch-size", "32", "--eval-interval", "1000", "--eval-episodes", "4",
-        "--final-eval-episodes", "4", "--fitness-episodes", "2", "--no-progress"]
+TINY = [
+    "--max-steps",
+    "2000",
+    "--evo-steps",
+    "500",
+    "--population-size",
+    "2",
+    "--num-envs",
+    "4",
+    "--learning-delay",
+    "100",
+    "--batch-size",
+    "32",
+    "--eval-interval",
+    "1000",
+    "--eval-episodes",
+    "4",
+    "--final-eval-episodes",
+    "4",
+    "--fitness-episodes",
+    "2",
+    "--no-progress",
+]
 
 
 def test_transition_at_episode_end_stores_real_final_observation():
@@ -25,7 +48,7 @@ def test_transition_at_episode_end_stores_real_final_observation():
     for t in range(25):
         prev = obs
         obs, rewards, dones, terminated, final_obs, _ = envs.step(zero)
-        tr = train_maddpg.transition(prev, zero, rewards, obs, dones, terminated, final_obs)
+        tr = maddpg.transition(prev, zero, rewards, obs, dones, terminated, final_obs)
         for a in envs.agents:
             if t < 24:  # inside the episode: the next observation is the one returned
                 np.testing.assert_array_equal(tr["next_obs"][a], obs[a])
@@ -37,12 +60,12 @@ def test_transition_at_episode_end_stores_real_final_observation():
 
 
 def _population(n=1, shared=False):
-    args = train_maddpg.build_parser().parse_args(["--population-size", str(n), "--num-envs", "3"]
-                                                  + (["--shared-networks"] if shared else []))
+    cfg = maddpg.MADDPGConfig(population_size=n, tournament_size=min(n, 2), shared_networks=shared)
     agents = harness.env_info("spread")[0]
     env = harness.make_env("spread")
-    return train_maddpg.make_population(args, agents, [env.observation_space(a) for a in agents],
-                                        [env.action_space(a) for a in agents]), agents
+    return maddpg.make_population(
+        cfg, 3, agents, [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
+    ), agents
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -52,16 +75,16 @@ def test_actor_policy_matches_agilerl_and_round_trips_weights_only(shared):
     member.set_training_mode(False)
     obs = {a: np.random.default_rng(0).normal(size=(3, 18)).astype(np.float32) for a in agents}
     expected, _ = member.get_action(obs)
-    policy = train_maddpg.ActorPolicy(train_maddpg.member_actors(member, agents), agents)
+    policy = checkpoints.ActorPolicy(maddpg.member_actors(member, agents), agents)
     got = policy(obs)
     for a in agents:
         np.testing.assert_allclose(got[a], expected[a], rtol=1e-6, atol=1e-6)
         assert (got[a] >= 0).all() and (got[a] <= 1).all()
     buf = io.BytesIO()
-    torch.save({a: train_maddpg.actor_state(policy.actors[a]) for a in agents}, buf)
+    torch.save({a: checkpoints.actor_state(policy.actors[a]) for a in agents}, buf)
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
-    loaded = train_maddpg.ActorPolicy({a: train_maddpg.actor_from_state(state[a]) for a in agents}, agents)
+    loaded = checkpoints.ActorPolicy({a: checkpoints.actor_from_state(state[a]) for a in agents}, agents)
     for a in agents:
         np.testing.assert_array_equal(loaded(obs)[a], got[a])
 
@@ -69,7 +92,7 @@ def test_actor_policy_matches_agilerl_and_round_trips_weights_only(shared):
 def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
     assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "smoke"]) == 0
     run = tmp_path / "results/spread/maddpg/smoke_s1"
-    rows = harness.read_metrics(run / "metrics.csv")
+    rows = runs.read_metrics(run / "metrics.csv")
     # generation 1: 2 members x 500 steps + 2 members x 2 fitness episodes x 25 steps = 1100;
     # generation 2 is shortened to 2 x 400 steps so that its fitness episodes fit the 2000-step budget
     assert [r["step"] for r in rows] == [1100, 2000]
@@ -82,7 +105,7 @@ def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
     assert summary["env_steps"] == 2000 and "test_normalised" in summary
     assert summary["fitness_env_steps"] == 2 * 2 * 2 * 25  # counted within the budget, reported on their own
     assert summary["throughput_per_member"] == pytest.approx(summary["throughput_without_eval"] / 2, rel=0.01)
-    mutations = harness.read_metrics(run / "updates.csv")
+    mutations = runs.read_metrics(run / "updates.csv")
     assert len(mutations) == 1 and str(mutations[0]["mutations"]).count(":") == 2  # one record per member
     assert [mutations[0][f"member_{k}_steps"] for k in range(2)] == [500, 500]
     ckpt = tmp_path / "checkpoints/spread/maddpg/smoke_s1/latest.pt"
@@ -99,31 +122,47 @@ def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
 
 def test_the_elite_survives_a_generation_unchanged():
     """Tournament selection keeps the fittest member first; AgileRL 2.58 would mutate it too by default."""
-    args = train_maddpg.build_parser().parse_args(["--population-size", "3", "--num-envs", "3", "--mut-none", "0",
-                                                    "--mut-parameters", "0", "--mut-architecture", "1", "--mut-rl-hp", "1"])
-    from agilerl.hpo.tournament import TournamentSelection
-
-    mutations = train_maddpg.make_mutations(args)
+    cfg = maddpg.MADDPGConfig(population_size=3, mut_none=0, mut_parameters=0, mut_architecture=1, mut_rl_hp=1)
+    mutations = maddpg.make_mutations(cfg, seed=1)
     pop, agents = _population(3)
     for member, fit in zip(pop, (0.1, 0.9, 0.5)):
         member.metrics.add_fitness(fit)
     best = pop[1]
-    before = ({k: v.clone() for k, v in best.actors[agents[0]].state_dict().items()},
-              train_maddpg.member_hyperparameters(best))
-    new = train_maddpg.next_generation(pop, TournamentSelection(2, True, 3), mutations)
+    before = (
+        {k: v.clone() for k, v in best.actors[agents[0]].state_dict().items()},
+        maddpg.member_hyperparameters(best),
+    )
+    new = maddpg.next_generation(pop, maddpg.make_tournament(cfg), mutations)
     elite = new[0]
     after = elite.actors[agents[0]].state_dict()
     assert before[0].keys() == after.keys() and all(torch.equal(before[0][k], after[k]) for k in after)
-    assert train_maddpg.member_hyperparameters(elite) == before[1]
+    assert maddpg.member_hyperparameters(elite) == before[1]
     assert all(m.mut != "None" for m in new[1:])  # the others were mutated (no-mutation has probability 0)
 
 
 def test_a_population_of_one_plays_no_fitness_games_and_is_never_mutated(tmp_path):
-    assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "one", "--population-size", "1",
-                              "--tournament-size", "1", "--evo-steps", "1000", "--mut-none", "0"]) == 0
+    assert (
+        train_maddpg.main(
+            [
+                *TINY,
+                *dirs(tmp_path),
+                "--run-name",
+                "one",
+                "--population-size",
+                "1",
+                "--tournament-size",
+                "1",
+                "--evo-steps",
+                "1000",
+                "--mut-none",
+                "0",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "results/spread/maddpg/one_s1/summary.json").read_text())
     assert summary["fitness_env_steps"] == 0 and summary["env_steps"] == 2000
-    mutations = harness.read_metrics(tmp_path / "results/spread/maddpg/one_s1/updates.csv")
+    mutations = runs.read_metrics(tmp_path / "results/spread/maddpg/one_s1/updates.csv")
     assert [str(m["mutations"]).split(":")[1] for m in mutations] == ["None"]
 
 
@@ -134,8 +173,10 @@ def test_maddpg_bad_input_and_resume(tmp_path):
         train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "x", "--resume"])
     assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "r", "--max-steps", "1000"]) == 0
     # continue the finished run to a larger budget: population and progress come back
-    assert train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--max-steps", "2000", "--no-progress"]) == 0
-    rows = harness.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
+    assert (
+        train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--max-steps", "2000", "--no-progress"]) == 0
+    )
+    rows = runs.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
     assert [r["step"] for r in rows] == [996, 2000] and rows[1]["generation"] == 2  # budgets include fitness games
     with pytest.raises(harness.UsageError, match="differs"):
         train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--lr-actor", "0.5"])
@@ -149,12 +190,37 @@ def test_same_seed_reproduces_a_population_run(tmp_path):
     rows = []
     for k, hash_seed in enumerate(["1", "2"]):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run([sys.executable, "train_maddpg.py", "--max-steps", "4000", "--population-size", "2",
-                               "--evo-steps", "1000", "--eval-interval", "2000", "--eval-episodes", "5",
-                               "--final-eval-episodes", "0", "--learning-delay", "200", "--shared-networks", "--no-progress",
-                               *dirs(tmp_path / str(k)), "--run-name", "det"],
-                              capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "train_maddpg.py",
+                "--max-steps",
+                "4000",
+                "--population-size",
+                "2",
+                "--evo-steps",
+                "1000",
+                "--eval-interval",
+                "2000",
+                "--eval-episodes",
+                "5",
+                "--final-eval-episodes",
+                "0",
+                "--learning-delay",
+                "200",
+                "--shared-networks",
+                "--no-progress",
+                *dirs(tmp_path / str(k)),
+                "--run-name",
+                "det",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr
-        rows.append(harness.read_metrics(tmp_path / str(k) / "results/spread/maddpg/det_s1/metrics.csv"))
-        rows[-1] = [{key: v for key, v in r.items() if not key.startswith(("sps", "wall"))} for r in rows[-1]]
+        rows.append(runs.read_metrics(tmp_path / str(k) / "results/spread/maddpg/det_s1/metrics.csv"))
+        rows[-1] = [{key: v for key, v in r.items() if not key.startswith(("throughput", "wall"))} for r in rows[-1]]
     assert len(rows[0]) == 2 and rows[0] == rows[1]

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoints
 import harness
 import method_i
-from method_i import LAIPPO, AgentGroup, CheckpointError, Config, StackedAdam, compute_gae, ppo_losses, topology_pairs
+import per_agent
+from method_i import LAIPPO, AgentGroup, CheckpointError, Config, compute_gae, ppo_losses, topology_pairs
+from per_agent import StackedAdam
 
 
 # ---------------------------------------------------------------- GAE
@@ -31,7 +34,7 @@ def test_learner_bootstraps_truncation_from_final_obs_per_env(monkeypatch):
     """The learner feeds GAE V(final obs) at a truncation, V(s_{t+1}) inside an
     episode, and nothing across the boundary; each env is its own stream."""
     agents, obs_dims, act_dims = ["a", "b"], {"a": 3, "b": 3}, {"a": 2, "b": 2}
-    learner = LAIPPO(agents, obs_dims, act_dims, Config(topology="none", update_epochs=1), num_envs=2, rollout_length=3)
+    learner = LAIPPO(agents, obs_dims, act_dims, Config(topology="none", update_epochs=1, rollout_length=3), num_envs=2)
     g = learner.groups[0]
     captured = {}
     real_gae = method_i.compute_gae
@@ -61,9 +64,11 @@ def test_learner_bootstraps_truncation_from_final_obs_per_env(monkeypatch):
 
 
 def test_termination_is_not_bootstrapped():
-    learner = LAIPPO(["a"], {"a": 2}, {"a": 1}, Config(topology="none"), num_envs=1, rollout_length=1)
+    learner = LAIPPO(["a"], {"a": 2}, {"a": 1}, Config(topology="none", rollout_length=1), num_envs=1)
     learner.act_and_store({"a": np.ones((1, 2), np.float32)})
-    learner.store_step({"a": np.zeros(1, np.float32)}, np.array([True]), np.array([True]), {"a": np.ones((1, 2), np.float32)})
+    learner.store_step(
+        {"a": np.zeros(1, np.float32)}, np.array([True]), np.array([True]), {"a": np.ones((1, 2), np.float32)}
+    )
     assert learner.buffers[0].next_values[0, 0, 0] == 0.0
 
 
@@ -100,8 +105,12 @@ def test_topology_pairs():
 
 
 def test_only_same_observation_space_agents_are_grouped():
-    learner = LAIPPO(["p0", "p1", "p2", "prey"], {"p0": 16, "p1": 16, "p2": 16, "prey": 14},
-                     {a: 5 for a in ["p0", "p1", "p2", "prey"]}, Config())
+    learner = LAIPPO(
+        ["p0", "p1", "p2", "prey"],
+        {"p0": 16, "p1": 16, "p2": 16, "prey": 14},
+        {a: 5 for a in ["p0", "p1", "p2", "prey"]},
+        Config(),
+    )
     assert [g.agent_ids for g in learner.groups] == [["p0", "p1", "p2"], ["prey"]]
     assert learner.groups[1].pairs == []
 
@@ -194,7 +203,7 @@ def test_stacked_adam_equals_one_torch_adam_per_agent():
         agents = None if step % 2 == 0 else [1, 2]  # every other step only agents 1 and 2 step
         stacked.grad = grad.clone()
         opt.step(agents)
-        for i in (range(3) if agents is None else agents):
+        for i in range(3) if agents is None else agents:
             singles[i].grad = grad[i].clone()
             torch_opts[i].step()
     for i in range(3):
@@ -209,7 +218,7 @@ def test_gradient_norm_is_clipped_per_agent():
         g[0] *= 100.0  # agent 0: a huge gradient
         g[1] *= 0.01  # agent 1: a small one, well under the limit
     small = [g[1].clone() for g in grads]
-    before = method_i.clip_grad_norm_per_agent(grads, max_norm=0.5)
+    before = per_agent.clip_grad_norm_per_agent(grads, max_norm=0.5)
     after = torch.cat([g.reshape(2, -1) for g in grads], 1).norm(dim=1)
     assert before[0] > 0.5 > before[1]
     assert after[0].item() == pytest.approx(0.5, rel=1e-4)  # clipped to the limit over all its tensors
@@ -239,8 +248,8 @@ def test_log_std_pushed_past_a_bound_comes_back_and_stays_in_bounds():
 def test_learner_and_checkpoints_never_touch_global_rng(tmp_path):
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
     learner, obs = _trained_learner()  # build, act, learn and distil
-    harness.save_checkpoint(learner.state_dict(), tmp_path / "ck.pt")
-    loaded = LAIPPO.from_state_dict(harness.load_checkpoint(tmp_path / "ck.pt"))
+    checkpoints.save_checkpoint(learner.state_dict(), tmp_path / "ck.pt")
+    loaded = LAIPPO.from_state_dict(checkpoints.load_checkpoint(tmp_path / "ck.pt"))
     loaded.act(obs)
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
@@ -260,8 +269,9 @@ def test_sampled_logprob_matches_gaussian_density():
 
 
 # ---------------------------------------------------------------- config
-@pytest.mark.parametrize("kw", [{"topology": "mesh"}, {"lr": 0.0}, {"distill_interval": 0}, {"init_log_std": 3.0},
-                                {"activation": "gelu"}])
+@pytest.mark.parametrize(
+    "kw", [{"topology": "mesh"}, {"lr": 0.0}, {"distill_interval": 0}, {"init_log_std": 3.0}, {"activation": "gelu"}]
+)
 def test_bad_config_rejected(kw):
     with pytest.raises(ValueError):
         Config(**kw)
@@ -270,7 +280,9 @@ def test_bad_config_rejected(kw):
 # ---------------------------------------------------------------- checkpoints
 def _trained_learner(steps=2):
     agents, obs_dims, act_dims = harness.env_info("spread")
-    learner = LAIPPO(agents, obs_dims, act_dims, Config(update_epochs=1, distill_interval=1), num_envs=2, rollout_length=8)
+    learner = LAIPPO(
+        agents, obs_dims, act_dims, Config(update_epochs=1, distill_interval=1, rollout_length=8), num_envs=2
+    )
     envs = harness.VecEnv("spread", 2, seed=0)
     obs = envs.reset()
     for _ in range(steps):
@@ -283,8 +295,8 @@ def _trained_learner(steps=2):
 
 def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
     learner, obs = _trained_learner()
-    harness.save_checkpoint(learner.state_dict(), tmp_path / "ck.pt")
-    loaded = LAIPPO.from_state_dict(harness.load_checkpoint(tmp_path / "ck.pt"))
+    checkpoints.save_checkpoint(learner.state_dict(), tmp_path / "ck.pt")
+    loaded = LAIPPO.from_state_dict(checkpoints.load_checkpoint(tmp_path / "ck.pt"))
     a1, a2 = learner.act(obs, deterministic=True), loaded.act(obs, deterministic=True)
     for agent in a1:
         np.testing.assert_array_equal(a1[agent], a2[agent])
@@ -296,9 +308,11 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
 def test_loading_mismatched_checkpoint_fails_clearly():
     learner, _ = _trained_learner(steps=1)
     state = learner.state_dict()
-    other = LAIPPO(["adversary_0", "adversary_1", "adversary_2", "agent_0"],
-                   {"adversary_0": 16, "adversary_1": 16, "adversary_2": 16, "agent_0": 14},
-                   {a: 5 for a in ["adversary_0", "adversary_1", "adversary_2", "agent_0"]})
+    other = LAIPPO(
+        ["adversary_0", "adversary_1", "adversary_2", "agent_0"],
+        {"adversary_0": 16, "adversary_1": 16, "adversary_2": 16, "agent_0": 14},
+        {a: 5 for a in ["adversary_0", "adversary_1", "adversary_2", "agent_0"]},
+    )
     with pytest.raises(CheckpointError, match="do not match"):
         other.load_state_dict(state)
     state["obs_dims"] = {**state["obs_dims"], "agent_0": 17}

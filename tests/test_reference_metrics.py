@@ -21,16 +21,56 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import harness  # noqa: E402
+import runs  # noqa: E402
 import train_method_i  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference_metrics.json"
-COMMON = ["--num-envs", "4", "--rollout-length", "64", "--update-epochs", "2", "--final-eval-episodes", "4",
-          "--no-progress", "--seed", "3", "--run-name", "ref"]
+COMMON = [
+    "--num-envs",
+    "4",
+    "--rollout-length",
+    "64",
+    "--update-epochs",
+    "2",
+    "--final-eval-episodes",
+    "4",
+    "--no-progress",
+    "--seed",
+    "3",
+    "--run-name",
+    "ref",
+]
 RUNS = {
-    "spread": [*COMMON, "--max-steps", "2048", "--eval-interval", "512", "--eval-episodes", "8", "--distill-interval", "2"],
-    "tag": [*COMMON, "--env", "tag", "--max-steps", "1024", "--eval-interval", "512", "--elo-episodes", "4",
-            "--matrix-interval", "1024", "--matrix-episodes", "2", "--pool-size", "2", "--distill-interval", "2"],
+    "spread": [
+        *COMMON,
+        "--max-steps",
+        "2048",
+        "--eval-interval",
+        "512",
+        "--eval-episodes",
+        "8",
+        "--distill-interval",
+        "2",
+    ],
+    "tag": [
+        *COMMON,
+        "--env",
+        "tag",
+        "--max-steps",
+        "1024",
+        "--eval-interval",
+        "512",
+        "--elo-episodes",
+        "4",
+        "--matrix-interval",
+        "1024",
+        "--matrix-episodes",
+        "2",
+        "--pool-size",
+        "2",
+        "--distill-interval",
+        "2",
+    ],
 }
 TIMING = ("wall_time", "sps", "throughput")
 
@@ -39,27 +79,39 @@ def machine() -> dict:
     import numpy
     import torch
 
-    info = harness.cpu_info()
-    return {"cpu_model": info["cpu_model"], "torch_cpu_capability": info["torch_cpu_capability"],
-            "torch": torch.__version__, "numpy": numpy.__version__}
+    info = runs.cpu_info()
+    return {
+        "cpu_model": info["cpu_model"],
+        "torch_cpu_capability": info["torch_cpu_capability"],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 def run_metrics(env: str, root: Path) -> list:
     """metrics.csv rows and summary.json of the short run, without timings."""
-    assert train_method_i.main([*RUNS[env], "--results-dir", str(root / "results"),
-                                "--checkpoint-dir", str(root / "checkpoints")]) == 0
+    assert (
+        train_method_i.main(
+            [*RUNS[env], "--results-dir", str(root / "results"), "--checkpoint-dir", str(root / "checkpoints")]
+        )
+        == 0
+    )
     run = root / "results" / env / "method_i" / "ref_s3"
     summary = json.loads((run / "summary.json").read_text())
-    untimed = lambda row: {k: v for k, v in row.items() if not k.startswith(TIMING) and k != "train_time" and k != "eval_time"}
-    return [untimed(r) for r in harness.read_metrics(run / "metrics.csv")] + [untimed(summary)]
+    untimed = lambda row: {
+        k: v for k, v in row.items() if not k.startswith(TIMING) and k != "train_time" and k != "eval_time"
+    }
+    return [untimed(r) for r in runs.read_metrics(run / "metrics.csv")] + [untimed(summary)]
 
 
 @pytest.mark.parametrize("env", sorted(RUNS))
 def test_short_run_reproduces_the_reference_metrics(env, tmp_path):
     reference = json.loads(REFERENCE.read_text())
     if reference["machine"] != machine():
-        pytest.skip(f"reference recorded on {reference['machine']}, this is {machine()}: runs are bit-identical "
-                    "only on the same CPU and build")
+        pytest.skip(
+            f"reference recorded on {reference['machine']}, this is {machine()}: runs are bit-identical "
+            "only on the same CPU and build"
+        )
     as_text = lambda rows: [json.dumps(r, sort_keys=True) for r in rows]  # NaN-aware, exact for floats
     assert as_text(run_metrics(env, tmp_path)) == as_text(reference["runs"][env])
 
@@ -68,5 +120,5 @@ if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         runs = {env: run_metrics(env, Path(tmp) / env) for env in sorted(RUNS)}
-    harness.write_json(REFERENCE, {"commit": commit, "machine": machine(), "runs": runs})
+    runs.write_json(REFERENCE, {"commit": commit, "machine": machine(), "runs": runs})
     print(f"recorded {REFERENCE}")

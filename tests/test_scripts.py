@@ -7,33 +7,32 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import harness
+import runs
 import train_method_i
 import train_ppo
+from conftest import ROOT, assert_clean_error, dirs, run_script
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--max-steps", "1024", "--num-envs", "2", "--rollout-length", "64", "--eval-interval", "512",
-        "--eval-episodes", "4", "--final-eval-episodes", "4", "--update-epochs", "2", "--no-progress"]
-
-
-def dirs(tmp_path):
-    return ["--results-dir", str(tmp_path / "results"), "--checkpoint-dir", str(tmp_path / "checkpoints")]
-
-
-def run_script(*args, timeout=240):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
-
-
-def assert_clean_error(proc, pattern):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:") or "error:" in line]
-    assert lines and pattern in proc.stderr, proc.stderr
+TINY = [
+    "--max-steps",
+    "1024",
+    "--num-envs",
+    "2",
+    "--rollout-length",
+    "64",
+    "--eval-interval",
+    "512",
+    "--eval-episodes",
+    "4",
+    "--final-eval-episodes",
+    "4",
+    "--update-epochs",
+    "2",
+    "--no-progress",
+]
 
 
 def test_train_method_i_writes_run_directory(tmp_path):
@@ -43,20 +42,32 @@ def test_train_method_i_writes_run_directory(tmp_path):
     assert config["args"]["distill_interval"] == 2 and config["method_config"]["topology"] == "all-to-all"
     assert config["packages"]["torch"].startswith("2.13")
     assert config["cpu_model"] and config["torch_cpu_capability"]  # runs are bit-identical only on one CPU and build
-    rows = harness.read_metrics(run / "metrics.csv")
+    rows = runs.read_metrics(run / "metrics.csv")
     assert [r["step"] for r in rows] == [512, 1024]
     assert all(r["distill_loss"] == r["distill_loss"] for r in rows[1:])  # distillation happened: not nan
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("last5_eval_mean", "final_eval_score", "best_mean_score", "best_single_eval_fitness", "train_mean_score",
-                "throughput_with_eval", "throughput_without_eval", "test_score", "test_normalised", "wall_time"):
+    for key in (
+        "last5_eval_mean",
+        "final_eval_score",
+        "best_mean_score",
+        "best_single_eval_fitness",
+        "train_mean_score",
+        "throughput_with_eval",
+        "throughput_without_eval",
+        "test_score",
+        "test_normalised",
+        "wall_time",
+    ):
         assert key in summary
     assert summary["env_steps"] == 1024 and not summary["interrupted"]
     assert (run / "training_plot.png").stat().st_size > 1000
     ckpt = tmp_path / "checkpoints/spread/method_i/smoke_s1"
     assert sorted(p.name for p in ckpt.iterdir()) == ["latest.pt", "step_000000512.pt", "step_000001024.pt"]
-    updates = harness.read_metrics(run / "updates.csv")  # diagnostics of every update
+    updates = runs.read_metrics(run / "updates.csv")  # diagnostics of every update
     assert [u["update"] for u in updates] == list(range(1, 9))
-    assert {"policy_loss", "value_loss", "entropy", "distill_loss", "log_std", "lr", "latent_distance"} <= set(updates[0])
+    assert {"policy_loss", "value_loss", "entropy", "distill_loss", "log_std", "lr", "latent_distance"} <= set(
+        updates[0]
+    )
     assert updates[0]["lr"] > updates[-1]["lr"] > 0  # linear annealing
 
 
@@ -65,7 +76,7 @@ def test_train_ppo_is_method_i_without_distillation(tmp_path):
     run = tmp_path / "results/spread/ppo/smoke_s1"
     config = json.loads((run / "config.json").read_text())
     assert config["algo"] == "ppo" and config["method_config"]["topology"] == "none"
-    rows = harness.read_metrics(run / "metrics.csv")
+    rows = runs.read_metrics(run / "metrics.csv")
     assert all(r["distill_loss"] != r["distill_loss"] for r in rows)  # nan: never distilled
     with pytest.raises(SystemExit):  # no option is accepted and then ignored
         train_ppo.main([*TINY, *dirs(tmp_path), "--topology", "ring"])
@@ -74,12 +85,12 @@ def test_train_ppo_is_method_i_without_distillation(tmp_path):
 def test_same_seed_gives_identical_metrics(tmp_path):
     for name in ("a", "b"):
         train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", name, "--seed", "7", "--distill-interval", "1"])
-    timing = {"wall_time", "sps", "sps_no_eval"}
-    rows = [harness.read_metrics(tmp_path / f"results/spread/method_i/{n}_s7/metrics.csv") for n in ("a", "b")]
+    timing = {"wall_time", "throughput_with_eval", "throughput_without_eval"}
+    rows = [runs.read_metrics(tmp_path / f"results/spread/method_i/{n}_s7/metrics.csv") for n in ("a", "b")]
     strip = lambda rs: [{k: v for k, v in r.items() if k not in timing} for r in rs]
     assert strip(rows[0]) == strip(rows[1])
     train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "c", "--seed", "8"])
-    other = harness.read_metrics(tmp_path / "results/spread/method_i/c_s8/metrics.csv")
+    other = runs.read_metrics(tmp_path / "results/spread/method_i/c_s8/metrics.csv")
     assert strip(other) != strip(rows[0])
 
 
@@ -87,8 +98,9 @@ def test_eval_method_i_evaluates_and_renders(tmp_path):
     train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "ev"])
     ckpt = tmp_path / "checkpoints/spread/method_i/ev_s1/latest.pt"
     gif = tmp_path / "out.gif"
-    proc = run_script("eval_method_i.py", "--checkpoint", ckpt, "--episodes", "6", "--render", "--out", gif,
-                      "--render-episodes", "2")
+    proc = run_script(
+        "eval_method_i.py", "--checkpoint", ckpt, "--episodes", "6", "--render", "--out", gif, "--render-episodes", "2"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "95% CI, 6 episodes" in proc.stdout and "normalised score" in proc.stdout
     from PIL import Image
@@ -100,8 +112,9 @@ def test_eval_method_i_evaluates_and_renders(tmp_path):
 
 def test_eval_accepts_ippo_checkpoints(tmp_path):
     train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "ev"])
-    proc = run_script("eval_method_i.py", "--checkpoint", tmp_path / "checkpoints/spread/ppo/ev_s1/latest.pt",
-                      "--episodes", "3")
+    proc = run_script(
+        "eval_method_i.py", "--checkpoint", tmp_path / "checkpoints/spread/ppo/ev_s1/latest.pt", "--episodes", "3"
+    )
     assert proc.returncode == 0 and "IPPO" in proc.stdout, proc.stderr
 
 
@@ -113,24 +126,49 @@ def test_bad_input_fails_with_one_clear_line(tmp_path):
     train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "ok"])
     ckpt = tmp_path / "checkpoints/spread/method_i/ok_s1/latest.pt"
     assert_clean_error(run_script("eval_method_i.py", "--checkpoint", ckpt, "--env", "tag"), "trained on 'spread'")
-    assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--topology", "mesh"), "unknown topology")
+    assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--topology", "mesh"), "invalid choice: 'mesh'")
     assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--max-steps", "0"), "must be positive")
-    assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--topology", "none", "--distill-weight", "0.5"),
-                       "no effect with --topology none")
+    assert_clean_error(
+        run_script("train_method_i.py", *dirs(tmp_path), "--topology", "none", "--distill-weight", "0.5"),
+        "no effect with --topology none",
+    )
     assert_clean_error(run_script("train_method_i.py", *dirs(tmp_path), "--max-time", "-5"), "must be positive")
     assert_clean_error(run_script("train_ppo.py", *dirs(tmp_path), "--elo-episodes", "5"), "is for --env tag")
-    assert_clean_error(run_script("eval_method_i.py", "--checkpoint", ckpt, "--opponent", ckpt), "is for tag checkpoints")
+    assert_clean_error(
+        run_script("eval_method_i.py", "--checkpoint", ckpt, "--opponent", ckpt), "is for tag checkpoints"
+    )
     assert_clean_error(run_script("train_method_i.py", *TINY, *dirs(tmp_path), "--run-name", "ok"), "already exists")
 
 
 def test_sigterm_saves_and_resume_continues(tmp_path):
-    args = ["train_method_i.py", *dirs(tmp_path), "--run-name", "sig", "--max-steps", "10000000", "--num-envs", "2",
-            "--rollout-length", "64", "--eval-interval", "256", "--eval-episodes", "2", "--no-progress"]
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    args = [
+        "train_method_i.py",
+        *dirs(tmp_path),
+        "--run-name",
+        "sig",
+        "--max-steps",
+        "10000000",
+        "--num-envs",
+        "2",
+        "--rollout-length",
+        "64",
+        "--eval-interval",
+        "256",
+        "--eval-episodes",
+        "2",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     metrics = tmp_path / "results/spread/method_i/sig_s1/metrics.csv"
     deadline = time.time() + 120
-    while not (metrics.exists() and len(harness.read_metrics(metrics)) >= 2) and time.time() < deadline:
+    while not (metrics.exists() and len(runs.read_metrics(metrics)) >= 2) and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -141,11 +179,15 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     stopped_at = summary["env_steps"]
     assert (tmp_path / "checkpoints/spread/method_i/sig_s1/latest.pt").exists()
     # resume with a budget 2 updates beyond where it stopped; other options come from the run's config
-    assert train_method_i.main([*dirs(tmp_path), "--run-name", "sig", "--resume", "--max-steps", str(stopped_at + 256),
-                                "--no-progress"]) == 0
+    assert (
+        train_method_i.main(
+            [*dirs(tmp_path), "--run-name", "sig", "--resume", "--max-steps", str(stopped_at + 256), "--no-progress"]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "results/spread/method_i/sig_s1/summary.json").read_text())
     assert summary["env_steps"] == stopped_at + 256 and not summary["interrupted"]
-    rows = harness.read_metrics(metrics)
+    rows = runs.read_metrics(metrics)
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one row per evaluation, in order
     with pytest.raises(harness.UsageError, match="differs"):
         train_method_i.main([*dirs(tmp_path), "--run-name", "sig", "--resume", "--lr", "0.5"])
@@ -162,9 +204,13 @@ def test_compare_results_tables_and_plot(tmp_path):
     assert compare_results.main(["--results-dir", str(results)]) == 0
     md = (results / "spread/comparison.md").read_text()
     # one column per (algorithm, run name): experiments are never pooled
-    assert "Method I (LA-IPPO) [cmp], seeds 1, 2" in md and "IPPO [cmp], seeds 1" in md and "IPPO [other], seeds 1" in md
+    assert (
+        "Method I (LA-IPPO) [cmp], seeds 1, 2" in md and "IPPO [cmp], seeds 1" in md and "IPPO [other], seeds 1" in md
+    )
     table = json.loads((results / "spread/comparison.json").read_text())
-    s1, s2 = (json.loads((results / f"spread/method_i/cmp_s{s}/summary.json").read_text())["test_score"] for s in (1, 2))
+    s1, s2 = (
+        json.loads((results / f"spread/method_i/cmp_s{s}/summary.json").read_text())["test_score"] for s in (1, 2)
+    )
     assert table["Method I (LA-IPPO) [cmp]"]["test_score"]["mean"] == pytest.approx((s1 + s2) / 2)
     assert (results / "spread/comparison_plot.png").stat().st_size > 1000
     assert compare_results.main(["--results-dir", str(results), "--by-run"]) == 0
@@ -181,15 +227,24 @@ def test_bootstrap_ci():
     assert 0.0 <= lo < 1.5 < hi <= 3.0
 
 
-SCRIPTS = ("train_method_i", "train_ppo", "train_maddpg", "eval_method_i", "eval_maddpg", "evaluate_fixed_pool",
-           "cross_play_matrix", "compare_results")
+SCRIPTS = (
+    "train_method_i",
+    "train_ppo",
+    "train_maddpg",
+    "eval_method_i",
+    "eval_maddpg",
+    "evaluate_fixed_pool",
+    "cross_play_matrix",
+    "compare_results",
+)
 
 
 def test_help_and_one_line_errors_do_not_import_agilerl(tmp_path):
-    """AgileRL (with transformers and jax) takes 8-27 s to import: --help and a missing checkpoint must not wait for it."""
+    """AgileRL (with transformers and jax) takes 8-27 s to import: --help and a missing checkpoint must not
+    wait for it."""
     probe = f"""
 import importlib, json, sys
-import harness
+import runs
 out = {{}}
 for name in {SCRIPTS!r}:
     mod = importlib.import_module(name)
@@ -199,13 +254,22 @@ for name in {SCRIPTS!r}:
         pass
     out[name] = sorted(m for m in ("agilerl", "transformers", "jax") if m in sys.modules)
 for name in ("eval_method_i", "eval_maddpg"):
-    code = harness.run_cli(importlib.import_module(name).main, ["--checkpoint", {str(tmp_path / "missing.pt")!r}])
+    code = runs.run_cli(importlib.import_module(name).main, ["--checkpoint", {str(tmp_path / "missing.pt")!r}])
     out[name + " missing checkpoint"] = [code] + sorted(m for m in ("agilerl", "transformers") if m in sys.modules)
 print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {**{name: [] for name in SCRIPTS}, "eval_method_i missing checkpoint": [2],
-                   "eval_maddpg missing checkpoint": [2]}
+    assert out == {
+        **{name: [] for name in SCRIPTS},
+        "eval_method_i missing checkpoint": [2],
+        "eval_maddpg missing checkpoint": [2],
+    }

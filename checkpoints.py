@@ -1,0 +1,299 @@
+"""Every checkpoint format of the repository and its loader.
+
+A training run's checkpoint (format `memeplex-run/1`, torch.save of plain
+tensors, numbers and strings, loadable with weights_only=True) carries the
+algorithm, the env, the run's arguments and progress, and either
+  * `learner`: an LA-IPPO state dict (train_method_i.py, train_ppo.py), or
+  * `actors`: the best MADDPG member's actors (train_maddpg.py), each as its
+    constructor arguments and weights.
+`load_policy` turns any of them into a deterministic policy(obs, worlds);
+loading checks the env, agents and spaces and never touches global RNG state.
+Also here: the pool sets of finished tag runs (evaluate_fixed_pool.py,
+cross_play_matrix.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import harness
+import runs
+from harness import UsageError
+from method_i import CheckpointError
+from runs import atomic_write, positive
+
+RUN_FORMAT = "memeplex-run/1"
+LA_IPPO_ALGOS = ("method_i", "ppo")
+ACT_SATURATION = 0.99  # |tanh output| above this counts as saturated
+
+
+def save_checkpoint(obj: dict, path) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_checkpoint(path) -> dict:
+    """torch.load(weights_only=True) with one-line errors for the usual failures."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or not a torch file
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: not a readable torch checkpoint ({type(exc).__name__})"
+        ) from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(f"{path} is not a memeplex checkpoint")
+    return state
+
+
+def load_run_checkpoint(path, env_name: str | None = None, algos=("method_i", "ppo", "maddpg")) -> dict:
+    """A training run's checkpoint, checked to be of one of `algos` and, if given, of env `env_name`."""
+    state = load_checkpoint(path)
+    algo = state.get("algo")
+    if state.get("format") != RUN_FORMAT or algo not in algos:
+        scripts = {"method_i": "eval_method_i.py", "ppo": "eval_method_i.py", "maddpg": "eval_maddpg.py"}
+        hint = f"; use {scripts[algo]}" if state.get("format") == RUN_FORMAT and algo in scripts else ""
+        raise CheckpointError(f"{path} is not a training checkpoint of {' or '.join(sorted(set(algos)))}{hint}")
+    if env_name is not None and state["env"] != env_name:
+        raise CheckpointError(f"{path} was trained on {state['env']!r}, not {env_name!r}")
+    return state
+
+
+def load_learner(path, env_name=None):
+    """(LAIPPO, checkpoint dict) from a train_method_i.py / train_ppo.py checkpoint."""
+    from method_i import LAIPPO, check_compatible
+
+    state = load_run_checkpoint(path, env_name, LA_IPPO_ALGOS)
+    if "learner" not in state:
+        raise CheckpointError(f"{path} holds no LA-IPPO learner")
+    check_compatible(state["learner"], *harness.env_info(state["env"]))
+    return LAIPPO.from_state_dict(state["learner"]), state
+
+
+# ----------------------------------------------------------------------------
+# MADDPG actors
+# ----------------------------------------------------------------------------
+
+
+class ActorPolicy:
+    """Deterministic policy of a set of AgileRL actors (no noise), for the
+    shared evaluation protocol; also records tanh-output saturation."""
+
+    def __init__(self, actors: dict, agent_ids):
+        self.actors = actors  # agent id -> DeterministicActor (shared actors may repeat)
+        self.agent_ids = list(agent_ids)
+        self.saturated, self.outputs = 0, 0
+
+    def __call__(self, obs, worlds=None):
+        import torch
+
+        out = {}
+        with torch.no_grad():
+            for a in self.agent_ids:
+                actor = self.actors[a]
+                raw = actor(torch.as_tensor(obs[a], dtype=torch.float32))
+                self.saturated += int((raw.abs() > ACT_SATURATION).sum())
+                self.outputs += raw.numel()
+                out[a] = actor.rescale_output_action(raw).numpy()
+        return out
+
+    def saturation(self) -> float:
+        return self.saturated / max(self.outputs, 1)
+
+
+def actor_state(actor) -> dict:
+    """An actor as plain tensors and strings: loadable with weights_only=True."""
+    import torch
+
+    init = {}
+    for k, v in actor.init_dict.items():
+        if hasattr(v, "low") and hasattr(v, "high"):  # a gymnasium Box
+            init[k] = {"box_low": torch.as_tensor(v.low), "box_high": torch.as_tensor(v.high)}
+        else:
+            init[k] = v
+    return {"init": copy.deepcopy(init), "state_dict": {k: v.detach().clone() for k, v in actor.state_dict().items()}}
+
+
+def actor_from_state(state):
+    from agilerl.networks.actors import DeterministicActor
+    from gymnasium import spaces
+
+    init = {
+        k: spaces.Box(v["box_low"].numpy(), v["box_high"].numpy()) if isinstance(v, dict) and "box_low" in v else v
+        for k, v in state["init"].items()
+    }
+    actor = DeterministicActor(**init)
+    actor.load_state_dict(state["state_dict"])
+    actor.eval()
+    return actor
+
+
+def load_actor_policy_from(actors: dict, agents) -> ActorPolicy:
+    """The policy of saved actors {agent: actor_state(...)}."""
+    return ActorPolicy({a: actor_from_state(actors[a]) for a in agents}, agents)
+
+
+def load_actor_policy(path, env_name=None):
+    """(ActorPolicy, checkpoint dict) from a train_maddpg.py checkpoint."""
+    state = load_run_checkpoint(path, env_name, ("maddpg",))
+    if "actors" not in state:
+        raise CheckpointError(f"{path} holds no MADDPG actors")
+    agents, obs_dims, _ = harness.env_info(state["env"])
+    if list(state["agent_ids"]) != agents or any(int(state["obs_dims"][a]) != obs_dims[a] for a in agents):
+        raise CheckpointError(f"{path}: agents/spaces {state['agent_ids']} do not match the {state['env']} environment")
+    return load_actor_policy_from(state["actors"], agents), state
+
+
+# ----------------------------------------------------------------------------
+# Any checkpoint as a policy
+# ----------------------------------------------------------------------------
+
+
+def load_policy(path, env_name: str | None = None):
+    """The deterministic policy(obs, worlds) stored in any training checkpoint
+    of this repository (Method I, IPPO or MADDPG), and the checkpoint dict.
+    Loading leaves the global RNG state of python, numpy and torch as it was
+    (building an AgileRL actor draws initial weights from torch's)."""
+    with untouched_global_rng():
+        if load_run_checkpoint(path, env_name).get("algo") == "maddpg":
+            return load_actor_policy(path, env_name)
+        learner, state = load_learner(path, env_name)
+        return (lambda obs, worlds: learner.act(obs, deterministic=True)), state
+
+
+def make_league(args):
+    """The rolling self-play pool of a tag run, loading its snapshots with load_policy (None on spread)."""
+    if args.env != "tag":
+        return None
+    return harness.SelfPlayPool(
+        args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0]
+    )
+
+
+@contextlib.contextmanager
+def untouched_global_rng():
+    """Restore python's, numpy's and torch's global RNG state on exit."""
+    import random
+
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:
+    if path is not None:
+        return Path(path)
+    found = [p for algo in algo_dirs for p in Path(root).glob(f"*/{algo}/*/latest.pt")]
+    if not found:
+        raise UsageError(
+            f"no checkpoint under {root}/*/{{{','.join(algo_dirs)}}}/; train one first or pass --checkpoint"
+        )
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    print(f"using the newest checkpoint: {newest}", file=sys.stderr)
+    return newest
+
+
+# ----------------------------------------------------------------------------
+# Pools of finished tag runs (evaluate_fixed_pool.py, cross_play_matrix.py)
+# ----------------------------------------------------------------------------
+
+# The run each pool set reads, per algorithm. wallclock: Method I and IPPO trained for MADDPG's wall time
+# (--max-time), against MADDPG's own 200k-step run, which sets that time.
+POOL_SET_RUN_NAMES = {
+    "step": {"maddpg": "main", "method_i": "main", "ppo": "main"},
+    "wallclock": {"maddpg": "main", "method_i": "wallclock", "ppo": "wallclock"},
+}
+COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
+TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
+
+
+def add_pool_set_arguments(p) -> None:
+    p.add_argument(
+        "--pool-set",
+        choices=sorted(POOL_SET_RUN_NAMES),
+        default="step",
+        help="step: the 200k-step runs (run name 'main'); wallclock: Method I and IPPO runs given "
+        "MADDPG's wall time (run name 'wallclock') with MADDPG's 'main' run",
+    )
+    p.add_argument(
+        "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(COMPETITIVE_ALGOS), help="algorithms to include"
+    )
+    p.add_argument("--run-name", default=None, help="read this run name for every algorithm instead")
+    p.add_argument("--seed", type=int, default=1, help="seed of the runs to read")
+    p.add_argument("--last", type=positive(int), default=5, help="snapshots per run: its last N step checkpoints")
+    p.add_argument(
+        "--episodes",
+        type=positive(int),
+        default=100,
+        help="episodes per pairing (100 gives a 95%% CI within +-0.1), on the held-out test seeds",
+    )
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
+    p.add_argument("--results-dir", default="results", help="where the tables and plots go (under <dir>/tag/)")
+
+
+def pool_set_cli(description: str, argv) -> tuple:
+    """What evaluate_fixed_pool.py and cross_play_matrix.py start with: (args, runs, missing)."""
+    import torch
+
+    p = runs.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_pool_set_arguments(p)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    return (args, *pool_set_runs(args))
+
+
+def pool_set_runs(args) -> tuple:
+    """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
+    found, missing = {}, []
+    for algo in args.algos:
+        run_name = args.run_name or POOL_SET_RUN_NAMES[args.pool_set][algo]
+        d = Path(args.checkpoint_dir) / "tag" / algo / f"{run_name}_s{args.seed}"
+        steps = sorted(d.glob("step_*.pt"))
+        if not steps:
+            missing.append(
+                f"{algo}: no step_*.pt in {d} (train it: python {TRAIN_SCRIPTS[algo]} --env tag "
+                f"--run-name {run_name} --seed {args.seed}"
+                + (" --max-time SECONDS" if run_name == "wallclock" else "")
+                + ")"
+            )
+            continue
+        found[algo] = steps[-args.last :]
+    for line in missing:
+        print(f"missing run: {line}", file=sys.stderr)
+    if not found:
+        raise UsageError(
+            f"no tag runs for pool set {args.pool_set!r} under {args.checkpoint_dir}/tag/ (seed {args.seed})"
+        )
+    return found, missing
+
+
+def snapshot_label(algo: str, path) -> str:
+    return f"{algo}@{int(Path(path).stem.split('_')[1])}"
+
+
+def load_snapshots(found_runs: dict) -> dict:
+    """{algo: [(label, policy)]} for the checkpoints pool_set_runs found."""
+    return {
+        algo: [(snapshot_label(algo, path), load_policy(path, "tag")[0]) for path in paths]
+        for algo, paths in found_runs.items()
+    }

@@ -1,0 +1,129 @@
+"""What the eval scripts print and render for a trained policy: the score on
+held-out seeds with its 95% CI (spread), win-rates against random, itself and
+an --opponent (tag), and --render to a GIF (headless) or a window."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import checkpoints
+import harness
+import plots
+import runs
+
+
+def add_eval_arguments(parser, algo_dirs) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help=f"checkpoint file (default: the newest latest.pt under checkpoints/*/{{{','.join(algo_dirs)}}}/)",
+    )
+    parser.add_argument("--episodes", type=runs.positive(int), default=100, help="deterministic evaluation episodes")
+    parser.add_argument(
+        "--split",
+        choices=["test", "validation"],
+        default="test",
+        help="evaluation seed set (test = the held-out seeds of the final evaluation)",
+    )
+    parser.add_argument(
+        "--render",
+        nargs="?",
+        const="gif",
+        choices=["gif", "human"],
+        default=None,
+        help="also render episodes: an animated GIF (headless) or a window (human)",
+    )
+    parser.add_argument("--render-episodes", type=runs.positive(int), default=1, help="episodes to render")
+    parser.add_argument("--out", default=None, help="GIF path for --render gif (default: next to the checkpoint)")
+    parser.add_argument("--fps", type=runs.positive(int), default=10, help="frames per second of the GIF")
+    parser.add_argument(
+        "--opponent",
+        default=None,
+        help="tag only: a checkpoint of any algorithm to play against (both ways), in addition to "
+        "random; --render then shows the checkpoint's predators chasing the opponent's prey",
+    )
+
+
+def has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path) -> dict:
+    """What every eval_*.py prints and renders for a trained policy."""
+    if args.render == "human" and not has_display():
+        raise harness.UsageError("no display for --render human (DISPLAY is not set); use --render gif")
+    if env_name == "tag":
+        return _evaluate_and_render_tag(args, policy, label, ckpt_path)
+    if args.opponent is not None:
+        raise harness.UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
+    res = harness.evaluate(env_name, policy, args.split, args.episodes)
+    refs = res["references"]
+    print(
+        f"{label} on {env_name}: mean score {res['score']:.2f} ± {res['ci']:.2f} (95% CI, {res['episodes']} episodes, "
+        f"{args.split} seeds)"
+    )
+    print(
+        f"normalised score {res['normalised']:.3f}  "
+        f"(0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})"
+    )
+    if args.render:
+        render_env = harness.make_env(env_name, render_mode="rgb_array" if args.render == "gif" else "human")
+        seeds = harness.eval_seeds(args.split, args.render_episodes)
+        out = harness.run_episodes(env_name, policy, seeds, render_env=render_env)
+        render_env.close()
+        if args.render == "gif":
+            path = Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+            runs.atomic_write(path, plots.gif(out["frames"], args.fps))
+            print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
+        res["render_scores"] = out["scores"]
+    return res
+
+
+def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
+    """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
+    against random, against themselves and against an --opponent checkpoint."""
+    seeds = harness.eval_seeds(args.split, args.episodes)
+    opponents = [
+        ("random", harness.RandomPolicy("tag"))
+    ]  # harness.play() starts it afresh in every pairing, as the run's test games do
+    if args.opponent is not None:
+        opponents.append((f"opponent {args.opponent}", checkpoints.load_policy(args.opponent, "tag")[0]))
+    print(
+        f"{label} on tag: {args.episodes} episodes per pairing ({args.split} seeds); a predator win = at least one "
+        f"predator-prey contact"
+    )
+    res = {}
+    for name, opp in opponents + [("itself", policy)]:
+        as_pred, as_prey = harness.play("tag", policy, opp, seeds), harness.play("tag", opp, policy, seeds)
+        p, pci = harness.rate_ci(as_pred["wins"])
+        q, qci = harness.rate_ci(1.0 - as_prey["wins"])
+        res[name] = {
+            "predator_win": p,
+            "prey_win": q,
+            "contacts_as_predators": float(as_pred["contacts"].mean()),
+            "contacts_as_prey": float(as_prey["contacts"].mean()),
+        }
+        print(
+            f"  vs {name}: predators win {p:.2f} ± {pci:.2f} (contacts/episode {as_pred['contacts'].mean():.2f}), "
+            f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})"
+        )
+    if args.render:
+        render_env = harness.make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
+        prey = opponents[-1][1] if args.opponent is not None else policy
+        out = harness.run_episodes(
+            "tag",
+            harness.combine("tag", policy, prey),
+            harness.eval_seeds(args.split, args.render_episodes),
+            render_env=render_env,
+        )
+        render_env.close()
+        if args.render == "gif":
+            path = Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+            runs.atomic_write(path, plots.gif(out["frames"], args.fps))
+            print(
+                f"rendered {args.render_episodes} episode(s), "
+                f"contacts {', '.join(str(c) for c in out['contacts'])}: {path}"
+            )
+    return res

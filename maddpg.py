@@ -1,0 +1,380 @@
+"""MADDPG with evolutionary hyperparameter optimisation, on AgileRL 2.58.
+
+The parts of train_maddpg.py's loop, each a plain function: the population
+(AgileRL's `MADDPG.population`), one member's training turn (`collect`), its
+fitness games (`fitness`), the step budget of a generation
+(`member_budget`), and the next generation (tournament selection, then
+mutations of every member but the elite). AgileRL is imported only inside
+the functions that need it: it pulls in transformers and jax (8-27 s), which
+--help and one-line errors must not wait for.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+import harness
+from checkpoints import ActorPolicy, actor_state
+
+FITNESS_SESSION = 10**6  # fitness episodes use training-style seeds in their own session block
+
+
+@dataclass
+class MADDPGConfig:
+    """MADDPG and evolutionary-HPO hyperparameters: each defined here once,
+    documented under its field; train_maddpg.py generates its options from it."""
+
+    # -- evolution (AgileRL TournamentSelection + Mutations)
+    population_size: int = 4
+    """MADDPG agents in the population; 1 = plain MADDPG: nothing to select, so no fitness games and no mutation"""
+    evo_steps: int = 5_000
+    """env steps each member trains between tournaments"""
+    fitness_episodes: int = 5
+    """deterministic episodes (fresh seeds each generation) for a member's fitness; they count against --max-steps"""
+    tournament_size: int = 2
+    """members per tournament"""
+    elitism: bool = True
+    """keep the fittest member (the elite) unchanged in the next generation: never mutated"""
+    mut_none: float = 0.4
+    """relative probability of no mutation"""
+    mut_architecture: float = 0.2
+    """relative probability of an architecture mutation"""
+    mut_new_layer: float = 0.2
+    """within architecture mutations, probability of adding a layer (else nodes)"""
+    mut_parameters: float = 0.2
+    """relative probability of a parameter-noise mutation"""
+    mut_rl_hp: float = 0.2
+    """relative probability of mutating an RL hyperparameter (within the ranges below)"""
+    mutation_sd: float = 0.1
+    """std of parameter-noise mutations"""
+    lr_range: tuple[float, ...] = (1e-4, 1e-2)
+    """range of lr_actor and lr_critic under RL-hyperparameter mutations"""
+    batch_size_range: tuple[int, ...] = (32, 512)
+    """range of batch_size under RL-hyperparameter mutations"""
+    learn_step_range: tuple[int, ...] = (1, 8)
+    """range of learn_step under RL-hyperparameter mutations, in multiples of --num-envs"""
+    # -- MADDPG
+    learn_step: int = 16
+    """env steps (over all envs) between learning calls"""
+    batch_size: int = 128
+    """replay minibatch size"""
+    buffer_size: int = 100_000
+    """replay buffer capacity (transitions)"""
+    learning_delay: int = 1_000
+    """transitions stored before learning starts"""
+    lr_actor: float = 1e-3
+    """actor learning rate"""
+    lr_critic: float = 1e-3
+    """critic learning rate"""
+    gamma: float = 0.95
+    """discount factor"""
+    tau: float = 0.01
+    """soft target-update rate"""
+    expl_noise: float = 0.1
+    """exploration noise scale (on the tanh output)"""
+    ou_noise: bool = False
+    """Ornstein-Uhlenbeck instead of independent Gaussian exploration noise"""
+    output_activation: Literal["Tanh", "Softsign"] = "Softsign"
+    """actor output activation. Tanh saturates: +x and -x pinned at 1 give zero force and the zero-action score;
+    Softsign's gradient decays polynomially, not exponentially"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)"""
+    shared_networks: bool = False
+    """AgileRL's grouping: agent_0/1/2 share one actor and one critic (default: one per agent)"""
+
+    def __post_init__(self):
+        self.lr_range, self.batch_size_range, self.learn_step_range, self.hidden_sizes = (
+            tuple(self.lr_range),
+            tuple(self.batch_size_range),
+            tuple(self.learn_step_range),
+            tuple(self.hidden_sizes),
+        )
+        positive = (
+            "population_size",
+            "evo_steps",
+            "fitness_episodes",
+            "tournament_size",
+            "mutation_sd",
+            "learn_step",
+            "batch_size",
+            "buffer_size",
+            "lr_actor",
+            "lr_critic",
+            "tau",
+        )
+        checks = [(getattr(self, k) > 0, f"--{k.replace('_', '-')} must be positive") for k in positive]
+        checks += [
+            (getattr(self, k) >= 0, f"--{k.replace('_', '-')} must be non-negative")
+            for k in (
+                "mut_none",
+                "mut_architecture",
+                "mut_new_layer",
+                "mut_parameters",
+                "mut_rl_hp",
+                "expl_noise",
+                "learning_delay",
+            )
+        ]
+        checks += [
+            (self.tournament_size <= self.population_size, "--tournament-size cannot exceed --population-size"),
+            (len(self.hidden_sizes) == 2 and min(self.hidden_sizes) > 0, "--hidden-sizes takes ENCODER HEAD > 0"),
+        ]
+        for name in ("lr_range", "batch_size_range", "learn_step_range"):
+            r = getattr(self, name)
+            checks.append(
+                (len(r) == 2 and 0 < r[0] <= r[1], f"--{name.replace('_', '-')} takes MIN MAX with 0 < MIN <= MAX")
+            )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------
+# The population
+# ----------------------------------------------------------------------------
+
+
+@functools.cache
+def algo_class(shared: bool):
+    """AgileRL's MADDPG, or IndependentMADDPG, its classic form in which every
+    agent is its own group with its own actor and critic (AgileRL groups ids by
+    prefix, so agent_0/1/2 would otherwise share one)."""
+    from agilerl.algorithms import MADDPG
+
+    if shared:
+        return MADDPG
+
+    class IndependentMADDPG(MADDPG):
+        def get_group_id(self, agent_id):
+            return agent_id
+
+    return IndependentMADDPG
+
+
+def make_population(cfg: MADDPGConfig, num_envs: int, agents, obs_spaces, act_spaces):
+    from agilerl.algorithms.core.registry import HyperparameterConfig, RLParameter
+
+    hp = HyperparameterConfig(
+        lr_actor=RLParameter(min=cfg.lr_range[0], max=cfg.lr_range[1]),
+        lr_critic=RLParameter(min=cfg.lr_range[0], max=cfg.lr_range[1]),
+        batch_size=RLParameter(min=cfg.batch_size_range[0], max=cfg.batch_size_range[1], dtype=int),
+        learn_step=RLParameter(
+            min=cfg.learn_step_range[0] * num_envs,
+            max=cfg.learn_step_range[1] * num_envs,
+            dtype=int,
+            grow_factor=1.5,
+            shrink_factor=0.75,
+        ),
+    )
+    enc, head = cfg.hidden_sizes
+    net_config = {
+        "latent_dim": enc,
+        "encoder_config": {"hidden_size": [enc]},
+        "head_config": {"hidden_size": [head], "output_activation": cfg.output_activation},
+    }
+    return algo_class(cfg.shared_networks).population(
+        cfg.population_size,
+        obs_spaces,
+        act_spaces,
+        agent_ids=agents,
+        net_config=net_config,
+        hp_config=hp,
+        O_U_noise=cfg.ou_noise,
+        expl_noise=float(cfg.expl_noise),
+        vect_noise_dim=num_envs,
+        batch_size=cfg.batch_size,
+        lr_actor=float(cfg.lr_actor),
+        lr_critic=float(cfg.lr_critic),
+        learn_step=cfg.learn_step,
+        gamma=float(cfg.gamma),
+        tau=float(cfg.tau),
+        device="cpu",
+    )
+
+
+def make_mutations(cfg: MADDPGConfig, seed: int):
+    """AgileRL's Mutations with the elite kept: AgileRL 2.58 mutates the elite by default
+    (mutate_elite=True), so the fittest member would not survive a generation unchanged.
+    Mutations(rand_seed=...) seeds numpy and torch globally: build it before seeding the run."""
+    from agilerl.hpo.mutation import Mutations
+
+    return Mutations(
+        no_mutation=cfg.mut_none,
+        architecture=cfg.mut_architecture,
+        new_layer_prob=cfg.mut_new_layer,
+        parameters=cfg.mut_parameters,
+        activation=0.0,
+        rl_hp=cfg.mut_rl_hp,
+        mutation_sd=cfg.mutation_sd,
+        rand_seed=seed,
+        mutate_elite=not cfg.elitism,
+    )  # without elitism there is no elite to spare
+
+
+def make_tournament(cfg: MADDPGConfig):
+    from agilerl.hpo.tournament import TournamentSelection
+
+    return TournamentSelection(cfg.tournament_size, cfg.elitism, cfg.population_size)
+
+
+def next_generation(pop, tournament, mutations):
+    """Tournament selection (the elite first, when elitism is on), then mutations of every
+    member but the elite. A population of 1 has nothing to select: it is returned as it is."""
+    if len(pop) < 2:
+        return pop
+    _, pop, _ = tournament.select(pop)
+    return mutations.mutation(pop)
+
+
+def member_actors(member, agent_ids) -> dict:
+    return {a: member.actors[member.get_group_id(a)] for a in agent_ids}
+
+
+def member_hyperparameters(member) -> dict:
+    return {
+        "lr_actor": float(member.lr_actor),
+        "lr_critic": float(member.lr_critic),
+        "batch_size": int(member.batch_size),
+        "learn_step": int(member.learn_step),
+    }
+
+
+def snapshot(member, agents) -> dict:
+    """The member's actors and hyperparameters, copied: the tournament deletes
+    the networks of members it evicts."""
+    actors = member_actors(member, agents)
+    return {
+        "index": member.index,
+        "actors": {a: actor_state(actors[a]) for a in agents},
+        "hyperparameters": member_hyperparameters(member),
+    }
+
+
+# ----------------------------------------------------------------------------
+# One generation: training turns, fitness games, the budget
+# ----------------------------------------------------------------------------
+
+
+def transition(obs, raw_actions, rewards, next_obs, dones, terminated, final_obs):
+    """One vector step as replay data: at an episode end the stored next
+    observation is the real final one (not the next episode's reset), and
+    done is the termination flag (a time-limit truncation is bootstrapped)."""
+    stored_next = {a: np.where(dones[:, None], final_obs[a], next_obs[a]) for a in obs}
+    done = {a: terminated.astype(np.float32) for a in obs}
+    return {"obs": obs, "action": raw_actions, "reward": rewards, "next_obs": stored_next, "done": done}
+
+
+def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool):
+    """Train one member for n_steps env steps on fresh training episodes, learning every
+    learn_step env steps from the shared replay buffer. Returns (steps, training episode scores)."""
+    from agilerl.components.data import MultiAgentTransition, transition_to_tensordict
+
+    member.set_training_mode(True)
+    member.init_training_step(capture_grama)
+    progress.session += 1
+    envs.session = progress.session
+    obs = envs.reset()
+    member.reset_action_noise(list(range(envs.num_envs)))
+    steps, pending, scores = 0, 0, []
+    while steps < n_steps:
+        env_actions, raw_actions = member.get_action(obs)
+        next_obs, rewards, dones, terminated, final_obs, finished = envs.step(env_actions)
+        td = transition_to_tensordict(
+            MultiAgentTransition(**transition(obs, raw_actions, rewards, next_obs, dones, terminated, final_obs))
+        )
+        td.batch_size = torch.Size([envs.num_envs])
+        memory.add(td)
+        steps += envs.num_envs
+        pending += envs.num_envs
+        while pending >= member.learn_step:  # learn_step counts env steps over all envs (it may mutate)
+            pending -= member.learn_step
+            if len(memory) >= member.batch_size and len(memory) >= cfg.learning_delay:
+                member.learn(memory.sample(member.batch_size))
+                progress.learn_calls += 1
+        if dones.any():
+            member.reset_action_noise(np.flatnonzero(dones).tolist())
+        scores.extend(ep["score"] for ep in finished)
+        obs = next_obs
+    member.add_scores(scores)
+    member.finalize_training_step(steps)
+    return steps, scores
+
+
+def fitness(member, env: str, agents, seeds, league) -> tuple:
+    """(fitness, env steps it took). spread: mean deterministic score. tag: mean win-rate of
+    the member's predators and of its prey against the random team and every snapshot in the
+    rolling pool (AgileRL's test() would sum the rewards of two opposing teams: meaningless)."""
+    policy = ActorPolicy(member_actors(member, agents), agents)
+    if league is None:
+        out = harness.run_episodes(env, policy, seeds)
+        score, steps = float(out["scores"].mean()), out["env_steps"]
+    else:
+        games = [
+            (harness.play(env, policy, o, seeds), harness.play(env, o, policy, seeds))
+            for o in [harness.RandomPolicy(env)] + [e["policy"] for e in league.entries]
+        ]
+        score = float(np.mean([0.5 * hunt["wins"].mean() + 0.5 * (1.0 - flee["wins"].mean()) for hunt, flee in games]))
+        steps = sum(hunt["env_steps"] + flee["env_steps"] for hunt, flee in games)
+    member.metrics.add_fitness(score)  # (member.fitness is a read-only copy)
+    return score, steps
+
+
+def fitness_seeds(run_seed: int, generation: int, episodes: int) -> list:
+    return [harness.train_env_seed(run_seed, k, FITNESS_SESSION + generation) for k in range(episodes)]
+
+
+def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int, num_envs: int, pool_entries) -> int:
+    """Env steps each member trains in the next generation: --evo-steps, or less in the last
+    generation so that training and the fitness episodes stay within --max-steps (0: none fits).
+    pool_entries: the tag pool's size at the fitness games (None on spread)."""
+    games = 1 if pool_entries is None else 2 * (1 + pool_entries)  # tag: both teams, vs random + each snapshot
+    fitness_steps = (
+        cfg.population_size * cfg.fitness_episodes * games * harness.episode_length(env)
+        if cfg.population_size > 1
+        else 0
+    )
+    room = (max_steps - global_step - fitness_steps) // cfg.population_size
+    whole = lambda n: n // num_envs * num_envs  # members collect whole vector steps
+    return max(0, min(whole(cfg.evo_steps + num_envs - 1), whole(room)))
+
+
+# ----------------------------------------------------------------------------
+# AgileRL's own population files (for --resume)
+# ----------------------------------------------------------------------------
+
+
+def save_population(pop, directory) -> None:
+    """Every member in AgileRL's own checkpoint format (for --resume), atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for k, member in enumerate(pop):
+        tmp = directory / f".member_{k}.pt.tmp"
+        member.save_checkpoint(str(tmp))
+        os.replace(tmp, directory / f"member_{k}.pt")
+
+
+def load_population(directory, cls, size: int) -> list:
+    """AgileRL's loader unpickles whole objects (weights_only=False): used only
+    for the population files this run wrote itself, never for evaluation."""
+    paths = [directory / f"member_{k}.pt" for k in range(size)]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise harness.UsageError(f"--resume: population checkpoint {missing[0]} is missing")
+    return [cls.load(str(p), device="cpu") for p in paths]
+
+
+def fix_hash_seed() -> None:
+    """Re-execute the running script once with PYTHONHASHSEED=0. AgileRL's mutations
+    depend on the iteration order of sets of strings, which Python randomises
+    per process, so the same --seed gave a different run after the first
+    tournament; with the hash seed fixed, a seed reproduces its run exactly
+    (tests/test_maddpg.py)."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
