@@ -117,7 +117,8 @@ def markdown(out: dict) -> str:
         md += line([f"{team.capitalize()} exploitability"] + [f"{res[a][team]['exploitability']:.2f}" for a in algos])
     md += (
         "\nElo (fixed pool): the rating at which the Elo-expected score against the pool equals the actual "
-        "score (maximum likelihood; order-free). K=32 game by game: the classic Elo update from 1000 over the same games, "
+        "score (maximum likelihood; order-free). K=32 game by game: the classic Elo update from 1000 over the "
+        "same games, "
         "interleaved round-robin; it is noisy (the games of one round share a start state, so wins and losses "
         "come in runs) and can end 250 points from the first. Exploitability: max(0, 0.5 - lowest "
         "win-rate against one pool member, random included).\n"

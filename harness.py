@@ -9,7 +9,8 @@ Conventions:
 * an "env step" is one parallel step of one environment instance;
 * policies return unbounded actions, the env receives them clipped to [0, 1];
 * the score of an episode is the sum over all agents of all rewards;
-* a policy is a callable `policy(obs, worlds) -> actions` on dicts agent -> [E, dim].
+* a policy is a callable `policy(obs, state) -> actions` on dicts agent -> [E, dim];
+  `state` holds the worlds as arrays, for reference policies only.
 """
 
 from __future__ import annotations
@@ -137,19 +138,92 @@ def teams(name: str) -> dict:
     return {"team": agents}
 
 
+class WorldArrays:
+    """The world state of a list of mpe2 envs as arrays, laid out as BatchedMPE's (`pos`, `vel`
+    [E, entities, 2], `agent_slice`, `landmark_slice`, `adversary`, `sizes`), so a policy that
+    reads the state (the oracle, scripted teams) sees the same thing on both backends."""
+
+    def __init__(self, envs):
+        worlds = [env.unwrapped.world for env in envs]
+        self.pos = np.array([[ent.state.p_pos for ent in w.entities] for w in worlds])
+        self.vel = np.array([[ent.state.p_vel for ent in w.entities] for w in worlds])
+        n = len(worlds[0].agents)
+        self.agent_slice, self.landmark_slice = slice(0, n), slice(n, len(worlds[0].entities))
+        self.adversary = np.array([bool(getattr(a, "adversary", False)) for a in worlds[0].agents])
+        self.sizes = np.array([ent.size for ent in worlds[0].entities])
+
+
 class VecEnv:
-    """N PettingZoo parallel envs stepped in-process, arrays per agent.
+    """N environments stepped in-process as one batch (mpe_batched.BatchedMPE, bit-identical to
+    mpe2), arrays per agent.
 
     `step` returns the observation to act on next (after an automatic reset
     where an episode ended) and, separately, the real final observation of
     every episode that ended, so a truncated episode can be bootstrapped.
+    `state_dict` holds every env's world, step counter and RNG, so a resumed
+    run continues the very same episodes.
     """
 
     def __init__(self, name: str, num_envs: int, seed: int, session: int = 0):
-        self.name, self.num_envs, self.session = name, num_envs, session
+        from mpe_batched import BatchedMPE
+
+        self.name, self.num_envs, self.seed, self.session = name, num_envs, seed, session
+        self.world = BatchedMPE(name, num_envs, **dict(env_spec(name).kwargs))
+        self.agents, self.obs_dims, self.act_dims = env_info(name)
+        self._returns = np.zeros((num_envs, len(self.agents)))
+
+    def reset(self) -> dict:
+        self._returns[:] = 0.0
+        return self.world.reset(seeds=[train_env_seed(self.seed, e, self.session) for e in range(self.num_envs)])
+
+    def observe(self) -> dict:
+        return self.world.observe()
+
+    def step(self, actions: dict):
+        """Returns obs, rewards, dones, terminated, final_obs, finished_episodes.
+
+        rewards: dict agent -> [E]; dones/terminated: bool [E]; final_obs: dict
+        agent -> [E, D], valid where dones; finished_episodes: list of dicts
+        with the episode's `score` and per-agent `returns`.
+        """
+        clipped = {a: np.clip(actions[a], 0.0, 1.0).astype(np.float32) for a in self.agents}
+        final_obs, r, terminated, truncated = self.world.step(clipped)
+        rewards = np.stack([r[a] for a in self.agents], axis=1).astype(np.float32)
+        dones = terminated | truncated
+        obs = self.world.reset(envs=dones) if dones.any() else final_obs  # ended episodes restart, their RNG goes on
+        per_agent, finished = self._account(rewards, dones)
+        return obs, per_agent, dones, terminated, final_obs, finished
+
+    def _account(self, rewards: np.ndarray, dones: np.ndarray):
+        """Adds a step's rewards [E, A] to the episode returns; (rewards per agent, finished episodes)."""
+        self._returns += rewards
+        finished = [
+            {"score": float(self._returns[e].sum()), "returns": dict(zip(self.agents, self._returns[e].tolist()))}
+            for e in np.flatnonzero(dones)
+        ]
+        self._returns[dones] = 0.0
+        return {a: rewards[:, k] for k, a in enumerate(self.agents)}, finished
+
+    def state_dict(self) -> dict:
+        return {"world": self.world.state_dict(), "returns": self._returns.tolist(), "session": self.session}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.world.load_state_dict(state["world"])
+        self._returns = np.array(state["returns"], dtype=np.float64)
+        self.session = int(state["session"])
+
+    def close(self):
+        pass
+
+
+class Mpe2VecEnv(VecEnv):
+    """The reference path (--backend mpe2): N mpe2 envs stepped one at a time (step_env).
+    Same results as VecEnv, several times slower; kept for benchmarks and tests."""
+
+    def __init__(self, name: str, num_envs: int, seed: int, session: int = 0):
+        self.name, self.num_envs, self.seed, self.session = name, num_envs, seed, session
         self.envs = [make_env(name) for _ in range(num_envs)]
         self.agents, self.obs_dims, self.act_dims = env_info(name)
-        self.seed = seed
         self._returns = np.zeros((num_envs, len(self.agents)))
 
     def _empty_obs(self):
@@ -165,42 +239,53 @@ class VecEnv:
         return obs
 
     def step(self, actions: dict):
-        """Returns obs, rewards, dones, terminated, final_obs, finished_episodes.
-
-        rewards: dict agent -> [E]; dones/terminated: bool [E]; final_obs: dict
-        agent -> [E, D], valid where dones; finished_episodes: list of dicts
-        with the episode's `score` and per-agent `returns`.
-        """
         agents, n = self.agents, self.num_envs
         clipped = {a: np.clip(actions[a], 0.0, 1.0).astype(np.float32) for a in agents}
         obs, final_obs = self._empty_obs(), self._empty_obs()
         rewards = np.zeros((n, len(agents)), dtype=np.float32)
-        dones = np.zeros(n, dtype=bool)
-        terminated = np.zeros(n, dtype=bool)
-        finished = []
+        dones, terminated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         for e, env in enumerate(self.envs):
             o, r, term, trunc = step_env(env, {a: clipped[a][e] for a in agents})
             for k, a in enumerate(agents):
-                obs[a][e] = o[a]
+                obs[a][e] = final_obs[a][e] = o[a]
                 rewards[e, k] = r[a]
             if term or trunc:
                 dones[e], terminated[e] = True, term
-                for a in agents:
-                    final_obs[a][e] = o[a]
                 o, _ = env.reset()
                 for a in agents:
                     obs[a][e] = o[a]
-        self._returns += rewards
-        for e in np.flatnonzero(dones):
-            finished.append(
-                {"score": float(self._returns[e].sum()), "returns": dict(zip(agents, self._returns[e].tolist()))}
-            )
-            self._returns[e] = 0.0
-        return obs, {a: rewards[:, k] for k, a in enumerate(agents)}, dones, terminated, final_obs, finished
+        per_agent, finished = self._account(rewards, dones)
+        return obs, per_agent, dones, terminated, final_obs, finished
+
+    def observe(self) -> dict:
+        raise UsageError("--backend mpe2 cannot restore its envs; resume a run made with --backend batched")
+
+    def state_dict(self) -> dict:
+        raise UsageError("--backend mpe2 cannot save its envs' state; use --backend batched to resume runs exactly")
 
     def close(self):
         for env in self.envs:
             env.close()
+
+
+BACKENDS = ("batched", "mpe2")
+_backend = ["batched"]  # this process's env backend, set once by a script's --backend
+
+
+def use_backend(name: str) -> None:
+    """Step every env of this process (training and every evaluation) with `name`."""
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    _backend[0] = name
+
+
+def backend() -> str:
+    return _backend[0]
+
+
+def make_vec_env(name: str, num_envs: int, seed: int, session: int = 0) -> VecEnv:
+    """The training envs of a run on this process's backend."""
+    return (VecEnv if _backend[0] == "batched" else Mpe2VecEnv)(name, num_envs, seed, session)
 
 
 # ----------------------------------------------------------------------------
@@ -213,27 +298,76 @@ def eval_seeds(split: str, n: int) -> list:
     return [base + i for i in range(n)]
 
 
+def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
+    """Play one episode per seed with `policy(obs, state) -> actions`.
+
+    obs and actions are dicts agent -> [E, dim]; `state` holds the E worlds'
+    arrays (`pos`, `vel`, slices: see WorldArrays; only reference policies
+    look at it). Episodes run side by side (one env per seed).  Returns
+    per-episode `scores` [N], per-agent `returns` {agent: [N]}, the
+    `env_steps` taken; on tag also the predator-prey `contacts` [N] counted
+    from the world state after every step. If `render_env` is given (an mpe2
+    env made with a render_mode), the episodes are played one at a time, each
+    frame drawn by mpe2 from the state, and `frames` are returned too.
+    """
+    policy = fresh(policy)
+    seeds = list(seeds)
+    size = 1 if render_env is not None else 1000
+    parts = [_episodes(name, policy, seeds[i : i + size], render_env) for i in range(0, len(seeds), size)]
+    out = {
+        "scores": np.concatenate([p["scores"] for p in parts]),
+        "returns": {a: np.concatenate([p["returns"][a] for p in parts]) for a in env_info(name)[0]},
+        "env_steps": sum(p["env_steps"] for p in parts),
+    }
+    if name == "tag":
+        out["contacts"] = np.concatenate([p["contacts"] for p in parts])
+    if render_env is not None:
+        out["frames"] = [f for p in parts for f in p["frames"]]
+    return out
+
+
+def _episodes(name: str, policy, seeds: list, render_env=None) -> dict:
+    """One batch of episodes side by side, on this process's backend."""
+    if _backend[0] == "mpe2" and render_env is None:
+        return _episodes_mpe2(name, policy, seeds)
+    from mpe_batched import BatchedMPE
+
+    agents = env_info(name)[0]
+    world = BatchedMPE(name, len(seeds), **dict(env_spec(name).kwargs))
+    obs = world.reset(seeds=seeds)
+    total, touch, frames = np.zeros((len(seeds), len(agents))), np.zeros(len(seeds), dtype=np.int64), []
+    if render_env is not None:
+        render_env.reset(seed=seeds[0])
+        world.to_mpe2(render_env, 0)
+        frames.append(render_env.render())
+    for _ in range(world.max_cycles):  # MPE episodes end by the time limit only
+        actions = policy(obs, world)
+        obs, rewards, _, _ = world.step({a: np.clip(actions[a], 0.0, 1.0).astype(np.float32) for a in agents})
+        total += np.stack([rewards[a] for a in agents], axis=1)
+        if name == "tag":
+            touch += world.contacts()
+        if render_env is not None:
+            world.to_mpe2(render_env, 0)
+            frames.append(render_env.render())
+    return {
+        "scores": total.sum(1),
+        "returns": {a: total[:, k] for k, a in enumerate(agents)},
+        "env_steps": len(seeds) * world.max_cycles,
+        "contacts": touch,
+        "frames": frames,
+    }
+
+
 @functools.lru_cache(maxsize=4)
 def _env_pool(name: str, size: int):
     return [make_env(name) for _ in range(size)]
 
 
-def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
-    """Play one episode per seed with `policy(obs, worlds) -> actions`.
-
-    obs and actions are dicts agent -> [E, dim]; `worlds` is the list of the
-    E envs' `unwrapped.world` (only reference policies may look at it).
-    Episodes run side by side (one env per seed).  Returns per-episode
-    `scores` [N], per-agent `returns` {agent: [N]}, the `env_steps` taken; on tag also the
-    predator-prey `contacts` [N] counted from the world state after every step.
-    If `render_env` is given (an env made with a render_mode), the episodes
-    are played one at a time in it and `frames` are returned too.
-    """
+def _episodes_mpe2(name: str, policy, seeds: list) -> dict:
+    """The reference path (--backend mpe2): one mpe2 env per episode, stepped one at a time."""
     agents = env_info(name)[0]
-    seeds = list(seeds)
-    policy = fresh(policy)
-    envs = [render_env] if render_env is not None else _env_pool(name, min(len(seeds), 100))
-    scores, contacts, returns, frames, env_steps = [], [], {a: [] for a in agents}, [], 0
+    envs = _env_pool(name, min(len(seeds), 100))
+    scores, contacts, returns, env_steps = [], [], {a: [] for a in agents}, 0
     for start in range(0, len(seeds), len(envs)):
         chunk = seeds[start : start + len(envs)]
         active = envs[: len(chunk)]
@@ -242,13 +376,11 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
             o, _ = env.reset(seed=s)
             for a in agents:
                 obs[a][e] = o[a]
-        if render_env is not None:
-            frames.append(render_env.render())
         total = np.zeros((len(chunk), len(agents)))
         touch = np.zeros(len(chunk), dtype=np.int64)
         running = np.ones(len(chunk), dtype=bool)
         while running.any():
-            actions = policy(obs, [env.unwrapped.world for env in active])
+            actions = policy(obs, WorldArrays(active))
             env_steps += int(running.sum())
             for e, env in enumerate(active):
                 if not running[e]:
@@ -264,22 +396,17 @@ def run_episodes(name: str, policy, seeds, render_env=None) -> dict:
                 else:
                     for a in agents:
                         obs[a][e] = o[a]
-            if render_env is not None:
-                frames.append(render_env.render())
         scores.extend(total.sum(1).tolist())
         contacts.extend(touch.tolist())
         for k, a in enumerate(agents):
             returns[a].extend(total[:, k].tolist())
-    out = {
+    return {
         "scores": np.asarray(scores),
         "returns": {a: np.asarray(v) for a, v in returns.items()},
         "env_steps": env_steps,
+        "contacts": np.asarray(contacts),
+        "frames": [],
     }
-    if name == "tag":
-        out["contacts"] = np.asarray(contacts)
-    if render_env is not None:
-        out["frames"] = frames
-    return out
 
 
 def fresh(policy):
@@ -315,7 +442,7 @@ class RandomPolicy:
     def fresh(self) -> RandomPolicy:
         return RandomPolicy(self.name, self.seed)
 
-    def __call__(self, obs, worlds):
+    def __call__(self, obs, state):
         n = len(next(iter(obs.values())))
         return {a: self.rng.random((n, self.act_dims[a])).astype(np.float32) for a in self.agents}
 
@@ -338,21 +465,17 @@ class OraclePolicy:
         self.agents = env_info(name)[0]
         self.kp, self.kd = kp, kd
 
-    def __call__(self, obs, worlds):
+    def __call__(self, obs, state):
         from scipy.optimize import linear_sum_assignment
 
-        actions = {a: np.zeros((len(worlds), 5), dtype=np.float32) for a in self.agents}
-        for e, world in enumerate(worlds):
-            pos = np.array([ag.state.p_pos for ag in world.agents])
-            vel = np.array([ag.state.p_vel for ag in world.agents])
-            marks = np.array([lm.state.p_pos for lm in world.landmarks])
-            cost = np.linalg.norm(pos[:, None] - marks[None], axis=-1)
-            rows, cols = linear_sum_assignment(cost)
-            target = marks[cols[np.argsort(rows)]]
-            act = force_to_action(self.kp * (target - pos) - self.kd * vel)
-            for k, ag in enumerate(world.agents):
-                actions[ag.name][e] = act[k]
-        return actions
+        pos, vel = state.pos[:, state.agent_slice], state.vel[:, state.agent_slice]  # [E, N, 2]
+        marks = state.pos[:, state.landmark_slice]
+        target = np.empty_like(pos)
+        for e in range(len(pos)):  # Hungarian assignment of agents to landmarks, per env
+            rows, cols = linear_sum_assignment(np.linalg.norm(pos[e][:, None] - marks[e][None], axis=-1))
+            target[e] = marks[e][cols[np.argsort(rows)]]
+        act = force_to_action(self.kp * (target - pos) - self.kd * vel)  # [E, N, 5]
+        return {a: act[:, k] for k, a in enumerate(self.agents)}
 
 
 @functools.cache
@@ -413,8 +536,8 @@ def combine(name: str, predators, prey):
     act for every agent; only its own team's actions are used)."""
     side = teams(name)
 
-    def policy(obs, worlds):
-        pa, qa = predators(obs, worlds), prey(obs, worlds)
+    def policy(obs, state):
+        pa, qa = predators(obs, state), prey(obs, state)
         return {**{a: pa[a] for a in side["predator"]}, **{a: qa[a] for a in side["prey"]}}
 
     return policy

@@ -441,6 +441,13 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     run.add_argument("--checkpoint-dir", default="checkpoints", help="root of checkpoint directories (git-ignored)")
     run.add_argument("--resume", action="store_true", help="continue the run --run-name/--seed from its latest.pt")
     run.add_argument(
+        "--backend",
+        choices=harness.BACKENDS,
+        default="batched",
+        help="env stepping: batched = all envs at once in NumPy (mpe_batched.py); mpe2 = the reference, one mpe2 env "
+        "at a time; both give the same numbers",
+    )
+    run.add_argument(
         "--torch-threads",
         type=positive(int),
         default=1,

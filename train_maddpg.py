@@ -168,7 +168,8 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     memory = ReplayBuffer(max_size=cfg.buffer_size)
     tournament = maddpg.make_tournament(cfg)
     capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
-    envs = harness.VecEnv(args.env, args.num_envs, args.seed)
+    harness.use_backend(args.backend)
+    envs = harness.make_vec_env(args.env, args.num_envs, args.seed)
     league = checkpoints.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
     if league is not None and progress.league is not None:
         league.load_state_dict(progress.league)

@@ -76,29 +76,35 @@ def main(argv=None, algo: str = "method_i") -> int:
 UPDATE_METRICS = ("lr", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "log_std", "latent_distance")
 
 
-def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir):
-    """A new learner and progress, or both as latest.pt left them (the learner's own generator
-    continues its noise stream). Returns (learner, progress, env session)."""
+def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
+    """A new learner, progress and episodes, or all three as latest.pt left them: the learner
+    with its own noise stream, and the envs mid-episode with their RNGs (--backend batched), so
+    a resumed run goes on exactly as if it had not stopped. Returns (learner, progress, obs)."""
     agents, obs_dims, act_dims = harness.env_info(args.env)
     learner = LAIPPO(agents, obs_dims, act_dims, cfg, args.num_envs, seed=args.seed)
     if not args.resume:
         config = {"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg), **runs.provenance()}
         run.write_config(config)
-        return learner, runs.Progress(), 0
+        return learner, runs.Progress(), envs.reset()
     state = checkpoints.load_checkpoint(run.ckpt / "latest.pt")
     learner.load_state_dict(state["learner"])
     progress = runs.Progress.from_state_dict(state["progress"])
     print(f"resuming {run.path} at step {progress.global_step}", file=sys.stderr)
-    return learner, progress, learner.num_updates  # fresh training episodes, disjoint from the evaluation seeds
+    if state.get("envs") is not None and harness.backend() == "batched":
+        envs.load_state_dict(state["envs"])
+        return learner, progress, envs.observe()
+    envs.session = learner.num_updates  # no env state saved (--backend mpe2): fresh episodes, still not eval seeds
+    return learner, progress, envs.reset()
 
 
-def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress) -> None:
+def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs) -> None:
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": algo,
         "env": args.env,
         "learner": learner.state_dict(),
         "progress": progress.state_dict(),
+        "envs": envs.state_dict() if harness.backend() == "batched" else None,
         "args": vars(args),
     }
     checkpoints.save_checkpoint(state, path)
@@ -114,10 +120,10 @@ def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: runs.Progress) -
     return obs
 
 
-def evaluate(args, algo: str, run, progress: runs.Progress, learner: LAIPPO, stats: dict, league, final: bool):
+def evaluate(args, algo: str, run, progress: runs.Progress, learner: LAIPPO, envs, stats: dict, league, final: bool):
     """Checkpoint step_<N>.pt, evaluate (spread: score; tag: Elo vs the pool), append a metrics row."""
-    policy = lambda obs, worlds: learner.act(obs, deterministic=True)
-    save_to = lambda path: save(path, args, algo, learner, progress)
+    policy = lambda obs, state: learner.act(obs, deterministic=True)
+    save_to = lambda path: save(path, args, algo, learner, progress, envs)
     step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
     row, message = runs.periodic_evaluation(args, run, progress, policy, save_to, step_path, league, final)
     diagnostics = {k: stats[k] for k in UPDATE_METRICS}
@@ -142,15 +148,15 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
     if batch < cfg.num_minibatches:
         raise UsageError(f"rollout of {batch} steps cannot be split into {cfg.num_minibatches} minibatches")
     num_updates = math.ceil(args.max_steps / batch)
-    learner, progress, session = start_or_resume(args, cfg, algo, run)
+    harness.use_backend(args.backend)
+    envs = harness.make_vec_env(args.env, args.num_envs, args.seed)
+    learner, progress, obs = start_or_resume(args, cfg, algo, run, envs)
     league = checkpoints.make_league(args)  # tag: the rolling pool of frozen snapshots and the Elo ratings
     if league is not None and progress.league is not None:
         league.load_state_dict(progress.league)
-    envs = harness.VecEnv(args.env, args.num_envs, args.seed, session)
     refs = harness.reference_scores(args.env, "validation", args.eval_episodes) if league is None else {}  # spread
-    policy = lambda obs, worlds: learner.act(obs, deterministic=True)
+    policy = lambda obs, state: learner.act(obs, deterministic=True)
 
-    obs = envs.reset()
     next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
     out_of_time = lambda: args.max_time is not None and progress.wall_time >= args.max_time
     bar = tqdm(
@@ -180,12 +186,12 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
             # checkpoint and evaluate every --eval-interval env steps and at the end
             done = learner.num_updates >= num_updates or stop.requested or out_of_time()
             if progress.global_step >= next_eval or done:
-                evaluate(args, algo, run, progress, learner, stats, league, final=done)
+                evaluate(args, algo, run, progress, learner, envs, stats, league, final=done)
                 next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
             if stop.requested:
                 interrupted = stop.signum
                 break
-        save(run.ckpt / "latest.pt", args, algo, learner, progress)
+        save(run.ckpt / "latest.pt", args, algo, learner, progress, envs)
         run.flush_updates()
     bar.close()
     envs.close()

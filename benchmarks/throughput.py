@@ -1,13 +1,15 @@
-"""Throughput of Method I training vs. raw env stepping, side by side in one process.
+"""Env stepping, Method I training and evaluation episodes: mpe2 vs batched, side by side in one process.
 
-    python benchmarks/throughput.py                 # spread, 8 envs, 3 rounds of 30k steps
-    python benchmarks/throughput.py --algo ppo --steps 20000 --rounds 2
+    python benchmarks/throughput.py --out results/benchmarks/throughput.json   # spread and tag, 3 rounds
+    python benchmarks/throughput.py --envs spread --rounds 2 --train-steps 20000
 
-"raw" steps the same in-process vectorised envs (harness.VecEnv) with uniform
-random actions; "train" is the real training loop (train_method_i.main) with
-evaluation pushed past the budget, timed without evaluation (summary.json's
-throughput_without_eval).  Rounds alternate raw/train so that both see the same
-machine state; the medians and their ratio are printed and, with --out, saved.
+Three measurements per env, each on both backends (harness.use_backend):
+* env: the training VecEnv stepped with uniform random actions (env steps/s);
+* train: the real training loop (train_method_i.main, default hyperparameters, 1 torch thread) with
+  evaluation pushed past the budget, timed without evaluation (summary.json's throughput_without_eval);
+* eval: deterministic evaluation episodes of a Method I policy on the validation seeds (episodes/s).
+Every round runs each measurement once per backend, alternating, so both see the same machine state;
+the medians, their ratio (batched / mpe2) and the per-round ratios are printed and, with --out, saved.
 """
 
 from __future__ import annotations
@@ -22,17 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import harness  # noqa: E402
 import runs  # noqa: E402
 import train_method_i  # noqa: E402
+from method_i import LAIPPO  # noqa: E402
 
 
-def raw_env_sps(env: str, num_envs: int, steps: int, seed: int = 0) -> float:
-    envs = harness.VecEnv(env, num_envs, seed)
-    policy = harness.RandomPolicy(env, seed)
+def env_sps(env: str, num_envs: int, steps: int) -> float:
+    envs = harness.make_vec_env(env, num_envs, seed=0)
+    policy = harness.RandomPolicy(env)
     obs = envs.reset()
     t0 = time.perf_counter()
     for _ in range(steps // num_envs):
@@ -40,11 +42,13 @@ def raw_env_sps(env: str, num_envs: int, steps: int, seed: int = 0) -> float:
     return (steps // num_envs) * num_envs / (time.perf_counter() - t0)
 
 
-def train_sps(env: str, algo: str, num_envs: int, steps: int, threads: int, extra: list) -> float:
+def train_sps(env: str, backend: str, num_envs: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         argv = [
             "--env",
             env,
+            "--backend",
+            backend,
             "--max-steps",
             str(steps),
             "--num-envs",
@@ -54,7 +58,7 @@ def train_sps(env: str, algo: str, num_envs: int, steps: int, threads: int, extr
             "--eval-episodes",
             "2",
             "--final-eval-episodes",
-            "2",
+            "0",
             "--results-dir",
             tmp,
             "--checkpoint-dir",
@@ -62,59 +66,72 @@ def train_sps(env: str, algo: str, num_envs: int, steps: int, threads: int, extr
             "--run-name",
             "bench",
             "--no-progress",
-            "--torch-threads",
-            str(threads),
-            *extra,
         ]
-        train_method_i.main(argv, algo=algo)
-        summary = json.loads(next(Path(tmp).rglob("summary.json")).read_text())
-    return summary["throughput_without_eval"]
+        if env == "tag":
+            argv += ["--elo-episodes", "1", "--matrix-episodes", "1"]
+        assert train_method_i.main(argv) == 0
+        return json.loads((Path(tmp) / env / "method_i" / "bench_s1" / "summary.json").read_text())[
+            "throughput_without_eval"
+        ]
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="spread", choices=sorted(harness.ENVS))
-    p.add_argument("--algo", default="method_i", choices=["method_i", "ppo"])
-    p.add_argument("--num-envs", type=int, default=8)
-    p.add_argument("--steps", type=int, default=30_000, help="env steps per measurement")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, nargs="+", default=[1], help="torch thread counts to compare")
+def eval_eps(env: str, episodes: int) -> float:
+    agents, obs_dims, act_dims = harness.env_info(env)
+    learner = LAIPPO(agents, obs_dims, act_dims, seed=0)
+    policy = lambda obs, state: learner.act(obs, deterministic=True)
+    t0 = time.perf_counter()
+    harness.run_episodes(env, policy, harness.eval_seeds("validation", episodes))
+    return episodes / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> int:
+    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", nargs="+", choices=sorted(harness.ENVS), default=["spread", "tag"])
+    p.add_argument("--num-envs", type=runs.positive(int), default=8, help="training envs (the default of the scripts)")
+    p.add_argument("--env-steps", type=runs.positive(int), default=20_000, help="env steps per env-stepping round")
+    p.add_argument("--train-steps", type=runs.positive(int), default=30_720, help="env steps per training round")
+    p.add_argument("--eval-episodes", type=runs.positive(int), default=100, help="episodes per evaluation round")
+    p.add_argument("--rounds", type=runs.positive(int), default=3)
     p.add_argument("--out", default=None, help="write the results as JSON here")
-    args, extra = p.parse_known_args(argv)
-    raw, train = [], {t: [] for t in args.threads}
-    for r in range(args.rounds):
-        raw.append(raw_env_sps(args.env, args.num_envs, args.steps, seed=r))
-        for t in args.threads:
-            train[t].append(train_sps(args.env, args.algo, args.num_envs, args.steps, t, extra))
-        print(
-            f"round {r + 1}: raw {raw[-1]:.0f} env steps/s, "
-            + ", ".join(f"train ({t} thread{'s' * (t > 1)}) {train[t][-1]:.0f}" for t in args.threads),
-            flush=True,
-        )
-    raw_med = statistics.median(raw)
-    result = {
-        "env": args.env,
-        "algo": args.algo,
-        "num_envs": args.num_envs,
-        "steps": args.steps,
-        "rounds": args.rounds,
-        "extra_args": extra,
-        "raw_env_sps": raw,
-        "raw_env_sps_median": raw_med,
-        "train_sps": {str(t): v for t, v in train.items()},
-        "train_sps_median": {str(t): statistics.median(v) for t, v in train.items()},
-        "ratio": {str(t): statistics.median(v) / raw_med for t, v in train.items()},
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    measures = {
+        "env": lambda env, b: env_sps(env, args.num_envs, args.env_steps),
+        "train": lambda env, b: train_sps(env, b, args.num_envs, args.train_steps),
+        "eval": lambda env, b: eval_eps(env, args.eval_episodes),
     }
-    for t in args.threads:
-        print(
-            f"{args.algo} on {args.env}, torch threads {t}: train {result['train_sps_median'][str(t)]:.0f} / "
-            f"raw {raw_med:.0f} env steps/s = ratio {result['ratio'][str(t)]:.2f}"
-        )
+    result = {
+        "args": vars(args),
+        "machine": runs.cpu_info(),
+        "units": {"env": "env steps/s", "train": "env steps/s", "eval": "episodes/s"},
+        "results": {},
+    }
+    for env in args.envs:
+        for name, measure in measures.items():
+            rounds = {b: [] for b in harness.BACKENDS}
+            for _ in range(args.rounds):
+                for b in ("mpe2", "batched"):  # alternate: both see the same machine state
+                    harness.use_backend(b)
+                    rounds[b].append(round(measure(env, b), 1))
+            harness.use_backend("batched")
+            ratios = [round(x / y, 2) for x, y in zip(rounds["batched"], rounds["mpe2"])]
+            med = {b: statistics.median(v) for b, v in rounds.items()}
+            result["results"][f"{env}/{name}"] = {
+                "rounds": rounds,
+                "median": med,
+                "ratio": round(med["batched"] / med["mpe2"], 2),
+                "round_ratios": ratios,
+            }
+            print(
+                f"{env:6s} {name:5s}: mpe2 {med['mpe2']:>9,.0f}  batched {med['batched']:>9,.0f} "
+                f"{result['units'][name]}  ratio {med['batched'] / med['mpe2']:.2f} "
+                f"(rounds {min(ratios)}-{max(ratios)})"
+            )
     if args.out:
         runs.write_json(args.out, result)
+        print(f"written: {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(runs.run_cli(main))

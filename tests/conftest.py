@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import harness
 from harness import force_to_action
@@ -33,31 +34,26 @@ def assert_clean_error(proc, pattern):
 
 
 class _ScriptedTeam:
-    """A scripted team reading the world state: every agent of the team
-    (predators if `adversary`, else prey) applies `gain * direction(agent, world)`."""
+    """A scripted tag team reading the world state (arrays [E, entities, 2]): every agent
+    of the team (predators if `adversary`, else the prey) applies `gain * direction`."""
 
     adversary = True
 
     def __init__(self, name: str = "tag", gain: float = 3.0):
-        self.gain = gain
+        self.agents, self.gain = harness.env_info(name)[0], gain
 
-    def __call__(self, obs, worlds):
-        out = {}
-        for e, world in enumerate(worlds):
-            for a in world.agents:
-                if a.adversary == self.adversary:
-                    out.setdefault(a.name, np.zeros((len(worlds), 5), np.float32))[e] = force_to_action(
-                        self.gain * self.direction(a, world)
-                    )
-        return out
+    def __call__(self, obs, state):
+        pos = state.pos[:, state.agent_slice]
+        predators, prey = pos[:, state.adversary], pos[:, ~state.adversary]  # [E, P, 2], [E, Q, 2]
+        mine = np.flatnonzero(state.adversary == self.adversary)
+        return {self.agents[k]: force_to_action(self.gain * self.direction(pos[:, k], predators, prey)) for k in mine}
 
 
 class ChasingPredators(_ScriptedTeam):
-    """Scripted predators that push straight at the prey."""
+    """Scripted predators that push straight at the (first) prey."""
 
-    def direction(self, agent, world):
-        prey = next(a for a in world.agents if not a.adversary)
-        return prey.state.p_pos - agent.state.p_pos
+    def direction(self, me, predators, prey):
+        return prey[:, 0] - me
 
 
 class FleeingPrey(_ScriptedTeam):
@@ -65,12 +61,10 @@ class FleeingPrey(_ScriptedTeam):
 
     adversary = False
 
-    def direction(self, agent, world):
-        away = min(
-            (agent.state.p_pos - p.state.p_pos for p in world.agents if p.adversary),
-            key=lambda d: float(np.linalg.norm(d)),
-        )
-        return away / max(float(np.linalg.norm(away)), 1e-6)
+    def direction(self, me, predators, prey):
+        away = me[:, None] - predators  # [E, P, 2]
+        nearest = away[np.arange(len(me)), np.linalg.norm(away, axis=-1).argmin(1)]
+        return nearest / np.maximum(np.linalg.norm(nearest, axis=-1, keepdims=True), 1e-6)
 
 
 class StationaryPolicy:
@@ -79,6 +73,14 @@ class StationaryPolicy:
     def __init__(self, name: str):
         self.agents, _, self.act_dims = harness.env_info(name)
 
-    def __call__(self, obs, worlds):
+    def __call__(self, obs, state):
         n = len(next(iter(obs.values())))
         return {a: np.zeros((n, self.act_dims[a]), np.float32) for a in self.agents}
+
+
+@pytest.fixture(autouse=True)
+def batched_backend():
+    """Every test starts on the default env backend (a script's --backend sets it process-wide)."""
+    harness.use_backend("batched")
+    yield
+    harness.use_backend("batched")

@@ -273,3 +273,58 @@ print(json.dumps(out))
         "eval_method_i missing checkpoint": [2],
         "eval_maddpg missing checkpoint": [2],
     }
+
+
+EXACT = [
+    "--max-steps",
+    "3072",
+    "--num-envs",
+    "2",
+    "--rollout-length",
+    "64",
+    "--update-epochs",
+    "2",
+    "--eval-interval",
+    "256",
+    "--eval-episodes",
+    "3",
+    "--final-eval-episodes",
+    "5",
+    "--no-progress",
+]
+
+
+def test_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """The envs' worlds, step counters and RNGs, the learner and its noise stream all travel in
+    latest.pt: a run stopped by SIGTERM and resumed is the uninterrupted run, bit for bit."""
+    assert train_method_i.main([*EXACT, *dirs(tmp_path / "a"), "--run-name", "x", "--seed", "5"]) == 0
+    args = [sys.executable, "train_method_i.py", *EXACT, *dirs(tmp_path / "b"), "--run-name", "x", "--seed", "5"]
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    metrics = tmp_path / "b/results/spread/method_i/x_s5/metrics.csv"
+    deadline = time.time() + 120
+    while not (metrics.exists() and len(runs.read_metrics(metrics)) >= 2) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    stopped_at = json.loads((metrics.parent / "summary.json").read_text())["env_steps"]
+    assert stopped_at < 3072
+    assert train_method_i.main([*dirs(tmp_path / "b"), "--run-name", "x", "--seed", "5", "--resume"]) == 0
+    timing = ("wall_time", "throughput", "train_time", "eval_time")
+    untimed = lambda row: json.dumps({k: v for k, v in row.items() if not k.startswith(timing)}, sort_keys=True)
+    whole = {r["step"]: untimed(r) for r in runs.read_metrics(tmp_path / "a/results/spread/method_i/x_s5/metrics.csv")}
+    parted = {r["step"]: untimed(r) for r in runs.read_metrics(metrics)}
+    assert max(whole) == 3072 and [s for s in whole if s > stopped_at]  # evaluations after the resume are compared
+    assert all(parted[s] == row for s, row in whole.items()), "the resumed run parted from the uninterrupted one"
+    summaries = [
+        json.loads((d / "results/spread/method_i/x_s5/summary.json").read_text())
+        for d in (tmp_path / "a", tmp_path / "b")
+    ]
+    assert summaries[0]["test_score"] == summaries[1]["test_score"]
