@@ -1,0 +1,818 @@
+"""Run the experiment protocol on simple_spread_v3: every training run, as Ray tasks.
+
+    python run_experiments.py --suite tune             # tuning runs: seeds 101-103, validation seeds only
+    python run_experiments.py --suite choose           # -> results/spread/tuning/chosen.{json,md}
+    python run_experiments.py --suite main             # 4 algorithms x reporting seeds 1-10, chosen flags
+    python run_experiments.py --suite all --dry-run    # list every command, run nothing
+    python run_experiments.py --suite main --address auto   # on a running Ray cluster
+
+Suites, in dependency order (`--suite all` runs them in this order):
+
+    tune       200k steps, tuning seeds 101-103, --final-eval-episodes 0 (the test seeds are never seen).
+               IPPO and Method I: the same PPO_DRAWS configurations of the PPO knobs, drawn once
+               from PPO_GRID with a fixed seed.  Method I then sweeps its distillation knobs one at a
+               time (DISTILL_GRID) around its best PPO configuration.  MADDPG, population 4 and
+               population 1: the same MADDPG_DRAWS configurations from MADDPG_GRID.
+    choose     reads the tuning runs' summary.json and writes chosen.json: per algorithm the
+               configuration with the best mean `last5_eval_normalised` over the tuning seeds, and
+               every candidate's scores (chosen.md: the same as tables).
+    main       200k steps, reporting seeds 1-10: Method I, IPPO, MADDPG population 4 and 1, chosen flags.
+    long       2M steps, seeds 1-5: Method I and IPPO.
+    wallclock  seeds 1-5: every algorithm with --max-time = the median wall time of the MADDPG
+               population main runs.
+    ablation   200k steps, seeds 1-5: Method I's distillation weight, interval and topology one at a
+               time around its chosen flags, and the controls --distill-target shuffled / random-encoder.
+    scaling    200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents.
+
+Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name,
+seed, flags).  Every run is a Ray task (one CPU) that runs the training script as a subprocess
+in this directory, its output appended to <run directory>/driver.log.  `ray.init()` starts a
+local Ray with one worker per core; --address connects to a running cluster, whose nodes must
+all have this repository at the same path and see the results and checkpoint directories
+(start it with RAY_kill_child_processes_on_worker_exit=0 in the environment so that a run whose
+worker is lost still saves its checkpoint, as the local instance does).
+
+Resuming: a run whose summary.json exists (and is not "interrupted") is skipped, after
+checking that its config.json has the flags the suite asks for; a run with a checkpoint
+latest.pt but no finished summary is continued with --resume.  So rerunning a command picks up
+where it stopped.  A run that fails is reported with the tail of its log, the others go on, and
+the exit code is 1.  Ctrl-C (or SIGTERM) stops every running script the way its own Ctrl-C
+does (it saves latest.pt), so the same command resumes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import random
+import shlex
+import signal
+import statistics
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from harness import UsageError
+
+try:  # run_cli (one-line errors, exit 2) lives in runs.py since the run-file split, in harness.py before
+    from runs import run_cli
+except ImportError:
+    from harness import run_cli
+
+ROOT = Path(__file__).resolve().parent
+ENV = "spread"
+STEPS = 200_000
+LONG_STEPS = 2_000_000
+WALLCLOCK_MAX_STEPS = 100_000_000  # the --max-time budget ends these runs, not the steps
+TUNE_SEEDS = (101, 102, 103)  # every hyperparameter choice is made on these
+REPORT_SEEDS = tuple(range(1, 11))  # never used for a choice
+FEW_SEEDS = tuple(range(1, 6))
+TUNE_METRIC = "last5_eval_normalised"  # validation seeds: mean of the last 5 periodic evaluations
+STOP_GRACE = 120.0  # seconds a stopped script gets to save latest.pt before it is killed
+LOG_TAIL = 15
+
+
+# ----------------------------------------------------------------------------
+# Algorithms and the tuning grids
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    key: str  # its entry in chosen.json
+    label: str
+    script: str
+    algo_dir: str  # results/<env>/<algo_dir>/
+    suffix: str = ""  # run-name suffix: the two MADDPG variants share results/spread/maddpg/
+    fixed: str = ""  # flags of every run of it
+
+    @property
+    def fixed_flags(self) -> tuple:
+        return tuple(self.fixed.split())
+
+
+# fmt: off
+ALGORITHMS = {a.key: a for a in [
+    #          key            label                    script               results     suffix   fixed flags
+    Algorithm("method_i",    "Method I (LA-IPPO)",    "train_method_i.py", "method_i"),
+    Algorithm("ppo",         "IPPO",                  "train_ppo.py",      "ppo"),
+    Algorithm("maddpg_pop4", "MADDPG, population 4",  "train_maddpg.py",   "maddpg",   "-pop4", "--population-size 4"),
+    Algorithm("maddpg_pop1", "MADDPG, single member", "train_maddpg.py",   "maddpg",   "-pop1",
+              "--population-size 1 --tournament-size 1"),
+]}
+# fmt: on
+
+PPO_GRID = {  # the PPO knobs IPPO and Method I share
+    "lr": [3e-4, 1e-3, 2e-3],
+    "update_epochs": [5, 10, 15],
+    "num_minibatches": [2, 4, 8],
+    "rollout_length": [64, 128, 256],
+    "ent_coef": [0.0, 0.005, 0.01],
+    "activation": ["relu", "tanh"],
+}
+PPO_DRAWS, PPO_DRAW_SEED = 8, 0  # both IPPO and Method I train these same 8 configurations
+DISTILL_CENTRE = {"distill_weight": 0.1, "distill_interval": 10, "topology": "all-to-all"}
+DISTILL_GRID = {  # Method I only; swept one knob at a time around DISTILL_CENTRE
+    "distill_weight": [0.01, 0.1, 1.0, 10.0],
+    "distill_interval": [1, 10, 50],
+    "topology": ["all-to-all", "ring", "star"],
+}
+MADDPG_GRID = {  # lr is both the actor's and the critic's
+    "lr": [3e-4, 1e-3],
+    "batch_size": [64, 128],
+    "learn_step": [8, 16],
+    "shared_networks": [False, True],
+}
+MADDPG_DRAWS, MADDPG_DRAW_SEED = 4, 0  # population 4 and population 1 both train these 4
+# meaningless with --topology none, which refuses them
+DISTILL_OPTIONS = tuple(
+    "--distill-weight --distill-interval --obs-buffer-size --distill-batch-size --distill-target".split()
+)
+
+
+def g(x) -> str:
+    """A number as it appears in flags and run names: 0.0003, 10, 0.01."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def draw(grid: dict, k: int, seed: int) -> list:
+    """k distinct configurations drawn uniformly from the grid's product with a fixed seed."""
+    combos = list(itertools.product(*grid.values()))
+    return [dict(zip(grid, combos[i])) for i in random.Random(seed).sample(range(len(combos)), k)]
+
+
+PPO_CONFIGS = draw(PPO_GRID, PPO_DRAWS, PPO_DRAW_SEED)
+MADDPG_CONFIGS = draw(MADDPG_GRID, MADDPG_DRAWS, MADDPG_DRAW_SEED)
+
+
+def ppo_flags(c: dict) -> tuple:
+    return tuple(
+        f"--lr {g(c['lr'])} --update-epochs {c['update_epochs']} --num-minibatches {c['num_minibatches']} "
+        f"--rollout-length {c['rollout_length']} --ent-coef {g(c['ent_coef'])} --activation {c['activation']}".split()
+    )
+
+
+def ppo_name(c: dict) -> str:
+    return (
+        f"lr{g(c['lr'])}-ep{c['update_epochs']}-mb{c['num_minibatches']}-rl{c['rollout_length']}"
+        f"-ent{g(c['ent_coef'])}-{c['activation']}"
+    )
+
+
+def distill_flags(d: dict) -> tuple:
+    return tuple(
+        f"--distill-weight {g(d['distill_weight'])} --distill-interval {d['distill_interval']} "
+        f"--topology {d['topology']}".split()
+    )
+
+
+def distill_name(d: dict) -> str:
+    return f"w{g(d['distill_weight'])}-k{d['distill_interval']}-{d['topology']}"
+
+
+def maddpg_flags(m: dict) -> tuple:
+    return tuple(
+        f"--lr-actor {g(m['lr'])} --lr-critic {g(m['lr'])} --batch-size {m['batch_size']} "
+        f"--learn-step {m['learn_step']} --{'' if m['shared_networks'] else 'no-'}shared-networks".split()
+    )
+
+
+def maddpg_name(m: dict) -> str:
+    return f"lr{g(m['lr'])}-b{m['batch_size']}-ls{m['learn_step']}-{'shared' if m['shared_networks'] else 'own'}"
+
+
+def one_at_a_time(centre: dict, grid: dict) -> list:
+    """The centre, then every value of each knob with the others at the centre."""
+    out = [dict(centre)]
+    for knob, values in grid.items():
+        out += [{**centre, knob: v} for v in values if v != centre[knob]]
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Runs
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: results/<env>/<algo>/<name>_s<seed>/."""
+
+    script: str
+    env: str
+    algo: str
+    name: str
+    seed: int
+    flags: tuple = ()
+
+    @property
+    def leaf(self) -> str:
+        return f"{self.name}_s{self.seed}"
+
+    def result_dir(self, ctx) -> Path:
+        return ctx.results / self.env / self.algo / self.leaf
+
+    def ckpt_dir(self, ctx) -> Path:
+        return ctx.checkpoints / self.env / self.algo / self.leaf
+
+    def args(self, ctx, resume: bool = False, shown: bool = False) -> list:
+        """The script and its arguments (the task runs them with its own Python);
+        shown: with the directories relative to the current one, for printing."""
+        path = ctx.rel if shown else str
+        return [self.script, *f"--env {self.env} --seed {self.seed} --run-name {self.name}".split(), *self.flags,
+                "--results-dir", path(ctx.results), "--checkpoint-dir", path(ctx.checkpoints), "--no-progress",
+                *(["--resume"] if resume else [])]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One configuration of one algorithm in the tuning sweep."""
+
+    algorithm: str
+    name: str  # run name, describes the configuration
+    flags: tuple  # the algorithm's fixed flags and the configuration's
+
+    def runs(self) -> list:
+        """Its tuning runs: 200k steps, and never the test seeds."""
+        a = ALGORITHMS[self.algorithm]
+        flags = (*self.flags, "--max-steps", str(STEPS), "--final-eval-episodes", "0")
+        return [Run(a.script, ENV, a.algo_dir, self.name, seed, flags) for seed in TUNE_SEEDS]
+
+
+@dataclasses.dataclass
+class Context:
+    results: Path
+    checkpoints: Path
+    dry_run: bool = False
+    address: str | None = None
+    started_ray: bool = False
+    failures: list = dataclasses.field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary.json if the run finished (not interrupted), else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if summary.get("interrupted") else summary
+
+
+def runs_of(algorithm: str, name: str, seeds, *flags: str) -> list:
+    """One run per seed of an algorithm (its run-name suffix appended to name)."""
+    a = ALGORITHMS[algorithm]
+    return [Run(a.script, ENV, a.algo_dir, name + a.suffix, seed, tuple(flags)) for seed in seeds]
+
+
+def options(flags: Iterable[str]) -> dict:
+    """["--lr", "0.001", "--shared-networks"] -> {"--lr": "0.001", "--shared-networks": None}."""
+    out, flags = {}, list(flags)
+    for i, f in enumerate(flags):
+        if f.startswith("--"):
+            nxt = flags[i + 1] if i + 1 < len(flags) else None
+            out[f] = None if nxt is None or nxt.startswith("--") else nxt
+    return out
+
+
+def to_flags(opts: dict) -> tuple:
+    return tuple(x for k, v in opts.items() for x in ((k,) if v is None else (k, v)))
+
+
+# ----------------------------------------------------------------------------
+# tune
+# ----------------------------------------------------------------------------
+
+
+def stage1_candidates() -> list:
+    """IPPO and Method I on the same PPO configurations (Method I with the centre
+    distillation), and MADDPG's configurations at population 4 and 1."""
+    centre = DISTILL_CENTRE
+    out = [Candidate("ppo", f"tune-{ppo_name(c)}", ppo_flags(c)) for c in PPO_CONFIGS]
+    out += [Candidate("method_i", f"tune-{ppo_name(c)}-{distill_name(centre)}", ppo_flags(c) + distill_flags(centre))
+            for c in PPO_CONFIGS]  # fmt: skip
+    for key in ("maddpg_pop4", "maddpg_pop1"):
+        a = ALGORITHMS[key]
+        out += [
+            Candidate(key, f"tune-{maddpg_name(m)}{a.suffix}", a.fixed_flags + maddpg_flags(m)) for m in MADDPG_CONFIGS
+        ]
+    return out
+
+
+def stage2_candidates(ppo_config: dict) -> list:
+    """Method I's distillation knobs, one at a time, on its best stage-1 PPO configuration."""
+    name, flags = f"tune-{ppo_name(ppo_config)}", ppo_flags(ppo_config)
+    return [Candidate("method_i", f"{name}-{distill_name(d)}", flags + distill_flags(d))
+            for d in one_at_a_time(DISTILL_CENTRE, DISTILL_GRID)]  # fmt: skip
+
+
+def scores(ctx, candidates: list) -> list:
+    """[(candidate, {seed: score}, mean)]; UsageError naming the first unfinished run."""
+    missing = [r for c in candidates for r in c.runs() if read_summary(r.result_dir(ctx)) is None]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UsageError(
+            f"tuning run {ctx.rel(missing[0].result_dir(ctx))} has not finished{more}; "
+            "run `python run_experiments.py --suite tune` first"
+        )
+    out = []
+    for c in candidates:
+        s = {r.seed: read_summary(r.result_dir(ctx)).get(TUNE_METRIC, float("nan")) for r in c.runs()}
+        vals = [float(v) if v is not None else float("nan") for v in s.values()]
+        out.append((c, s, statistics.fmean(vals)))
+    return out
+
+
+def best(scored: list):
+    """The first candidate with the highest mean (NaN never wins)."""
+    ok = [x for x in scored if x[2] == x[2]]
+    if not ok:
+        raise UsageError(f"no tuning run of {scored[0][0].algorithm} has a {TUNE_METRIC}")
+    return max(ok, key=lambda x: x[2])  # max keeps the first of equal values
+
+
+def best_method_i_ppo_config(ctx) -> dict:
+    scored = scores(ctx, [c for c in stage1_candidates() if c.algorithm == "method_i"])
+    return PPO_CONFIGS[scored.index(best(scored))]
+
+
+def tuning_candidates(ctx) -> dict:
+    """{algorithm: [candidate]} of the whole sweep (stage 2 needs stage 1's Method I results)."""
+    out = {}
+    for c in stage1_candidates():
+        out.setdefault(c.algorithm, []).append(c)
+    names = {c.name for c in out["method_i"]}
+    out["method_i"] += [c for c in stage2_candidates(best_method_i_ppo_config(ctx)) if c.name not in names]
+    return out
+
+
+def suite_tune(ctx):
+    yield "stage 1: PPO knobs (IPPO, Method I) and MADDPG", [r for c in stage1_candidates() for r in c.runs()]
+    try:
+        centre = best_method_i_ppo_config(ctx)
+    except UsageError:
+        if ctx.dry_run:
+            print(
+                "# stage 2 (Method I's distillation knobs on its best PPO configuration) is listed once "
+                "stage 1's Method I runs have finished"
+            )
+            return
+        raise
+    stage2 = [r for c in stage2_candidates(centre) for r in c.runs()]
+    yield f"stage 2: Method I's distillation knobs on {ppo_name(centre)}", stage2
+
+
+# ----------------------------------------------------------------------------
+# choose
+# ----------------------------------------------------------------------------
+
+
+def chosen_path(ctx) -> Path:
+    return ctx.results / ENV / "tuning" / "chosen.json"
+
+
+def choose(ctx) -> dict:
+    out = {"env": ENV, "metric": TUNE_METRIC, "tuning_seeds": list(TUNE_SEEDS), "tuning_steps": STEPS, "algorithms": {}}
+    for key, candidates in tuning_candidates(ctx).items():
+        scored = scores(ctx, candidates)
+        winner = best(scored)
+        ranked = sorted(scored, key=lambda x: -x[2] if x[2] == x[2] else float("inf"))
+        out["algorithms"][key] = {
+            "label": ALGORITHMS[key].label,
+            "script": ALGORITHMS[key].script,
+            "algo_dir": ALGORITHMS[key].algo_dir,
+            "run_name": winner[0].name,
+            "flags": list(winner[0].flags),
+            "mean": winner[2],
+            "candidates": [
+                {"run_name": c.name, "flags": list(c.flags), "scores": {str(k): v for k, v in s.items()}, "mean": m}
+                for c, s, m in ranked
+            ],
+        }
+    return out
+
+
+def choice_markdown(choice: dict) -> str:
+    seeds = choice["tuning_seeds"]
+    lines = [
+        f"# Tuning on simple_{choice['env']}_v3: the chosen configurations\n",
+        f"Score: `{choice['metric']}` of each run's summary.json (the mean of its last 5 periodic "
+        "evaluations on the validation seeds; 0 = random policy, 1 = oracle), averaged over the tuning seeds "
+        f"{', '.join(map(str, seeds))}. {choice['tuning_steps']:,} env steps per run; tuning runs never "
+        "evaluate the test seeds (`--final-eval-episodes 0`). The chosen configuration is the best mean "
+        "(in bold); `python run_experiments.py --suite main` trains it on the reporting seeds.\n",
+    ]
+    for key, a in choice["algorithms"].items():
+        fixed = ALGORITHMS[key].fixed_flags if key in ALGORITHMS else ()
+        lines += [
+            f"## {a['label']}: {len(a['candidates'])} candidates\n",
+            f"`python {a['script']} {shlex.join(a['flags'])}`\n" if a["flags"] else "",
+            "| rank | run name | flags | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+            "|---" * (4 + len(seeds)) + "|",
+        ]
+        for i, c in enumerate(a["candidates"], 1):
+            b = "**" if c["run_name"] == a["run_name"] else ""
+            knobs = shlex.join(c["flags"][len(fixed) :])
+            cells = " | ".join(f"{c['scores'][str(s)]:.3f}" for s in seeds)
+            lines.append(f"| {b}{i}{b} | {b}{c['run_name']}{b} | `{knobs}` | {cells} | {b}{c['mean']:.3f}{b} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def suite_choose(ctx):
+    choice = choose(ctx)
+    md = choice_markdown(choice)
+    print(md)
+    if ctx.dry_run:
+        print(f"# --dry-run: not writing {ctx.rel(chosen_path(ctx))}")
+    else:
+        write_text(chosen_path(ctx), json.dumps(choice, indent=2) + "\n")
+        write_text(chosen_path(ctx).with_suffix(".md"), md)
+        print(f"wrote {ctx.rel(chosen_path(ctx))} and {ctx.rel(chosen_path(ctx).with_suffix('.md'))}")
+    return []
+
+
+def load_chosen(ctx) -> dict:
+    """{algorithm: chosen flags} from chosen.json."""
+    path = chosen_path(ctx)
+    if not path.exists():
+        raise UsageError(f"no {ctx.rel(path)}: run `python run_experiments.py --suite tune`, then `--suite choose`")
+    algos = json.loads(path.read_text())["algorithms"]
+    missing = [k for k in ALGORITHMS if k not in algos]
+    if missing:
+        raise UsageError(f"{ctx.rel(path)} has no choice for {missing[0]}; rerun `--suite choose`")
+    return {k: tuple(algos[k]["flags"]) for k in ALGORITHMS}
+
+
+# ----------------------------------------------------------------------------
+# main, long, wallclock, ablation, scaling
+# ----------------------------------------------------------------------------
+
+
+def suite_main(ctx):
+    """200k steps, reporting seeds 1-10: every algorithm with its chosen flags."""
+    chosen = load_chosen(ctx)
+    runs = []
+    for key in ALGORITHMS:
+        runs += runs_of(key, "main-tuned", REPORT_SEEDS, *chosen[key], "--max-steps", str(STEPS))
+    yield "every algorithm, chosen flags, reporting seeds 1-10", runs
+
+
+def suite_long(ctx):
+    """2M steps, seeds 1-5: Method I and IPPO."""
+    chosen = load_chosen(ctx)
+    runs = []
+    for key in ("method_i", "ppo"):
+        runs += runs_of(key, "long-tuned", FEW_SEEDS, *chosen[key], "--max-steps", str(LONG_STEPS))
+    yield "Method I and IPPO, 2M steps", runs
+
+
+def wallclock_budget(ctx) -> float:
+    """The median wall time of the finished MADDPG population-4 main runs."""
+    runs = runs_of("maddpg_pop4", "main-tuned", REPORT_SEEDS)
+    missing = [r for r in runs if read_summary(r.result_dir(ctx)) is None]
+    if missing:
+        raise UsageError(
+            f"--suite wallclock needs every MADDPG population main run; {ctx.rel(missing[0].result_dir(ctx))} "
+            f"has not finished ({len(missing)} of {len(runs)} missing): run `--suite main` first"
+        )
+    return round(statistics.median(read_summary(r.result_dir(ctx))["wall_time"] for r in runs), 1)
+
+
+def suite_wallclock(ctx):
+    """Seeds 1-5: every algorithm for the MADDPG population's median wall time."""
+    chosen, budget = load_chosen(ctx), wallclock_budget(ctx)
+    runs = []
+    for key in ALGORITHMS:
+        runs += runs_of(key, "wallclock-tuned", FEW_SEEDS, *chosen[key],
+                        "--max-steps", str(WALLCLOCK_MAX_STEPS), "--max-time", g(budget))  # fmt: skip
+    yield f"every algorithm, --max-time {g(budget)} s", runs
+
+
+def ablation_variants(base: tuple) -> list:
+    """[(run name, flags)]: Method I's chosen flags with one distillation knob
+    changed, and the two controls; a variant equal to the chosen flags is the
+    single run "abl-chosen"."""
+    opts = options(base)
+    variants = [(f"abl-weight-{g(w)}", {"--distill-weight": g(w)}) for w in DISTILL_GRID["distill_weight"]]
+    variants += [(f"abl-interval-{k}", {"--distill-interval": g(k)}) for k in DISTILL_GRID["distill_interval"]]
+    variants += [(f"abl-topology-{t}", {"--topology": t}) for t in [*DISTILL_GRID["topology"], "none"]]
+    variants += [(f"abl-target-{t}", {"--distill-target": t}) for t in ("shuffled", "random-encoder")]
+    out, seen = [], {}
+    for name, change in variants:
+        v = {**opts, **change}
+        if v.get("--topology") == "none":
+            v = {k: x for k, x in v.items() if k not in DISTILL_OPTIONS}
+        key = json.dumps(v, sort_keys=True)
+        if key in seen:
+            continue
+        seen[key] = name = "abl-chosen" if v == opts else name
+        out.append((name, to_flags(v)))
+    return out
+
+
+def suite_ablation(ctx):
+    """200k steps, seeds 1-5: Method I's distillation knobs one at a time, and the controls."""
+    runs = []
+    for name, flags in ablation_variants(load_chosen(ctx)["method_i"]):
+        runs += runs_of("method_i", name, FEW_SEEDS, *flags, "--max-steps", str(STEPS))
+    yield "Method I distillation ablations and controls", runs
+
+
+def suite_scaling(ctx):
+    """200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents."""
+    chosen = load_chosen(ctx)
+    runs = []
+    for n in (3, 6):
+        for key in ("method_i", "ppo"):
+            runs += runs_of(
+                key, f"scale-n{n}", FEW_SEEDS, *chosen[key], "--num-agents", str(n), "--max-steps", str(STEPS)
+            )
+    yield "Method I and IPPO with 3 and 6 agents", runs
+
+
+# name -> function(ctx) yielding (stage description, [Run]); `all` runs SUITE_ORDER
+SUITE_ORDER = ("tune", "choose", "main", "long", "wallclock", "ablation", "scaling")
+SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUITE_ORDER}
+
+
+# ----------------------------------------------------------------------------
+# Execution: one Ray task per run
+# ----------------------------------------------------------------------------
+
+
+def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -> int:
+    """Ray task: run `python <args>` in `cwd`, output appended to log_path; the exit code.
+
+    Cancelling the task (ray.cancel, as Ctrl-C in the driver does) sends the
+    script SIGTERM, which it handles like Ctrl-C: it finishes the current
+    update, saves latest.pt and exits.  The script also gets SIGTERM when this
+    worker process dies (PR_SET_PDEATHSIG; see ensure_ray), and SIGINT is
+    unblocked for it (Ray's workers block it)."""
+    import ctypes
+    import socket
+    import subprocess
+    import time
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def child_setup():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    if threading.current_thread() is threading.main_thread():
+        # ray.cancel raises KeyboardInterrupt through Python's SIGINT handler; a driver started with
+        # SIGINT ignored (nohup, `cmd &` in a script) passes SIG_IGN down to the workers and the
+        # cancellation would do nothing.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    command = [sys.executable, *args]
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}: {shlex.join(command)}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_setup
+        )
+        try:
+            while proc.poll() is None:  # poll, not wait(): Ray's cancellation interrupts Python code only
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.write(f"# cancelled by the driver; exit code {proc.returncode}\n")
+            raise
+        log.write(f"# exit code {proc.returncode}\n")
+    return proc.returncode
+
+
+def ensure_ray(ctx):
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray SIGKILLs a worker's child processes when the worker exits; without that, a script whose
+        # worker goes away (the driver killed hard) gets its PR_SET_PDEATHSIG SIGTERM and saves latest.pt.
+        os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
+        kwargs = {} if ctx.address else {"include_dashboard": False}
+        try:
+            ray.init(address=ctx.address or "local", log_to_driver=False, logging_level="ERROR", **kwargs)
+        except ConnectionError as exc:
+            raise UsageError(f"--address {ctx.address}: {str(exc).splitlines()[0]}") from None
+        ctx.started_ray = True  # a local instance is stopped at the end, a cluster only disconnected
+    if __name__ != "__main__":  # imported (tests): ship the task by value, workers need not import this file
+        import ray.cloudpickle
+
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return ray
+
+
+def config_mismatch(run: Run, ctx) -> str | None:
+    """How a finished run's config.json differs from the flags the suite asks for, or None."""
+    try:
+        saved = json.loads((run.result_dir(ctx) / "config.json").read_text())["args"]
+    except (OSError, ValueError, KeyError):
+        return "it has no readable config.json"
+    skip = {"--results-dir", "--checkpoint-dir", "--run-name", "--no-progress", "--resume"}
+    for flag, value in options(run.args(ctx)[1:]).items():
+        if flag in skip:
+            continue
+        dest, expected = flag[2:].replace("-", "_"), value
+        if value is None:
+            if flag.startswith("--no-") and dest[3:] in saved:
+                dest, expected = dest[3:], False
+            else:
+                expected = True
+        have = saved.get(dest, "<absent>")
+        if isinstance(expected, bool) or isinstance(have, bool):
+            same = have == expected
+        elif isinstance(have, list):
+            same = " ".join(map(str, have)) == expected
+        else:
+            try:
+                same = float(have) == float(expected)
+            except (TypeError, ValueError):
+                same = str(have) == expected
+        if not same:
+            return f"it was run with {flag} {have}, the suite asks for {expected}"
+    return None
+
+
+def status(run: Run, ctx) -> tuple:
+    """("finished" | "resume" | "new" | "blocked", detail)."""
+    rdir, ckpt = run.result_dir(ctx), run.ckpt_dir(ctx)
+    if read_summary(rdir) is not None:
+        mismatch = config_mismatch(run, ctx)
+        if mismatch:
+            return "blocked", (
+                f"{ctx.rel(rdir)} is finished but {mismatch}; move it away (or use another "
+                "--results-dir) to run this one"
+            )
+        return "finished", ""
+    if (ckpt / "latest.pt").exists():
+        return "resume", ""
+    if (rdir / "config.json").exists():
+        return "blocked", (
+            f"{ctx.rel(rdir)} was started but has no checkpoint {ctx.rel(ckpt / 'latest.pt')} to resume "
+            "from (it died before saving one); delete both directories to start it again"
+        )
+    return "new", ""
+
+
+def log_tail(path: Path, n: int = LOG_TAIL) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in lines[-n:])
+
+
+def execute(suite: str, stage: str, batch: list, ctx) -> None:
+    """Run a batch of runs as Ray tasks (skipping finished ones, resuming
+    interrupted ones); failures are reported and recorded in ctx.failures."""
+    from tqdm import tqdm
+
+    batch = list(dict.fromkeys(batch))
+    states = [(run, *status(run, ctx)) for run in batch]
+    count = {s: sum(1 for _, t, _ in states if t == s) for s in ("finished", "resume", "new", "blocked")}
+    print(
+        f"# {suite}, {stage}: {len(batch)} runs ({count['finished']} finished, {count['resume']} to resume, "
+        f"{count['new']} to start" + (f", {count['blocked']} blocked" if count["blocked"] else "") + ")",
+        flush=True,
+    )
+    for run, state, detail in states:
+        if state == "blocked":
+            print(f"error: {detail}", file=sys.stderr)
+            ctx.failures.append((run, detail))
+    todo = [(run, state == "resume") for run, state, _ in states if state in ("resume", "new")]
+    if ctx.dry_run:
+        for run, state, _ in states:
+            if state == "finished":
+                print(f"# finished: {ctx.rel(run.result_dir(ctx))}")
+            elif state != "blocked":
+                print(shlex.join(["python", *run.args(ctx, resume=state == "resume", shown=True)]))
+        return
+    if not todo:
+        return
+    ray = ensure_ray(ctx)
+    task = ray.remote(num_cpus=1)(train_task)
+    refs = {}
+    for run, resume in todo:
+        log = run.result_dir(ctx) / "driver.log"
+        refs[task.remote(run.args(ctx, resume), str(ROOT), str(log))] = (run, log)
+        print(f"{'resume' if resume else 'start '}  {ctx.rel(run.result_dir(ctx))}  (log: driver.log)", flush=True)
+    bar = tqdm(total=len(batch), initial=len(batch) - len(todo), unit="run", desc=suite, dynamic_ncols=True)
+    pending = list(refs)
+    previous = None  # SIGTERM stops the runs like Ctrl-C (set after ray.init, which installs a handler of its own)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            run, log = refs[done[0]]
+            try:
+                code, problem = ray.get(done[0]), None
+            except Exception as exc:  # the task itself failed (worker died, ...)
+                code, problem = None, f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            if problem is None and code != 0:
+                problem = f"exit code {code}"
+            if problem is None and read_summary(run.result_dir(ctx)) is None:
+                problem = "exited 0 without a finished summary.json"
+            bar.update(1)
+            if problem:
+                ctx.failures.append((run, problem))
+                tqdm.write(
+                    f"FAILED  {ctx.rel(run.result_dir(ctx))}: {problem}; last lines of {ctx.rel(log)}:\n"
+                    f"{log_tail(log)}",
+                    file=sys.stderr,
+                )
+            else:
+                tqdm.write(f"done    {ctx.rel(run.result_dir(ctx))}")
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"\ninterrupted: stopping {len(pending)} runs (each saves latest.pt; run the same command again "
+            "to resume them)",
+            file=sys.stderr,
+            flush=True,
+        )
+        for ref in pending:
+            ray.cancel(ref)
+        ray.wait(pending, num_returns=len(pending), timeout=STOP_GRACE + 30)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    bar.close()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", required=True, choices=[*SUITES, "all"], help="what to run (all: every suite in order)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to run on (HOST:PORT, or auto for one started on this machine with `ray start`); "
+        "default: a new local Ray with one worker per core, stopped at the end",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the commands (and what is finished) without running")
+    p.add_argument("--results-dir", default="results", help="root of the run directories")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the checkpoint directories")
+    args = p.parse_args(argv)
+    ctx = Context(Path(args.results_dir).resolve(), Path(args.checkpoint_dir).resolve(), args.dry_run, args.address)
+    names = SUITE_ORDER if args.suite == "all" else (args.suite,)
+    try:
+        for name in names:
+            try:
+                for stage, batch in SUITES[name](ctx):
+                    execute(name, stage, batch, ctx)
+            except UsageError as exc:
+                if not (ctx.dry_run and args.suite == "all"):
+                    raise
+                print(f"# {name}: not listed yet: {exc}")
+    except UsageError:
+        report_failures(ctx)
+        raise
+    finally:
+        if ctx.started_ray:
+            import ray
+
+            ray.shutdown()
+    return report_failures(ctx)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def report_failures(ctx) -> int:
+    if not ctx.failures:
+        return 0
+    print(f"\n{len(ctx.failures)} run(s) failed or blocked:", file=sys.stderr)
+    for run, problem in ctx.failures:
+        print(f"  {ctx.rel(run.result_dir(ctx))}: {problem}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
