@@ -49,6 +49,7 @@ class UsageError(Exception):
 @dataclass(frozen=True)
 class EnvSpec:
     name: str
+    family: str  # "spread" or "tag": the scenario, whatever its size
     module: str
     kwargs: tuple
 
@@ -59,13 +60,15 @@ class EnvSpec:
         return mod.parallel_env(render_mode=render_mode, **dict(self.kwargs))
 
 
+def _spread(n: int) -> EnvSpec:
+    kwargs = (("N", n), ("local_ratio", 0.5), ("max_cycles", 25), ("continuous_actions", True))
+    return EnvSpec("spread" if n == 3 else f"spread-{n}", "spread", "mpe2.simple_spread_v3", kwargs)
+
+
 ENVS = {
-    "spread": EnvSpec(
-        "spread",
-        "mpe2.simple_spread_v3",
-        (("N", 3), ("local_ratio", 0.5), ("max_cycles", 25), ("continuous_actions", True)),
-    ),
+    "spread": _spread(3),
     "tag": EnvSpec(
+        "tag",
         "tag",
         "mpe2.simple_tag_v3",
         (
@@ -77,12 +80,28 @@ ENVS = {
         ),
     ),
 }
+SPREAD_AGENTS = 3  # simple_spread_v3's team size unless --num-agents says otherwise
 
 
 def env_spec(name: str) -> EnvSpec:
-    if name not in ENVS:
-        raise UsageError(f"unknown env {name!r}; choose from {', '.join(ENVS)}")
-    return ENVS[name]
+    """The spec of "spread", "tag" or "spread-N" (simple_spread_v3 with N agents and N landmarks)."""
+    if name in ENVS:
+        return ENVS[name]
+    size = name.removeprefix("spread-")
+    if size != name and size.isdigit() and int(size) >= 2:
+        return _spread(int(size))
+    raise UsageError(f"unknown env {name!r}; choose from {', '.join(ENVS)} (or spread-N for N agents)")
+
+
+def env_id(env: str, num_agents: int = SPREAD_AGENTS) -> str:
+    """The env a run plays: --env spread with --num-agents N is "spread-N" (N = 3 is "spread")."""
+    if num_agents == SPREAD_AGENTS:
+        return env
+    if env != "spread":
+        raise UsageError(f"--num-agents is for --env spread (simple_spread_v3), not {env!r}")
+    if num_agents < 2:
+        raise UsageError("--num-agents must be at least 2")
+    return _spread(num_agents).name
 
 
 def episode_length(name: str) -> int:
@@ -168,7 +187,7 @@ class VecEnv:
         from mpe_batched import BatchedMPE
 
         self.name, self.num_envs, self.seed, self.session = name, num_envs, seed, session
-        self.world = BatchedMPE(name, num_envs, **dict(env_spec(name).kwargs))
+        self.world = BatchedMPE(env_spec(name).family, num_envs, **dict(env_spec(name).kwargs))
         self.agents, self.obs_dims, self.act_dims = env_info(name)
         self._returns = np.zeros((num_envs, len(self.agents)))
 
@@ -333,7 +352,7 @@ def _episodes(name: str, policy, seeds: list, render_env=None) -> dict:
     from mpe_batched import BatchedMPE
 
     agents = env_info(name)[0]
-    world = BatchedMPE(name, len(seeds), **dict(env_spec(name).kwargs))
+    world = BatchedMPE(env_spec(name).family, len(seeds), **dict(env_spec(name).kwargs))
     obs = world.reset(seeds=seeds)
     total, touch, frames = np.zeros((len(seeds), len(agents))), np.zeros(len(seeds), dtype=np.int64), []
     if render_env is not None:
@@ -460,7 +479,7 @@ class OraclePolicy:
     agents to landmarks, then a PD force u = 8 (target - pos) - 2 vel."""
 
     def __init__(self, name: str, kp: float = 8.0, kd: float = 2.0):
-        if name != "spread":
+        if env_spec(name).family != "spread":
             raise UsageError(f"the oracle reference policy is defined for spread only, not {name!r}")
         self.agents = env_info(name)[0]
         self.kp, self.kd = kp, kd
@@ -482,7 +501,7 @@ class OraclePolicy:
 def reference_scores(name: str, split: str, n: int) -> dict:
     """Mean score of the random and oracle policies on the evaluation seeds."""
     out = {"random": float(run_episodes(name, RandomPolicy(name), eval_seeds(split, n))["scores"].mean())}
-    if name == "spread":
+    if env_spec(name).family == "spread":
         out["oracle"] = float(run_episodes(name, OraclePolicy(name), eval_seeds(split, n))["scores"].mean())
     return out
 

@@ -45,8 +45,16 @@ LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
 Topology = Literal["all-to-all", "ring", "star", "none"]
 TOPOLOGIES = get_args(Topology)
 Activation = Literal["tanh", "relu"]
+DistillTarget = Literal["peer", "shuffled", "random-encoder"]
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
-DISTILLATION_FIELDS = ("topology", "distill_interval", "distill_weight", "obs_buffer_size", "distill_batch_size")
+DISTILLATION_FIELDS = (
+    "topology",
+    "distill_interval",
+    "distill_weight",
+    "obs_buffer_size",
+    "distill_batch_size",
+    "distill_target",
+)
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -109,6 +117,10 @@ class Config:
     """per-agent buffer of recent raw observations D_i that distillation samples from"""
     distill_batch_size: int = 64
     """observations sampled from D_i per distillation step"""
+    distill_target: DistillTarget = "peer"
+    """peer = Method I: f_j(o) of a teacher on the same o; the controls, same weight and schedule: shuffled = f_j(o')
+    of a random teacher on a different observation o' of the batch (regularisation toward peer latents without
+    alignment); random-encoder = a frozen randomly initialised encoder of the same shape on o"""
     # -- diagnostics
     probe_size: int = 256
     """fixed batch of observations on which the mean latent distance between agents is logged"""
@@ -130,6 +142,7 @@ class Config:
             (self.clip_coef > 0, "clip_coef must be positive"),
             (self.update_epochs > 0 and self.num_minibatches > 0, "update_epochs and num_minibatches must be positive"),
             (self.rollout_length > 0 and self.probe_size > 0, "rollout_length and probe_size must be positive"),
+            (self.distill_target in get_args(DistillTarget), f"unknown distill_target {self.distill_target!r}"),
             (self.max_grad_norm > 0, "max_grad_norm must be positive"),
             (self.distill_interval > 0, "distill_interval must be positive"),
             (self.distill_weight >= 0, "distill_weight must be non-negative"),
@@ -154,6 +167,14 @@ class Config:
 # ----------------------------------------------------------------------------
 # Pure functions: topology, GAE, PPO loss
 # ----------------------------------------------------------------------------
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear centred kernel alignment of two representations [B, dx], [B, dy] of the same B inputs:
+    ||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc (Kornblith et al. 2019)."""
+    x, y = (x - x.mean(0)).double(), (y - y.mean(0)).double()
+    denominator = (x.T @ x).norm() * (y.T @ y).norm()
+    return float((x.T @ y).norm() ** 2 / denominator) if denominator > 0 else float("nan")
 
 
 def topology_pairs(topology: str, n: int) -> list[tuple[int, int]]:
@@ -268,6 +289,10 @@ class AgentGroup(nn.Module):
             )
         )
         self.head_b = nn.Parameter(torch.zeros(n, 1, act_dim + 1))
+        if cfg.distills and cfg.distill_target == "random-encoder":  # the control's frozen targets (not trained)
+            for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+                self.register_buffer(f"random_w{k}", orthogonal(n, a, b, gain, generator))
+                self.register_buffer(f"random_b{k}", torch.zeros(n, 1, b))
         self.log_std = nn.Parameter(torch.full((n, 1, act_dim), float(cfg.init_log_std)))
         self.register_buffer("norm_mean", torch.zeros(n, 1, obs_dim))
         self.register_buffer("norm_var", torch.ones(n, 1, obs_dim))
@@ -496,26 +521,51 @@ class AgentGroup(nn.Module):
         )
         samples = torch.as_tensor(np.take_along_axis(self.obs_buffer, idx.numpy()[..., None], axis=1))  # [A, B, D]
         students = sorted({i for i, _ in self.pairs})
-        with torch.no_grad():  # teacher j's own pipeline on student i's samples
-            targets = {(i, j): self.encode(samples[i : i + 1], [j])[0] for i, j in self.pairs}
+        with torch.no_grad():
+            targets = self._distill_targets(samples, students, generator)
         latents = self.encode(samples[students], students)
         total = 0.0
         for k, i in enumerate(students):
-            teachers = [j for s, j in self.pairs if s == i]
-            loss_i = torch.stack([((latents[k] - targets[(i, j)]) ** 2).sum(-1).mean() for j in teachers]).mean()
+            loss_i = torch.stack([((latents[k] - target) ** 2).sum(-1).mean() for target in targets[i]]).mean()
             losses[i] = loss_i.item()
             total = total + cfg.distill_weight * loss_i
         self._step(total, students)
         return losses
 
+    def _distill_targets(self, samples, students, generator) -> dict:
+        """{student i: [target latents [B, latent]]} for i's samples o ~ D_i (samples[i]).
+        peer: one target per teacher j, f_j(o) through j's own pipeline (normaliser included);
+        shuffled: one target, each sample's from a random teacher of i on another sample of the batch;
+        random-encoder: one target, a frozen random encoder after i's own normaliser."""
+        teachers = {i: [j for s, j in self.pairs if s == i] for i in students}
+        if self.cfg.distill_target == "peer":
+            return {i: [self.encode(samples[i : i + 1], [j])[0] for j in teachers[i]] for i in students}
+        if self.cfg.distill_target == "random-encoder":
+            t = self._tensors(students)
+            sel = torch.as_tensor(students)
+            layers = [
+                (getattr(self, f"random_w{k}")[sel], getattr(self, f"random_b{k}")[sel]) for k in range(len(self.enc_w))
+            ]
+            return {i: [z] for i, z in zip(students, self._encode(t._replace(encoder=layers), samples[students]))}
+        out = {}
+        for i in students:  # shuffled
+            every = self.encode(samples[i].expand(len(self), -1, -1))  # [A, B, latent]: every agent on i's samples
+            b = samples.shape[1]
+            who = torch.as_tensor(teachers[i])[torch.randint(len(teachers[i]), (b,), generator=generator)]
+            shift = torch.randint(1, b, (b,), generator=generator) if b > 1 else torch.zeros(b, dtype=torch.long)
+            out[i] = [every[who, (torch.arange(b) + shift) % b]]  # another sample of the batch, never the same one
+        return out
+
     @torch.no_grad()
-    def latent_distance(self) -> float:
-        """Mean pairwise L2 distance between agents' latents of the probe batch."""
+    def latent_diagnostics(self) -> tuple:
+        """(mean pairwise L2 distance, mean pairwise linear CKA) between agents' latents of the probe batch.
+        CKA is 1 when two agents' latents agree up to rotation and isotropic scaling, near 0 when unrelated."""
         if self.probe is None or len(self) < 2:
-            return float("nan")
+            return float("nan"), float("nan")
         z = self.encode_all(self.probe)
-        d = [(z[i] - z[j]).norm(dim=-1).mean().item() for i in range(len(self)) for j in range(i + 1, len(self))]
-        return float(np.mean(d))
+        pairs = [(i, j) for i in range(len(self)) for j in range(i + 1, len(self))]
+        distance = np.mean([(z[i] - z[j]).norm(dim=-1).mean().item() for i, j in pairs])
+        return float(distance), float(np.mean([linear_cka(z[i], z[j]) for i, j in pairs]))
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
@@ -665,8 +715,9 @@ class LAIPPO:
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "log_std", "distill_loss"):
             vals = [d[key] for d in per_agent.values() if not math.isnan(d[key])]
             stats[key] = float(np.mean(vals)) if vals else float("nan")
-        dists = [g.latent_distance() for g in self.groups if len(g) > 1]
-        stats["latent_distance"] = float(np.mean(dists)) if dists else float("nan")
+        diagnostics = [g.latent_diagnostics() for g in self.groups if len(g) > 1]
+        stats["latent_distance"] = float(np.mean([d for d, _ in diagnostics])) if diagnostics else float("nan")
+        stats["latent_cka"] = float(np.mean([c for _, c in diagnostics])) if diagnostics else float("nan")
         stats["per_agent"] = per_agent
         return stats
 

@@ -413,6 +413,12 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
         choices=envs,
         help="MPE environment: spread = simple_spread_v3 (cooperative), tag = simple_tag_v3 (self-play)",
     )
+    run.add_argument(
+        "--num-agents",
+        type=positive(int),
+        default=harness.SPREAD_AGENTS,
+        help="spread only: agents (and landmarks) of simple_spread_v3; the references are computed for this N",
+    )
     run.add_argument("--max-steps", type=positive(int), default=200_000, help=f"env-step budget ({budget_note})")
     run.add_argument(
         "--max-time",
@@ -503,6 +509,7 @@ def open_run(parser, argv, args, algo: str):
         raise UsageError("--final-eval-episodes must be >= 0")
     if args.num_envs > harness.MAX_ENVS:
         raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
+    harness.env_id(args.env, args.num_agents)  # --num-agents is for spread
     if args.env != "tag":  # no option is accepted and then ignored
         given = [k for k in SELF_PLAY_OPTIONS if k in explicit_options(parser, argv)]
         if given:
@@ -518,7 +525,10 @@ def open_run(parser, argv, args, algo: str):
         for key, value in given.items():
             if key not in RESUMABLE and key in saved and saved[key] != value:
                 raise UsageError(f"--resume: --{key.replace('_', '-')} {value} differs from the run's {saved[key]}")
-        args = argparse.Namespace(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}, "resume": True})
+        defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}  # options newer than the run
+        resumable = {k: v for k, v in given.items() if k in RESUMABLE}
+        args = argparse.Namespace(**{**defaults, **saved, **resumable, "resume": True})
+    args.env_id = harness.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
     return args, run
 
 
@@ -551,7 +561,7 @@ def periodic_evaluation(args, run, progress: Progress, policy, save, ckpt_path, 
     save(ckpt_path)
     progress.evals += 1
     if league is None:
-        res = harness.evaluate(args.env, policy, "validation", args.eval_episodes)
+        res = harness.evaluate(args.env_id, policy, "validation", args.eval_episodes)
         progress.best_mean = max(progress.best_mean, res["score"])
         progress.best_single = max(progress.best_single, res["best"])
         progress.eval_time += time.perf_counter() - t0
@@ -690,7 +700,7 @@ def _competitive_summary(args, run, league) -> dict:
 def _final_test(args, policy, league) -> dict:
     """The final evaluation on the held-out test seeds (tag: the Elo games, ratings unchanged)."""
     if league is None:
-        final = harness.evaluate(args.env, policy, "test", args.final_eval_episodes)
+        final = harness.evaluate(args.env_id, policy, "test", args.final_eval_episodes)
         print(
             f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
             f"normalised {final['normalised']:.3f}"

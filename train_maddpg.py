@@ -76,12 +76,12 @@ def main(argv=None) -> int:
 
 def save_run_checkpoint(path, args, best: dict, progress: runs.Progress) -> None:
     """The best member's actors as a run checkpoint (eval_maddpg.py, pools)."""
-    agents, obs_dims, _ = harness.env_info(args.env)
+    agents, obs_dims, _ = harness.env_info(args.env_id)
     checkpoints.save_checkpoint(
         {
             "format": checkpoints.RUN_FORMAT,
             "algo": "maddpg",
-            "env": args.env,
+            "env": args.env_id,
             "agent_ids": agents,
             "obs_dims": obs_dims,
             "actors": best["actors"],
@@ -104,7 +104,7 @@ def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents):
         )
         print(f"resuming {run.path} at step {progress.global_step} (the replay buffer starts empty)", file=sys.stderr)
         return pop, progress
-    env = harness.make_env(args.env)
+    env = harness.make_env(args.env_id)
     obs_spaces, act_spaces = [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
     pop = maddpg.make_population(cfg, args.num_envs, agents, obs_spaces, act_spaces)
     groups = sorted(pop[0].actors.keys())
@@ -125,7 +125,7 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, leag
     if len(pop) == 1:  # nothing to select: no fitness games
         return [float("nan")], maddpg.snapshot(pop[0], agents), member_steps
     seeds = maddpg.fitness_seeds(args.seed, progress.generation, cfg.fitness_episodes)
-    fits, steps = zip(*[maddpg.fitness(m, args.env, agents, seeds, league) for m in pop])
+    fits, steps = zip(*[maddpg.fitness(m, args.env_id, agents, seeds, league) for m in pop])
     progress.global_step += sum(steps)
     progress.fitness_steps += sum(steps)
     return list(fits), maddpg.snapshot(pop[int(np.argmax(fits))], agents), member_steps
@@ -133,7 +133,7 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, leag
 
 def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) -> None:
     """Checkpoint the best member as step_<N>.pt, evaluate it, append a metrics row."""
-    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env)[0])
+    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
     save_to = lambda path: save_run_checkpoint(path, args, best, progress)
     step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
     res, message = runs.periodic_evaluation(args, run, progress, policy, save_to, step_path, league, final)
@@ -163,19 +163,21 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     torch.set_num_threads(args.torch_threads)
     mutations = maddpg.make_mutations(cfg, args.seed)  # seeds numpy and torch globally: first, then seed the run
     runs.seed_everything(args.seed)
-    agents = harness.env_info(args.env)[0]
+    agents = harness.env_info(args.env_id)[0]
     pop, progress = start_or_resume(args, cfg, run, agents)
     memory = ReplayBuffer(max_size=cfg.buffer_size)
     tournament = maddpg.make_tournament(cfg)
     capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
     harness.use_backend(args.backend)
-    envs = harness.make_vec_env(args.env, args.num_envs, args.seed)
+    envs = harness.make_vec_env(args.env_id, args.num_envs, args.seed)
     league = checkpoints.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
     if league is not None and progress.league is not None:
         league.load_state_dict(progress.league)
-    refs = harness.reference_scores(args.env, "validation", args.eval_episodes) if league is None else {}  # spread
+    refs = harness.reference_scores(args.env_id, "validation", args.eval_episodes) if league is None else {}  # spread
     pool_entries = lambda: len(league.entries) if league is not None else None
-    budget = lambda pool: maddpg.member_budget(cfg, args.env, args.max_steps, progress.global_step, args.num_envs, pool)
+    budget = lambda pool: maddpg.member_budget(
+        cfg, args.env_id, args.max_steps, progress.global_step, args.num_envs, pool
+    )
     out_of_time = lambda: args.max_time is not None and progress.wall_time >= args.max_time
 
     best = maddpg.snapshot(pop[0], agents)
@@ -230,7 +232,7 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
         "throughput_per_member": round(per_member, 1),
         "best_member_hyperparameters": best["hyperparameters"],
     }
-    title = f"MADDPG (AgileRL, population {cfg.population_size}) on {args.env}, seed {args.seed}"
+    title = f"MADDPG (AgileRL, population {cfg.population_size}) on {args.env_id}, seed {args.seed}"
     return runs.finish_run(
         args,
         run,

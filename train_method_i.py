@@ -73,14 +73,24 @@ def main(argv=None, algo: str = "method_i") -> int:
 
 
 # Training diagnostics of the latest update that every metrics.csv row carries.
-UPDATE_METRICS = ("lr", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "log_std", "latent_distance")
+UPDATE_METRICS = (
+    "lr",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_frac",
+    "log_std",
+    "latent_distance",
+    "latent_cka",
+)
 
 
 def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
     """A new learner, progress and episodes, or all three as latest.pt left them: the learner
     with its own noise stream, and the envs mid-episode with their RNGs (--backend batched), so
     a resumed run goes on exactly as if it had not stopped. Returns (learner, progress, obs)."""
-    agents, obs_dims, act_dims = harness.env_info(args.env)
+    agents, obs_dims, act_dims = harness.env_info(args.env_id)
     learner = LAIPPO(agents, obs_dims, act_dims, cfg, args.num_envs, seed=args.seed)
     if not args.resume:
         config = {"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg), **runs.provenance()}
@@ -101,7 +111,7 @@ def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs) 
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": algo,
-        "env": args.env,
+        "env": args.env_id,
         "learner": learner.state_dict(),
         "progress": progress.state_dict(),
         "envs": envs.state_dict() if harness.backend() == "batched" else None,
@@ -149,12 +159,12 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
         raise UsageError(f"rollout of {batch} steps cannot be split into {cfg.num_minibatches} minibatches")
     num_updates = math.ceil(args.max_steps / batch)
     harness.use_backend(args.backend)
-    envs = harness.make_vec_env(args.env, args.num_envs, args.seed)
+    envs = harness.make_vec_env(args.env_id, args.num_envs, args.seed)
     learner, progress, obs = start_or_resume(args, cfg, algo, run, envs)
     league = checkpoints.make_league(args)  # tag: the rolling pool of frozen snapshots and the Elo ratings
     if league is not None and progress.league is not None:
         league.load_state_dict(progress.league)
-    refs = harness.reference_scores(args.env, "validation", args.eval_episodes) if league is None else {}  # spread
+    refs = harness.reference_scores(args.env_id, "validation", args.eval_episodes) if league is None else {}  # spread
     policy = lambda obs, state: learner.act(obs, deterministic=True)
 
     next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
@@ -204,7 +214,7 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
         refs,
         interrupted,
         policy,
-        f"{name} on {args.env}, seed {args.seed}",
+        f"{name} on {args.env_id}, seed {args.seed}",
         extra={"updates": learner.num_updates},
         league=league,
     )

@@ -335,3 +335,44 @@ def test_reward_scaling_divides_by_std_of_discounted_return():
     assert (scaled < 0).all()  # scaling keeps the sign
     off = AgentGroup(["a"], 2, 1, Config(norm_reward=False))
     assert off.scale_rewards(rewards, dones) is rewards
+
+
+# ---------------------------------------------------------------- controls and diagnostics
+def test_linear_cka():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 8, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))
+    assert method_i.linear_cka(x, x) == pytest.approx(1.0)
+    assert method_i.linear_cka(x, 3.0 * x @ q + 1.0) == pytest.approx(1.0)  # rotation, scale and shift
+    assert method_i.linear_cka(x, torch.randn(500, 8, generator=g)) < 0.1  # unrelated
+
+
+def _group_with_buffer(target, seed=0):
+    cfg = Config(distill_target=target, distill_batch_size=16, obs_buffer_size=32)
+    g = AgentGroup(["a", "b", "c"], 4, 2, cfg, torch.Generator().manual_seed(seed))
+    g.remember(np.random.default_rng(seed).normal(size=(3, 32, 4)).astype(np.float32))
+    return g
+
+
+def test_shuffled_control_targets_other_observations_of_a_teacher():
+    g = _group_with_buffer("shuffled")
+    samples = torch.as_tensor(g.obs_buffer[:, :16])
+    with torch.no_grad():
+        targets = g._distill_targets(samples, [0, 1, 2], torch.Generator().manual_seed(1))
+        every = g.encode(samples[0].expand(3, -1, -1))  # [agent, sample, latent] on student 0's observations
+    (t0,) = targets[0]
+    for b in range(16):  # each target is a teacher's (1 or 2, never 0 itself) latent of another observation
+        hits = [(j, c) for j in range(3) for c in range(16) if torch.equal(every[j, c], t0[b])]
+        assert hits and all(j != 0 and c != b for j, c in hits)
+
+
+def test_random_encoder_control_is_frozen_and_pulls_the_student():
+    g = _group_with_buffer("random-encoder")
+    samples = torch.as_tensor(g.obs_buffer[:, :16])
+    frozen = [getattr(g, f"random_w{k}").clone() for k in range(len(g.enc_w))]
+    losses = [g.distill(torch.Generator().manual_seed(k))[0] for k in range(30)]
+    assert losses[-1] < losses[0]  # the student moves toward the random encoder's latents
+    assert all(torch.equal(w, getattr(g, f"random_w{k}")) for k, w in enumerate(frozen))  # which never move
+    with torch.no_grad():  # and its target is not a peer's latent
+        (target,) = g._distill_targets(samples, [0], torch.Generator())[0]
+        assert not torch.allclose(target, g.encode(samples[:1], [1])[0])
