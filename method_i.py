@@ -315,7 +315,11 @@ class AgentGroup(nn.Module):
     # -- forward passes ------------------------------------------------------
     def _tensors(self, agents=None) -> Weights:
         """The weights as plain tensors (optionally only some agents' rows)."""
-        sel = slice(None) if agents is None else torch.as_tensor(agents)
+        if agents is None:  # the parameters themselves: no indexing ops in the forward and backward passes
+            layers = list(zip(self.enc_w, self.enc_b))
+            norm_std = (self.norm_var + 1e-8).sqrt()
+            return Weights(self.norm_mean, norm_std, layers, self.head_w, self.head_b, self.log_std)
+        sel = torch.as_tensor(agents)
         return Weights(
             self.norm_mean[sel],
             (self.norm_var[sel] + 1e-8).sqrt(),
