@@ -1,4 +1,7 @@
-"""Compare runs: read run directories, write the markdown table and plot the README shows.
+"""Compare runs: read run directories, write the markdown tables and plots the README and docs show.
+
+    python compare_results.py --report                 # the spread suites (run_experiments.py): results/spread/report/
+    python compare_results.py --check                  # regenerate them; exit 1 if a committed number differs
 
     python compare_results.py                          # every run under results/spread/
     python compare_results.py --run-name main          # only runs named main_s<seed>
@@ -289,8 +292,74 @@ def plot(experiments: dict, env: str, path: Path) -> None:
     runs.save_figure(fig, path)
 
 
+REPORT_BLOCK = re.compile(r"(<!-- report:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
+
+
+def write_report(results: Path, out_dir: Path) -> dict:
+    """Every table and figure of the spread suites into out_dir; returns {name: markdown/JSON text}."""
+    import reports
+
+    texts = {}
+    for name, item in reports.spread_report(results).items():
+        if isinstance(item, str):
+            runs.atomic_write(out_dir / name, item)
+            texts[name] = item
+        else:
+            runs.save_figure(item, out_dir / name)
+    return texts
+
+
+def fill_blocks(text: str, tables: dict) -> str:
+    """Replace every `<!-- report:NAME -->...<!-- /report -->` block's body with the table NAME."""
+    return REPORT_BLOCK.sub(lambda m: m.group(1) + tables.get(m.group("name"), m.group("body")) + m.group(4), text)
+
+
+def documents(root: Path) -> list:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
+    """Write the report (or, with check, regenerate it elsewhere and compare every committed table and
+    every README/docs block with it). Returns the exit code."""
+    import tempfile
+
+    committed = results / "spread" / "report"
+    if not check:
+        tables = write_report(results, committed)
+        for doc in documents(root):
+            filled = fill_blocks(doc.read_text(), tables)
+            if filled != doc.read_text():
+                runs.atomic_write(doc, filled)
+                print(f"updated {doc}")
+        print(f"wrote {len(tables)} tables to {committed}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = write_report(results, Path(tmp))
+    differ = [
+        name
+        for name, text in tables.items()
+        if not (committed / name).exists() or (committed / name).read_text() != text
+    ]
+    differ += [name for name in sorted(p.name for p in committed.glob("*.md") if p.name not in tables)]
+    differ += [str(doc) for doc in documents(root) if fill_blocks(doc.read_text(), tables) != doc.read_text()]
+    for name in differ:
+        print(f"differs from the regenerated report: {name}", file=sys.stderr)
+    print(f"checked {len(tables)} tables and the README/docs blocks: {'all match' if not differ else 'mismatch'}")
+    return 1 if differ else 0
+
+
 def main(argv=None) -> int:
     p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="the spread suites' tables and figures (results/spread/report/) and the README/docs blocks",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="regenerate the report elsewhere; exit 1 if a committed table or README/docs block differs",
+    )
     p.add_argument("--env", default="spread", choices=sorted(harness.ENVS))
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--run-name", default=None, help="only runs named <run-name>_s<seed> (default: all)")
@@ -298,6 +367,8 @@ def main(argv=None) -> int:
     p.add_argument("--by-run", action="store_true", help="one row per run (for sweeps) instead of per algorithm")
     args = p.parse_args(argv)
     results = Path(args.results_dir)
+    if args.report or args.check:
+        return report(results, args.check)
     experiments = find_runs(results, args.env, args.run_name)
     if not experiments:
         raise harness.UsageError(

@@ -341,3 +341,36 @@ def test_num_agents_trains_and_evaluates_a_larger_team(tmp_path):
     assert_clean_error(
         run_script("train_ppo.py", *dirs(tmp_path), "--env", "tag", "--num-agents", "4"), "is for --env spread"
     )
+
+
+def _fake_run(results, algo, name, seed, score, curve=(0.1, 0.2)):
+    d = results / "spread" / algo / f"{name}_s{seed}"
+    runs.write_json(d / "config.json", {"args": {"max_time": None}})
+    runs.write_json(d / "summary.json", {"test_normalised": score, "env_steps": 200_000, "interrupted": False})
+    runs.write_csv(
+        d / "metrics.csv",
+        [{"step": 10_000 * (k + 1), "eval_normalised": v, "latent_cka": 0.5} for k, v in enumerate(curve)],
+    )
+
+
+def test_report_tables_are_checked_against_the_runs(tmp_path):
+    import compare_results
+
+    results = tmp_path / "results"
+    for seed, (a, b) in enumerate([(0.6, 0.4), (0.6, 0.5), (0.6, 0.3), (0.6, 0.2)], start=1):
+        _fake_run(results, "method_i", "main-tuned", seed, a)
+        _fake_run(results, "ppo", "main-tuned", seed, b)
+    (tmp_path / "docs").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- report:main.md -->\nold numbers\n<!-- /report -->\n")
+    assert compare_results.report(results, check=False, root=tmp_path) == 0
+    main = (results / "spread/report/main.md").read_text()
+    # Method I scored 0.6 on every seed: IQM = mean = 0.6 with a zero-width interval
+    assert "| Method I (LA-IPPO) | 4 | 0.600 [0.600, 0.600] | 0.600 [0.600, 0.600] |" in main
+    # IPPO: the mean of 0.4, 0.5, 0.3, 0.2 is 0.35; the IQM (middle two) is (0.3 + 0.4) / 2 = 0.35
+    assert "| IPPO | 4 | 0.350 [" in main and "P(Method I > IPPO) = 1.000" in main
+    assert (results / "spread/report/profile.png").stat().st_size > 1000
+    assert "| IPPO | 4 |" in readme.read_text() and "old numbers" not in readme.read_text()
+    assert compare_results.report(results, check=True, root=tmp_path) == 0
+    _fake_run(results, "ppo", "main-tuned", 4, 0.25)  # a changed number in the logs
+    assert compare_results.report(results, check=True, root=tmp_path) == 1

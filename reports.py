@@ -1,0 +1,217 @@
+"""The spread result suites (run_experiments.py) as tables and figures, from results/ only.
+
+`spread_report(results)` returns {file name: text or Figure} for every suite whose runs exist:
+  main.md / main.json       normalised test score per algorithm: IQM and mean with stratified-bootstrap
+                            95% CIs (rliable), P(Method I > IPPO), per-seed values; profile.png
+  long.md, long_curves.png  Method I and IPPO to 2M env steps (validation curves, IQM over seeds with bands)
+  wallclock.md              every algorithm given MADDPG's median 200k wall time
+  ablation.md, ablation.png distillation weight / interval / topology and the two controls
+  cka.png                   linear CKA between agents' latents over training, per ablation configuration
+  scaling.md, scaling.png   Method I vs IPPO with 3 and 6 agents
+Every number is recomputed from the runs' summary.json and metrics.csv with fixed bootstrap seeds, so the
+same results/ give the same tables (compare_results.py --check).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+import stats
+from runs import read_metrics
+
+METRIC = "test_normalised"  # the held-out test episodes' normalised score: 0 = random, 1 = oracle
+MAIN = [  # (label, algorithm directory, run name) of the main suite, in table order
+    ("Method I (LA-IPPO)", "method_i", "main-tuned"),
+    ("IPPO", "ppo", "main-tuned"),
+    ("MADDPG, population 4", "maddpg", "main-tuned-pop4"),
+    ("MADDPG, single member", "maddpg", "main-tuned-pop1"),
+]
+
+
+def finished(results: Path, algo: str, run_name: str, env: str = "spread") -> list:
+    """[(seed, summary, run_dir)] of the finished, uninterrupted runs <run_name>_s<seed>, by seed."""
+    out = []
+    for path in sorted((results / env / algo).glob(f"{run_name}_s*/summary.json")):
+        m = re.fullmatch(re.escape(run_name) + r"_s(\d+)", path.parent.name)
+        summary = json.loads(path.read_text())
+        if m and not summary.get("interrupted"):
+            out.append((int(m.group(1)), summary, path.parent))
+    return sorted(out, key=lambda r: r[0])
+
+
+def _scores(rows, key: str = METRIC) -> np.ndarray:
+    return np.array([s[key] for _, s, _ in rows], dtype=float)
+
+
+def _fmt(e) -> str:
+    return f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
+
+
+def _table(label_rows: list, key: str = METRIC) -> tuple[str, dict]:
+    """A markdown table of IQM and mean (95% CIs) per label, with per-seed values; and its JSON."""
+    scores = {label: _scores(rows, key) for label, rows in label_rows if rows}
+    agg = stats.aggregate(scores)
+    lines = ["| | runs | IQM [95% CI] | mean [95% CI] | per seed |", "|---|---|---|---|---|"]
+    data = {}
+    for label, rows in label_rows:
+        if not rows:
+            continue
+        a = agg[label]
+        per_seed = ", ".join(f"s{seed}: {s[key]:.3f}" for seed, s, _ in rows)
+        lines.append(f"| {label} | {a['runs']} | {_fmt(a['iqm'])} | {_fmt(a['mean'])} | {per_seed} |")
+        data[label] = {
+            "iqm": a["iqm"]._asdict(),
+            "mean": a["mean"]._asdict(),
+            "seeds": [seed for seed, _, _ in rows],
+            "values": scores[label].tolist(),
+        }
+    return "\n".join(lines) + "\n", data
+
+
+def _improvement(x_rows, y_rows, x: str, y: str) -> tuple[str, dict]:
+    p, (lo, hi) = stats.probability_of_improvement(_scores(x_rows), _scores(y_rows))
+    return (
+        f"P({x} > {y}) = {p:.3f} [{lo:.3f}, {hi:.3f}] (probability that a run of the first scores above "
+        f"a run of the second; rliable, stratified bootstrap 95% CI)\n"
+    ), {"value": p, "lo": lo, "hi": hi}
+
+
+def main_suite(results: Path) -> dict:
+    rows = [(label, finished(results, algo, name)) for label, algo, name in MAIN]
+    if not any(r for _, r in rows):
+        return {}
+    table, data = _table(rows)
+    text = (
+        "Normalised test score at 200k env steps (held-out test episodes; 0 = random, 1 = hand-coded oracle), "
+        "reporting seeds; hyperparameters chosen on tuning seeds 101-103.\n\n" + table
+    )
+    by = {label: r for label, r in rows}
+    if by["Method I (LA-IPPO)"] and by["IPPO"]:
+        line, data["p_method_i_over_ippo"] = _improvement(by["Method I (LA-IPPO)"], by["IPPO"], "Method I", "IPPO")
+        text += "\n" + line
+    out = {"main.md": text, "main.json": json.dumps(data, indent=2) + "\n"}
+    present = {label: _scores(r) for label, r in rows if r}
+    taus = np.linspace(-0.25, 1.25, 61)
+    taus, profiles, cis = stats.performance_profile(present, taus)
+    out["profile.png"] = stats.performance_profile_figure(taus, profiles, cis, title="spread, 200k env steps")
+    return out
+
+
+def long_suite(results: Path) -> dict:
+    rows = [(label, finished(results, algo, "long-tuned")) for label, algo, _ in MAIN[:2]]
+    if not any(r for _, r in rows):
+        return {}
+    table, _ = _table(rows)
+    fig = _curves(rows, "eval_normalised", "normalised eval score (validation seeds)", "spread: learning curves to 2M")
+    return {"long.md": "Normalised test score after 2M env steps.\n\n" + table, "long_curves.png": fig}
+
+
+def wallclock_suite(results: Path) -> dict:
+    rows = [(label, finished(results, algo, name.replace("main", "wallclock"))) for label, algo, name in MAIN]
+    if not any(r for _, r in rows):
+        return {}
+    budget = sorted({json.loads((d / "config.json").read_text())["args"]["max_time"] for _, r in rows for _, _, d in r})
+    table, _ = _table(rows)
+    steps = ", ".join(f"{label}: {np.median([s['env_steps'] for _, s, _ in r]):,.0f}" for label, r in rows if r)
+    return {
+        "wallclock.md": (
+            "Normalised test score with every algorithm given MADDPG (population 4)'s median "
+            f"200k-step wall time ({', '.join(f'{b:g} s' for b in budget)}). Median env steps: "
+            f"{steps}.\n\n" + table
+        )
+    }
+
+
+def ablation_configs(results: Path) -> list:
+    names = sorted(
+        {p.parent.name.rsplit("_s", 1)[0] for p in (results / "spread" / "method_i").glob("abl-*/summary.json")}
+    )
+    return [(name.removeprefix("abl-"), finished(results, "method_i", name)) for name in names]
+
+
+def ablation_suite(results: Path) -> dict:
+    rows = [(label, r) for label, r in ablation_configs(results) if r]
+    if not rows:
+        return {}
+    table, data = _table(rows)
+    fig = _interval_figure(data, "Method I ablations and controls: normalised test score (IQM, 95% CI)")
+    cka = _curves(rows, "latent_cka", "linear CKA between agents' latents", "alignment over training (probe batch)")
+    return {
+        "ablation.md": (
+            "Method I at 200k env steps with one distillation setting changed (topology-none = "
+            "IPPO with Method I's PPO settings), and the two controls (target-shuffled: a random "
+            "teacher's latent of another observation; target-random-encoder: a frozen random "
+            "encoder), same weight and schedule.\n\n" + table
+        ),
+        "ablation.png": fig,
+        "cka.png": cka,
+    }
+
+
+def scaling_suite(results: Path) -> dict:
+    rows = [(f"{label}, N={n}", finished(results, algo, f"scale-n{n}")) for n in (3, 6) for label, algo, _ in MAIN[:2]]
+    if not any(r for _, r in rows):
+        return {}
+    table, data = _table(rows)
+    text = "Normalised test score at 200k env steps with N agents (references computed per N).\n\n" + table
+    for n in (3, 6):
+        x, y = dict(rows)[f"Method I (LA-IPPO), N={n}"], dict(rows)[f"IPPO, N={n}"]
+        if x and y:
+            text += "\n" + _improvement(x, y, f"Method I, N={n}", f"IPPO, N={n}")[0]
+    return {"scaling.md": text, "scaling.png": _interval_figure(data, "Method I vs IPPO by team size (IQM, 95% CI)")}
+
+
+def spread_report(results: Path) -> dict:
+    out = {}
+    for suite in (main_suite, long_suite, wallclock_suite, ablation_suite, scaling_suite):
+        out.update(suite(Path(results)))
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------
+
+
+def _curves(label_rows, key: str, ylabel: str, title: str):
+    """Mean over seeds of a metrics.csv column over env steps, with the min-max band across seeds."""
+    from plots import _pyplot
+
+    fig, ax = _pyplot().subplots(figsize=(7.5, 4.5))
+    for k, (label, rows) in enumerate(label_rows):
+        curves = [read_metrics(d / "metrics.csv") for _, _, d in rows]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        steps = np.array([r["step"] for r in curves[0][:n]], dtype=float)
+        y = np.array([[float(r.get(key, np.nan)) for r in c[:n]] for c in curves])
+        ax.plot(steps, np.nanmean(y, 0), color=f"C{k % 10}", label=f"{label} ({len(curves)} seeds)")
+        ax.fill_between(steps, np.nanmin(y, 0), np.nanmax(y, 0), color=f"C{k % 10}", alpha=0.15)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _interval_figure(data: dict, title: str):
+    from plots import _pyplot
+
+    labels = list(data)
+    fig, ax = _pyplot().subplots(figsize=(7.5, 0.9 + 0.35 * len(labels)))
+    for k, label in enumerate(labels):
+        iqm = data[label]["iqm"]
+        ax.errorbar(iqm["value"], k, xerr=[[iqm["value"] - iqm["lo"]], [iqm["hi"] - iqm["value"]]], fmt="o", color="C0")
+        ax.scatter(data[label]["values"], [k] * len(data[label]["values"]), s=8, color="gray", alpha=0.6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("normalised test score (0 = random, 1 = oracle); dots: seeds")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
