@@ -176,9 +176,12 @@ def load_policy(path, env_name: str | None = None):
 
 
 def make_league(args):
-    """The rolling self-play pool of a tag run, loading its snapshots with load_policy (None on spread)."""
+    """How a tag run is evaluated: the rolling self-play pool (loading its snapshots with load_policy),
+    or, with --opponent, the trained team's win-rate against that frozen checkpoint. None on spread."""
     if args.env != "tag":
         return None
+    if getattr(args, "opponent", None):
+        return harness.BestResponse(args.env, args.team, load_policy(args.opponent, "tag")[0], args.eval_episodes)
     return harness.SelfPlayPool(
         args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0]
     )

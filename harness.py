@@ -624,6 +624,27 @@ def exploitability(win_rates) -> float:
     return max(0.0, 0.5 - min(win_rates)) if len(win_rates) else float("nan")
 
 
+class BestResponse:
+    """One team learning against a frozen opponent (best-response training, to measure how
+    exploitable the opponent is): the learner's win-rate against it is the metric."""
+
+    def __init__(self, name: str, team: str, opponent, episodes: int):
+        self.name, self.team, self.opponent, self.episodes = name, team, opponent, episodes
+
+    def evaluate(self, policy, split: str = "validation", episodes: int | None = None) -> dict:
+        n = episodes or self.episodes
+        hunters, hunted = (policy, self.opponent) if self.team == "predator" else (self.opponent, policy)
+        out = play(self.name, hunters, hunted, eval_seeds(split, n))
+        wins = out["wins"] if self.team == "predator" else ~out["wins"]
+        rate, ci = rate_ci(wins)
+        return {
+            "best_response_win_rate": rate,
+            "best_response_win_rate_ci": ci,
+            "contacts": float(out["contacts"].mean()),
+            "episodes": n,
+        }
+
+
 class SelfPlayPool:
     """The rolling opponent pool of a self-play run and its Elo ratings.
 

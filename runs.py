@@ -560,7 +560,12 @@ def periodic_evaluation(args, run, progress: Progress, policy, save, ckpt_path, 
     t0 = time.perf_counter()
     save(ckpt_path)
     progress.evals += 1
-    if league is None:
+    if isinstance(league, harness.BestResponse):
+        res = league.evaluate(policy)
+        progress.eval_time += time.perf_counter() - t0
+        row = {k: v for k, v in res.items() if k != "episodes"}
+        message = f"{league.team} win-rate vs the frozen opponent {res['best_response_win_rate']:.2f}"
+    elif league is None:
         res = harness.evaluate(args.env_id, policy, "validation", args.eval_episodes)
         progress.best_mean = max(progress.best_mean, res["score"])
         progress.best_single = max(progress.best_single, res["best"])
@@ -635,11 +640,19 @@ def finish_run(
         "interrupted": interrupted is not None,
         **(extra or {}),
     }
-    summary.update(
-        _competitive_summary(args, run, league)
-        if league is not None
-        else _cooperative_summary(args, run, progress, refs)
-    )
+    if isinstance(league, harness.BestResponse):
+        last = run.rows[-1] if run.rows else {}
+        summary.update(
+            {
+                "team": league.team,
+                "opponent": args.opponent,
+                "best_response_win_rate": last.get("best_response_win_rate", float("nan")),
+            }
+        )
+    elif league is not None:
+        summary.update(_competitive_summary(args, run, league))
+    else:
+        summary.update(_cooperative_summary(args, run, progress, refs))
     summary.update(
         {
             "wall_time": round(progress.wall_time, 2),
@@ -652,7 +665,9 @@ def finish_run(
         summary.update(_final_test(args, policy, league))
         summary.update(after_test() if after_test else {})
     run.write_summary(summary)
-    if run.rows and league is None:
+    if isinstance(league, harness.BestResponse):
+        pass  # the metrics.csv curve is the whole story: one win-rate per evaluation
+    elif run.rows and league is None:
         save_figure(
             plots.training(run.rows, refs, title, **({"panels": panels} if panels else {})),
             run.path / "training_plot.png",
@@ -699,6 +714,13 @@ def _competitive_summary(args, run, league) -> dict:
 
 def _final_test(args, policy, league) -> dict:
     """The final evaluation on the held-out test seeds (tag: the Elo games, ratings unchanged)."""
+    if isinstance(league, harness.BestResponse):
+        res = league.evaluate(policy, split="test", episodes=args.final_eval_episodes)
+        print(
+            f"final test evaluation ({res['episodes']} episodes): {league.team} win-rate vs the frozen opponent "
+            f"{res['best_response_win_rate']:.2f} ± {res['best_response_win_rate_ci']:.2f}"
+        )
+        return {f"test_{k}": v for k, v in res.items()}
     if league is None:
         final = harness.evaluate(args.env_id, policy, "test", args.final_eval_episodes)
         print(

@@ -50,6 +50,14 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
     runs.add_run_arguments(
         p, budget_note="rounded up to whole rollouts of num-envs x rollout-length", envs=("spread", "tag")
     )
+    br = p.add_argument_group("best response (tag): train one team against a frozen checkpoint")
+    br.add_argument(
+        "--opponent",
+        default=None,
+        help="a tag checkpoint of any algorithm: its other team plays frozen (deterministic), and only "
+        "--team learns; evaluation is --team's win-rate against it",
+    )
+    br.add_argument("--team", choices=("predator", "prey"), default="predator", help="the team that learns")
     runs.add_dataclass_arguments(
         p.add_argument_group("LA-IPPO hyperparameters (method_i.Config)"),
         Config,
@@ -66,6 +74,11 @@ def main(argv=None, algo: str = "method_i") -> int:
         unused = [k for k in DISTILLATION_FIELDS[1:] if k in runs.explicit_options(parser, argv)]
         if unused:
             raise UsageError(f"--{unused[0].replace('_', '-')} has no effect with --topology none")
+    given = runs.explicit_options(parser, argv)
+    if args.env != "tag" and ("opponent" in given or "team" in given):
+        raise UsageError("--opponent and --team are for --env tag (best-response training)")
+    if "team" in given and not args.opponent:
+        raise UsageError("--team needs --opponent (the frozen checkpoint it learns against)")
     args, run = runs.open_run(parser, argv, args, algo)
     if algo == "ppo":
         args.topology = "none"
@@ -91,6 +104,8 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
     with its own noise stream, and the envs mid-episode with their RNGs (--backend batched), so
     a resumed run goes on exactly as if it had not stopped. Returns (learner, progress, obs)."""
     agents, obs_dims, act_dims = harness.env_info(args.env_id)
+    if getattr(args, "opponent", None):  # best response: only --team learns
+        agents = harness.teams(args.env_id)[args.team]
     learner = LAIPPO(agents, obs_dims, act_dims, cfg, args.num_envs, seed=args.seed)
     if not args.resume:
         config = {"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg), **runs.provenance()}
@@ -120,10 +135,13 @@ def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs) 
     checkpoints.save_checkpoint(state, path)
 
 
-def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: runs.Progress) -> dict:
-    """One rollout of rollout_length steps in every env; returns the observation to act on next."""
+def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: runs.Progress, opponent=None) -> dict:
+    """One rollout of rollout_length steps in every env (with a frozen opponent acting for the agents the
+    learner does not control); returns the observation to act on next."""
     for _ in range(learner.rollout_length):
         actions = learner.act_and_store(obs)
+        if opponent is not None:
+            actions = {**opponent.opponent(obs, None), **actions}
         obs, rewards, dones, terminated, final_obs, finished = envs.step(actions)
         learner.store_step(rewards, dones, terminated, final_obs)
         progress.add_train_scores(ep["score"] for ep in finished)
@@ -181,7 +199,7 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
     with runs.GracefulStop() as stop:
         while learner.num_updates < num_updates and not out_of_time():
             t0 = time.perf_counter()
-            obs = collect_rollout(learner, envs, obs, progress)
+            obs = collect_rollout(learner, envs, obs, progress, league if getattr(args, "opponent", None) else None)
             step_frac = learner.num_updates / num_updates  # first update at full LR, last at lr / num_updates
             time_frac = progress.wall_time / args.max_time if args.max_time else 0.0
             stats = learner.learn(obs, lr_frac=max(step_frac, time_frac) if cfg.anneal_lr else 0.0)

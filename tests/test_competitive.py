@@ -374,3 +374,42 @@ def test_each_seed_keeps_its_own_noise_after_evaluations_and_resume(tmp_path, mo
     assert len(first) + len(resumed) == len(n1)
     # (a - mean) / std recovers the noise up to rounding, and the means differ after the resume (new episodes)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(n1, first + resumed))
+
+
+def _stationary_prey_checkpoint(path):
+    """An LA-IPPO tag checkpoint whose prey outputs zero actions: it never moves."""
+    from method_i import LAIPPO
+
+    learner = LAIPPO(*harness.env_info("tag"), seed=0)
+    prey = next(g for g in learner.groups if "agent_0" in g.agent_ids)
+    with torch.no_grad():
+        prey.head_w.zero_()
+        prey.head_b.zero_()
+    state = {
+        "format": checkpoints.RUN_FORMAT,
+        "algo": "method_i",
+        "env": "tag",
+        "learner": learner.state_dict(),
+        "progress": {"global_step": 0},
+        "args": {},
+    }
+    checkpoints.save_checkpoint(state, path)
+
+
+def test_best_response_learns_to_exploit_a_frozen_team(tmp_path):
+    _stationary_prey_checkpoint(tmp_path / "stationary.pt")
+    argv = ["--env", "tag", "--opponent", str(tmp_path / "stationary.pt"), "--team", "predator",
+            "--max-steps", "153600", "--eval-interval", "51200", "--eval-episodes", "20",
+            "--final-eval-episodes", "100", "--no-progress", *dirs(tmp_path), "--run-name", "br"]  # fmt: skip
+    assert train_ppo.main(argv) == 0
+    summary = json.loads((tmp_path / "results/tag/ppo/br_s1/summary.json").read_text())
+    assert summary["team"] == "predator" and summary["test_episodes"] == 100
+    opponent = checkpoints.load_policy(tmp_path / "stationary.pt", "tag")[0]
+    random_rate = harness.play("tag", harness.RandomPolicy("tag"), opponent, harness.eval_seeds("test", 100))[
+        "wins"
+    ].mean()
+    assert summary["test_best_response_win_rate"] > random_rate + 0.2  # it learned to catch the prey
+    state = checkpoints.load_checkpoint(tmp_path / "checkpoints/tag/ppo/br_s1/latest.pt")
+    assert state["learner"]["agent_ids"] == harness.teams("tag")["predator"]  # only the predators learned
+    with pytest.raises(harness.UsageError, match="for --env tag"):
+        train_ppo.main(["--opponent", str(tmp_path / "stationary.pt"), *dirs(tmp_path)])
