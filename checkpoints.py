@@ -223,8 +223,8 @@ def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:
 # The run each pool set reads, per algorithm. wallclock: Method I and IPPO trained for MADDPG's wall time
 # (--max-time), against MADDPG's own 200k-step run, which sets that time.
 POOL_SET_RUN_NAMES = {
-    "step": {"maddpg": "main", "method_i": "main", "ppo": "main"},
-    "wallclock": {"maddpg": "main", "method_i": "wallclock", "ppo": "wallclock"},
+    "step": {"maddpg": "selfplay", "method_i": "selfplay", "ppo": "selfplay"},
+    "wallclock": {"maddpg": "selfplay", "method_i": "selfplay-wallclock", "ppo": "selfplay-wallclock"},
 }
 COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
 TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
@@ -235,8 +235,8 @@ def add_pool_set_arguments(p) -> None:
         "--pool-set",
         choices=sorted(POOL_SET_RUN_NAMES),
         default="step",
-        help="step: the 200k-step runs (run name 'main'); wallclock: Method I and IPPO runs given "
-        "MADDPG's wall time (run name 'wallclock') with MADDPG's 'main' run",
+        help="step: the 200k-step self-play runs (run name 'selfplay'); wallclock: Method I and IPPO runs given "
+        "MADDPG's wall time ('selfplay-wallclock') with MADDPG's 'selfplay' run",
     )
     p.add_argument(
         "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(COMPETITIVE_ALGOS), help="algorithms to include"
@@ -276,7 +276,7 @@ def pool_set_runs(args) -> tuple:
             missing.append(
                 f"{algo}: no step_*.pt in {d} (train it: python {TRAIN_SCRIPTS[algo]} --env tag "
                 f"--run-name {run_name} --seed {args.seed}"
-                + (" --max-time SECONDS" if run_name == "wallclock" else "")
+                + (" --max-time SECONDS" if run_name.endswith("wallclock") else "")
                 + ")"
             )
             continue

@@ -292,20 +292,22 @@ def plot(experiments: dict, env: str, path: Path) -> None:
     runs.save_figure(fig, path)
 
 
-REPORT_BLOCK = re.compile(r"(<!-- report:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
+REPORT_BLOCK = re.compile(r"(<!-- report:(?P<name>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
 
 
 def write_report(results: Path, out_dir: Path) -> dict:
-    """Every table and figure of the spread suites into out_dir; returns {name: markdown/JSON text}."""
+    """Every table and figure of the result suites into out_dir/<env>/report/; returns {"<env>/<name>": text}."""
     import reports
 
     texts = {}
-    for name, item in reports.spread_report(results).items():
-        if isinstance(item, str):
-            runs.atomic_write(out_dir / name, item)
-            texts[name] = item
-        else:
-            runs.save_figure(item, out_dir / name)
+    for env, make in (("spread", reports.spread_report), ("tag", reports.tag_report)):
+        for name, item in make(results).items():
+            path = out_dir / env / "report" / name
+            if isinstance(item, str):
+                runs.atomic_write(path, item)
+                texts[f"{env}/{name}"] = item
+            else:
+                runs.save_figure(item, path)
     return texts
 
 
@@ -323,24 +325,20 @@ def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
     every README/docs block with it). Returns the exit code."""
     import tempfile
 
-    committed = results / "spread" / "report"
     if not check:
-        tables = write_report(results, committed)
+        tables = write_report(results, results)
         for doc in documents(root):
             filled = fill_blocks(doc.read_text(), tables)
             if filled != doc.read_text():
                 runs.atomic_write(doc, filled)
                 print(f"updated {doc}")
-        print(f"wrote {len(tables)} tables to {committed}")
+        print(f"wrote {len(tables)} tables under {results}/*/report/")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         tables = write_report(results, Path(tmp))
-    differ = [
-        name
-        for name, text in tables.items()
-        if not (committed / name).exists() or (committed / name).read_text() != text
-    ]
-    differ += [name for name in sorted(p.name for p in committed.glob("*.md") if p.name not in tables)]
+    committed = {f"{p.parent.parent.name}/{p.name}": p.read_text() for p in results.glob("*/report/*.md")}
+    committed.update({f"{p.parent.parent.name}/{p.name}": p.read_text() for p in results.glob("*/report/*.json")})
+    differ = sorted(name for name in set(tables) | set(committed) if tables.get(name) != committed.get(name))
     differ += [str(doc) for doc in documents(root) if fill_blocks(doc.read_text(), tables) != doc.read_text()]
     for name in differ:
         print(f"differs from the regenerated report: {name}", file=sys.stderr)

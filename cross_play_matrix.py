@@ -1,7 +1,7 @@
 """Cross-play on simple_tag_v3: each algorithm's predator snapshots against
 every other algorithm's prey snapshots.
 
-    python cross_play_matrix.py --pool-set step        # the 200k-step runs (run name "main")
+    python cross_play_matrix.py --pool-set step        # the 200k-step self-play runs (run name "selfplay")
     python cross_play_matrix.py --pool-set wallclock   # Method I/IPPO runs given MADDPG's wall time
 
 For every ordered pair (A, B) of algorithms with runs in the pool set, a matrix

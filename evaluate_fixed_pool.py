@@ -1,8 +1,8 @@
 """Fixed-pool Elo on simple_tag_v3: every algorithm's final predators and prey
 rated against one shared, frozen opponent pool.
 
-    python evaluate_fixed_pool.py --pool-set step        # the 200k-step runs (run name "main")
-    python evaluate_fixed_pool.py --pool-set wallclock   # Method I/IPPO given MADDPG's wall time ("wallclock")
+    python evaluate_fixed_pool.py --pool-set step        # the 200k-step self-play runs (run name "selfplay")
+    python evaluate_fixed_pool.py --pool-set wallclock   # Method I/IPPO given MADDPG's wall time ("selfplay-wallclock")
 
 Pool = the random team + the last 5 step checkpoints of each algorithm's run in
 the pool set; every pool member is rated 1000 and stays there. Each

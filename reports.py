@@ -215,3 +215,139 @@ def _interval_figure(data: dict, title: str):
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------
+# Tag: cross-seed play, ratings, intransitivity, best-response exploitability
+# ----------------------------------------------------------------------------
+
+TAG_LABELS = {"method_i": "Method I", "ppo": "IPPO", "maddpg": "MADDPG"}
+
+
+def wins_array(out: dict) -> np.ndarray:
+    """The games of a cross_seed_*.json as [pred_algo, prey_algo, pred_seed, prey_seed, start_state] of 0/1."""
+    a, s = len(out["algos"]), len(out["seeds"])
+    flat = np.array([[[int(c) for c in cell] for cell in row] for row in out["wins"]], dtype=float)
+    return flat.reshape(a, s, a, s, -1).transpose(0, 2, 1, 3, 4)
+
+
+def side_scores(w5: np.ndarray) -> np.ndarray:
+    """M[a, b]: how often algorithm a's side wins against algorithm b's, averaged over its predators
+    against b's prey and its prey against b's predators (0.5 = even)."""
+    pred = np.nanmean(w5, axis=(2, 3, 4))  # [pred algo, prey algo]: predator win-rate
+    return 0.5 * pred + 0.5 * (1.0 - pred.T)
+
+
+def cycles(m: np.ndarray) -> list:
+    """Every 3-cycle a > b > c > a of a win matrix (a > b: m[a, b] > 0.5), with its weakest margin."""
+    n, out = len(m), []
+    for a in range(n):
+        for b in range(n):
+            for c in range(n):
+                if a < b and a < c and b != c and m[a, b] > 0.5 and m[b, c] > 0.5 and m[c, a] > 0.5:
+                    out.append(((a, b, c), float(min(m[a, b], m[b, c], m[c, a]) - 0.5)))
+    return out
+
+
+def nash_average(m: np.ndarray) -> tuple:
+    """Nash averaging (Balduzzi et al. 2018) of the zero-sum game with payoff m - 0.5: the equilibrium
+    mixture over players (scipy linprog) and each player's payoff against it."""
+    from scipy.optimize import linprog
+
+    a = np.asarray(m, dtype=float) - 0.5
+    n = len(a)
+    # maximise v subject to (p^T A)_j >= v for every column j, p >= 0, sum p = 1; variables (p, v)
+    res = linprog(c=[0.0] * n + [-1.0], A_ub=np.hstack([-a.T, np.ones((n, 1))]), b_ub=np.zeros(n),
+                  A_eq=[[1.0] * n + [0.0]], b_eq=[1.0], bounds=[(0, None)] * n + [(None, None)])  # fmt: skip
+    p = res.x[:n]
+    return p, a @ p
+
+
+def tag_report(results: Path) -> dict:
+    out = {}
+    for path in sorted((Path(results) / "tag").glob("cross_seed_*.json")):
+        out.update(_cross_seed(json.loads(path.read_text()), path.stem))
+    out.update(_exploitability(Path(results)))
+    return out
+
+
+def _cross_seed(data: dict, stem: str) -> dict:
+    w5 = wins_array(data)
+    algos, labels = data["algos"], [TAG_LABELS.get(a, a) for a in data["algos"]]
+    lines = [f"Cross-seed play (`{data['run_name']}` runs, seeds {', '.join(map(str, data['seeds']))}): every "
+             f"algorithm-seed's final predators against every algorithm-seed's final prey, {data['episodes']} "
+             "held-out test start states per pairing. Predator win-rate, 95% cluster-bootstrap interval over seeds "
+             "and start states.", "", "| predators \\ prey | " + " | ".join(labels) + " |",
+             "|---" * (len(labels) + 1) + "|"]  # fmt: skip
+    for i, label in enumerate(labels):
+        cells = []
+        for j in range(len(labels)):
+            p, (lo, hi) = stats.cluster_bootstrap_winrate(w5[i, j], same_runs=i == j)
+            cells.append(f"{p:.3f} [{lo:.3f}, {hi:.3f}]")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    bt = stats.bradley_terry_bootstrap(w5, pred_groups=algos, prey_groups=algos)
+    lines += ["", f"Bradley-Terry (Elo scale; {bt['anchor']}), 95% cluster-bootstrap intervals:", "",
+              "| algorithm | predator rating | prey rating |", "|---|---|---|"]  # fmt: skip
+    for k, label in enumerate(labels):
+        (plo, phi), (qlo, qhi) = bt["predator"]["ci"][k], bt["prey"]["ci"][k]
+        lines.append(f"| {label} | {bt['predator']['rating'][k]:.0f} [{plo:.0f}, {phi:.0f}] | "
+                     f"{bt['prey']['rating'][k]:.0f} [{qlo:.0f}, {qhi:.0f}] |")  # fmt: skip
+    m = side_scores(w5)
+    found = cycles(m)
+    pairs = [(a, b) for a in range(len(m)) for b in range(a + 1, len(m))]
+    lines += ["", "Side scores (how often the first algorithm's teams beat the second's, both roles averaged): "
+              + "; ".join(f"{labels[a]} vs {labels[b]} {m[a, b]:.3f}" for a, b in pairs)]  # fmt: skip
+    if found:
+        p, skill = nash_average(m)
+        loops = "; ".join(" > ".join(labels[k] for k in (*c, c[0])) + f" (weakest margin {margin:.3f})"
+                          for c, margin in found)  # fmt: skip
+        nash = ", ".join(f"{labels[k]} mass {p[k]:.2f}, skill {skill[k]:+.3f}" for k in range(len(m)))
+        lines.append(f"Intransitive: {loops}. A single rating can mislead; Nash averaging: {nash}.")
+    else:
+        lines.append("No cycle among the algorithms (a > b > c > a): the ratings order them consistently.")
+    rates = np.nanmean(w5, axis=4).transpose(0, 2, 1, 3).reshape(len(data["teams"]), len(data["teams"]))
+    from plots import matrix
+
+    fig = matrix(
+        data["teams"],
+        data["teams"],
+        rates,
+        f"cross-seed play, grouped by algorithm ({data['episodes']} games per cell)",
+    )
+    return {f"{stem}.md": "\n".join(lines) + "\n", f"{stem}.png": fig}
+
+
+def _exploitability(results: Path) -> dict:
+    """Best-response runs (train_*.py --env tag --opponent CKPT): the responder's final test win-rate
+    against each frozen team, beside that team's pool proxy from its own self-play run."""
+    rows = []
+    for path in sorted((results / "tag").glob("*/*/summary.json")):
+        s = json.loads(path.read_text())
+        if "test_best_response_win_rate" not in s or s.get("interrupted"):
+            continue
+        opponent = Path(s["opponent"])  # checkpoints/tag/<algo>/<run>_s<seed>/latest.pt
+        frozen = "prey" if s["team"] == "predator" else "predator"  # the team being exploited
+        own = results / "tag" / opponent.parent.parent.name / opponent.parent.name / "summary.json"
+        proxy = (
+            json.loads(own.read_text()).get(f"test_{frozen}_exploitability", float("nan"))
+            if own.exists()
+            else float("nan")
+        )
+        rows.append((TAG_LABELS.get(opponent.parent.parent.name, opponent.parent.parent.name), opponent.parent.name,
+                     frozen, s["test_best_response_win_rate"], proxy))  # fmt: skip
+    if not rows:
+        return {}
+    lines = ["Best-response exploitability: a fresh IPPO learner trained against each frozen final team; its win-rate "
+             "on held-out test episodes (higher = more exploitable), beside the pool proxy of the team's own run "
+             "(max(0, 0.5 - lowest win-rate against its last pool snapshots)).", "",
+             "| frozen team | run | best responder's win-rate | pool proxy |", "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {a} {team} | {run} | {br:.3f} | {proxy:.3f} |" for a, run, team, br, proxy in rows]
+    br, proxy = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
+    ok = ~np.isnan(proxy)
+    if ok.sum() >= 3 and np.ptp(proxy[ok]) > 0 and np.ptp(br[ok]) > 0:
+        from scipy.stats import spearmanr
+
+        rho = spearmanr(proxy[ok], br[ok]).statistic
+        lines += ["", f"Spearman rank correlation of the proxy with the best responder's win-rate over "
+                  f"{int(ok.sum())} teams: {rho:.2f}."]  # fmt: skip
+    return {"exploitability.md": "\n".join(lines) + "\n"}

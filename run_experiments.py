@@ -547,8 +547,52 @@ def suite_scaling(ctx):
     yield "Method I and IPPO with 3 and 6 agents", runs
 
 
+TAG_ALGOS = {"method_i": ("train_method_i.py", ""), "ppo": ("train_ppo.py", ""), "maddpg": ("train_maddpg.py", "")}
+BEST_RESPONSE_SEED = 1  # the responder's own seed: a measurement, not a choice
+
+
+def tag_runs(name: str, algos, seeds, *flags: str) -> list:
+    return [Run(TAG_ALGOS[a][0], "tag", a, name, seed, tuple(flags)) for a in algos for seed in seeds]
+
+
+def evaluation(ctx, *command: str) -> None:
+    """Run an evaluation script (fast: batched episodes) in the driver; print it on --dry-run."""
+    import subprocess
+
+    args = [*command, "--results-dir", ctx.rel(ctx.results), "--checkpoint-dir", ctx.rel(ctx.checkpoints)]
+    print("python " + shlex.join(args), flush=True)
+    if not ctx.dry_run and subprocess.run([sys.executable, *args], cwd=ROOT).returncode != 0:
+        raise UsageError(f"{shlex.join(args)} failed")
+
+
+def suite_tag(ctx):
+    """simple_tag_v3, reporting seeds 1-5, default hyperparameters (no choice is made on tag): self-play
+    at 200k env steps and at MADDPG's median wall time, fixed pools and cross-play per seed, cross-seed
+    play, and a best responder (IPPO, 200k steps) trained against each final team."""
+    yield "tag self-play, 200k env steps", tag_runs("selfplay", TAG_ALGOS, FEW_SEEDS, "--max-steps", str(STEPS))
+    maddpg = [read_summary(r.result_dir(ctx)) for r in tag_runs("selfplay", ["maddpg"], FEW_SEEDS)]
+    if all(maddpg):
+        budget = round(statistics.median(s["wall_time"] for s in maddpg), 1)
+        yield (f"tag self-play for MADDPG's median wall time ({g(budget)} s)",
+               tag_runs("selfplay-wallclock", ["method_i", "ppo"], FEW_SEEDS, "--max-steps", str(WALLCLOCK_MAX_STEPS),
+                        "--max-time", g(budget)))  # fmt: skip
+    for seed in FEW_SEEDS:
+        for pool_set in ("step", "wallclock"):
+            for script in ("evaluate_fixed_pool.py", "cross_play_matrix.py"):
+                evaluation(ctx, script, "--pool-set", pool_set, "--seed", str(seed))
+    evaluation(ctx, "cross_seed_play.py", "--run-name", "selfplay")
+    responders = []
+    for algo in TAG_ALGOS:
+        for seed in FEW_SEEDS:
+            frozen = ctx.rel(ctx.checkpoints / "tag" / algo / f"selfplay_s{seed}" / "latest.pt")
+            for team in ("predator", "prey"):
+                responders.append(Run("train_ppo.py", "tag", "ppo", f"br-{algo}-s{seed}-{team}", BEST_RESPONSE_SEED,
+                                      ("--opponent", frozen, "--team", team, "--max-steps", str(STEPS))))  # fmt: skip
+    yield "best responders (IPPO) against every final team", responders
+
+
 # name -> function(ctx) yielding (stage description, [Run]); `all` runs SUITE_ORDER
-SUITE_ORDER = ("tune", "choose", "main", "long", "wallclock", "ablation", "scaling")
+SUITE_ORDER = ("tune", "choose", "main", "long", "wallclock", "ablation", "scaling", "tag")
 SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUITE_ORDER}
 
 

@@ -169,15 +169,15 @@ MADDPG = [
 def tag_runs(tmp_path_factory):
     """Tiny tag runs of all three algorithms (the 'main' run of the step pool set)."""
     root = tmp_path_factory.mktemp("tag")
-    assert train_method_i.main([*TAG, *PPO, *dirs(root), "--run-name", "main"]) == 0
-    assert train_ppo.main([*TAG, *PPO, *dirs(root), "--run-name", "main"]) == 0
-    assert train_maddpg.main([*TAG, *MADDPG, *dirs(root), "--run-name", "main"]) == 0
+    assert train_method_i.main([*TAG, *PPO, *dirs(root), "--run-name", "selfplay"]) == 0
+    assert train_ppo.main([*TAG, *PPO, *dirs(root), "--run-name", "selfplay"]) == 0
+    assert train_maddpg.main([*TAG, *MADDPG, *dirs(root), "--run-name", "selfplay"]) == 0
     return root
 
 
 def test_tag_training_writes_competitive_metrics(tag_runs):
     for algo in ("method_i", "ppo", "maddpg"):
-        run = tag_runs / "results/tag" / algo / "main_s1"
+        run = tag_runs / "results/tag" / algo / "selfplay_s1"
         rows = runs.read_metrics(run / "metrics.csv")
         assert [r["step"] for r in rows][-1] >= 1024
         for r in rows:
@@ -196,14 +196,14 @@ def test_tag_training_writes_competitive_metrics(tag_runs):
             assert key in summary, (algo, key)
         assert (run / "training_plot.png").stat().st_size > 1000
         assert list(run.glob("win_matrix_step_*.png")) and list(run.glob("win_matrix_step_*.csv"))
-        ckpts = sorted(p.name for p in (tag_runs / "checkpoints/tag" / algo / "main_s1").glob("step_*.pt"))
+        ckpts = sorted(p.name for p in (tag_runs / "checkpoints/tag" / algo / "selfplay_s1").glob("step_*.pt"))
         assert len(ckpts) == len(rows)  # every pool snapshot is still on disk
 
 
 def test_method_i_tag_distills_predators_only(tag_runs):
     from method_i import LAIPPO
 
-    state = checkpoints.load_checkpoint(tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt")
+    state = checkpoints.load_checkpoint(tag_runs / "checkpoints/tag/method_i/selfplay_s1/latest.pt")
     learner = LAIPPO.from_state_dict(state["learner"])
     sizes = sorted(len(g.agent_ids) for g in learner.groups)
     assert sizes == [1, 3]  # the prey is alone in its group: it has no distillation peer
@@ -223,7 +223,7 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     out = json.loads((tmp_path / "tag/fixed_pool_step_s1.json").read_text())
     assert out["pool"][0] == "random" and len(out["pool"]) == 1 + 3 * 2
     for algo in ("method_i", "ppo", "maddpg"):
-        summary = json.loads((tag_runs / "results/tag" / algo / "main_s1/summary.json").read_text())
+        summary = json.loads((tag_runs / "results/tag" / algo / "selfplay_s1/summary.json").read_text())
         for team in ("predator", "prey"):
             res = out["results"][algo][team]
             assert len(res["win_rates"]) == 7 and 0 <= res["exploitability"] <= 0.5
@@ -238,15 +238,17 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     # the wallclock pool set lacks the time-matched runs: they are named, the rest is still rated
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "wallclock", *common)
     assert proc.returncode == 0, proc.stderr
-    assert "missing run: method_i" in proc.stderr and "train_ppo.py --env tag --run-name wallclock" in proc.stderr
+    assert (
+        "missing run: method_i" in proc.stderr and "train_ppo.py --env tag --run-name selfplay-wallclock" in proc.stderr
+    )
     assert list(json.loads((tmp_path / "tag/fixed_pool_wallclock_s1.json").read_text())["results"]) == ["maddpg"]
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", "--seed", "7", *common)
     assert_clean_error(proc, "no tag runs for pool set 'step'")
 
 
 def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
-    mi = tag_runs / "checkpoints/tag/method_i/main_s1/latest.pt"
-    md = tag_runs / "checkpoints/tag/maddpg/main_s1/latest.pt"
+    mi = tag_runs / "checkpoints/tag/method_i/selfplay_s1/latest.pt"
+    md = tag_runs / "checkpoints/tag/maddpg/selfplay_s1/latest.pt"
     proc = run_script(
         "eval_method_i.py",
         "--checkpoint",
@@ -274,10 +276,10 @@ def test_compare_results_on_tag(tag_runs, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "comparison.md").read_text()
-    assert "Predator Elo (final, rolling pool)" in md and "MADDPG [main]" in md and "IPPO [main]" in md
+    assert "Predator Elo (final, rolling pool)" in md and "MADDPG [selfplay]" in md and "IPPO [selfplay]" in md
     table = json.loads((tmp_path / "comparison.json").read_text())
-    summary = json.loads((tag_runs / "results/tag/ppo/main_s1/summary.json").read_text())
-    assert table["IPPO [main]"]["prey_elo"]["mean"] == pytest.approx(summary["prey_elo"])
+    summary = json.loads((tag_runs / "results/tag/ppo/selfplay_s1/summary.json").read_text())
+    assert table["IPPO [selfplay]"]["prey_elo"]["mean"] == pytest.approx(summary["prey_elo"])
     assert (tmp_path / "comparison_plot.png").stat().st_size > 1000
 
 
@@ -300,7 +302,7 @@ def test_loading_any_checkpoint_leaves_global_rng_alone(tag_runs):
 
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     for algo in ("method_i", "ppo", "maddpg"):
-        checkpoints.load_policy(tag_runs / "checkpoints/tag" / algo / "main_s1/latest.pt", "tag")
+        checkpoints.load_policy(tag_runs / "checkpoints/tag" / algo / "selfplay_s1/latest.pt", "tag")
     assert random.getstate() == states[0]
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), states[1]))
     assert torch.equal(torch.get_rng_state(), states[2])
@@ -413,3 +415,36 @@ def test_best_response_learns_to_exploit_a_frozen_team(tmp_path):
     assert state["learner"]["agent_ids"] == harness.teams("tag")["predator"]  # only the predators learned
     with pytest.raises(harness.UsageError, match="for --env tag"):
         train_ppo.main(["--opponent", str(tmp_path / "stationary.pt"), *dirs(tmp_path)])
+
+
+def test_intransitivity_and_nash_averaging():
+    import reports
+
+    rps = np.array([[0.5, 0.8, 0.2], [0.2, 0.5, 0.8], [0.8, 0.2, 0.5]])  # rock-paper-scissors
+    ((cycle, margin),) = reports.cycles(rps)
+    assert sorted(cycle) == [0, 1, 2] and margin == pytest.approx(0.3)
+    mass, skill = reports.nash_average(rps)
+    np.testing.assert_allclose(mass, [1 / 3] * 3, atol=1e-6)
+    np.testing.assert_allclose(skill, 0.0, atol=1e-6)
+    ordered = np.array([[0.5, 0.8, 0.9], [0.2, 0.5, 0.7], [0.1, 0.3, 0.5]])
+    assert reports.cycles(ordered) == [] and reports.nash_average(ordered)[0][0] == pytest.approx(1.0)
+
+
+def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
+    import reports
+
+    common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path]
+    proc = run_script("cross_seed_play.py", "--run-name", "selfplay", "--seeds", "1", "--episodes", "6", *common)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "tag/cross_seed_selfplay.json").read_text())
+    assert data["teams"] == ["method_i@s1", "ppo@s1", "maddpg@s1"] and len(data["wins"][0][2]) == 6
+    w5 = reports.wins_array(data)
+    assert w5.shape == (3, 3, 1, 1, 6)
+    # the same games as playing the two checkpoints directly
+    mi, md = (checkpoints.load_policy(tag_runs / f"checkpoints/tag/{a}/selfplay_s1/latest.pt", "tag")[0]
+              for a in ("method_i", "maddpg"))  # fmt: skip
+    direct = harness.play("tag", mi, md, harness.eval_seeds("test", 6))["wins"].astype(float)
+    np.testing.assert_array_equal(w5[0, 2, 0, 0], direct)
+    out = reports.tag_report(tmp_path)
+    assert "Bradley-Terry" in out["cross_seed_selfplay.md"] and "| Method I |" in out["cross_seed_selfplay.md"]
+    assert_clean_error(run_script("cross_seed_play.py", "--seeds", "9", *common), "final checkpoints missing")

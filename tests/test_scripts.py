@@ -362,7 +362,7 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
         _fake_run(results, "ppo", "main-tuned", seed, b)
     (tmp_path / "docs").mkdir()
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- report:main.md -->\nold numbers\n<!-- /report -->\n")
+    readme.write_text("# x\n<!-- report:spread/main.md -->\nold numbers\n<!-- /report -->\n")
     assert compare_results.report(results, check=False, root=tmp_path) == 0
     main = (results / "spread/report/main.md").read_text()
     # Method I scored 0.6 on every seed: IQM = mean = 0.6 with a zero-width interval

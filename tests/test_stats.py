@@ -178,3 +178,13 @@ def test_bradley_terry_bootstrap():
     wins[1, 1, 0] = np.nan
     with pytest.raises(ValueError, match="partly"):
         stats.bradley_terry_bootstrap(wins, reps=50)
+
+
+def test_cluster_bootstrap_interval_by_hand():
+    # two predator seeds, one always wins and one never, one prey seed, 10 start states: a replicate
+    # draws the two seeds with replacement, so its mean is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4
+    # (the start states and the single prey seed change nothing): the 95% interval is [0, 1]
+    wins = np.zeros((2, 1, 10))
+    wins[0] = 1.0
+    p, (lo, hi) = stats.cluster_bootstrap_winrate(wins)
+    assert (p, lo, hi) == (0.5, 0.0, 1.0)
