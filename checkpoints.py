@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+import competitive
 import harness
 import runs
 from harness import UsageError
@@ -181,8 +182,8 @@ def make_league(args):
     if args.env != "tag":
         return None
     if getattr(args, "opponent", None):
-        return harness.BestResponse(args.env, args.team, load_policy(args.opponent, "tag")[0], args.eval_episodes)
-    return harness.SelfPlayPool(
+        return competitive.BestResponse(args.env, args.team, load_policy(args.opponent, "tag")[0], args.eval_episodes)
+    return competitive.SelfPlayPool(
         args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0]
     )
 

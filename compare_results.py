@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+import competitive
 import harness
 import runs
 
@@ -135,7 +136,8 @@ def markdown(table: dict, env: str) -> str:
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     note = "\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. " + (
-        f"Elo: K={harness.ELO_K:.0f}, random anchored at {harness.ELO_ANCHOR:.0f}, games against the random team and "
+        f"Elo: K={competitive.ELO_K:.0f}, random anchored at {competitive.ELO_ANCHOR:.0f}, games against the random "
+        "team and "
         "the rolling pool of the run's last snapshots (pool size and episodes per pairing in the table); test rates: "
         "held-out episodes; a predator win = at "
         "least one predator-prey contact; exploitability = max(0, 0.5 - lowest win-rate against a pool snapshot)."
@@ -252,7 +254,7 @@ def plot_tag(experiments: dict, path: Path) -> None:
         for team, style in (("predator", "-"), ("prey", "--")):
             elo = np.array([[r[f"{team}_elo"] for r in c[:length]] for c in curves], dtype=float).mean(0)
             ax.plot(steps, elo, style, color=f"C{k}", label=f"{column_label(algo)} {team} ({len(curves)} seeds)")
-    ax.axhline(harness.ELO_ANCHOR, color="gray", ls=":", label="random (1000)")
+    ax.axhline(competitive.ELO_ANCHOR, color="gray", ls=":", label="random (1000)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("Elo vs the run's rolling pool")
     ax.set_title("tag: self-play Elo during training (solid: predators, dashed: prey)")

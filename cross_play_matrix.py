@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import checkpoints
+import competitive
 import harness
 import runs
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     for a, b in itertools.permutations(found_runs, 2):
         m = np.array(
             [
-                [float(harness.play("tag", pred, prey, seeds)["wins"].mean()) for _, prey in snapshots[b]]
+                [float(competitive.play("tag", pred, prey, seeds)["wins"].mean()) for _, prey in snapshots[b]]
                 for _, pred in snapshots[a]
             ]
         )

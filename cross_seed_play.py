@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import checkpoints
+import competitive
 import harness
 import runs
 
@@ -48,7 +49,9 @@ def main(argv=None) -> int:
     teams = {key: checkpoints.load_policy(path, "tag")[0] for key, path in paths.items()}
     seeds = harness.eval_seeds("test", args.episodes)
     keys = list(teams)
-    games = lambda pk, qk: "".join("1" if w else "0" for w in harness.play("tag", teams[pk], teams[qk], seeds)["wins"])
+    games = lambda pk, qk: "".join(
+        "1" if w else "0" for w in competitive.play("tag", teams[pk], teams[qk], seeds)["wins"]
+    )
     wins = [[games(pk, qk) for qk in keys] for pk in keys]
     out = {"run_name": args.run_name, "algos": args.algos, "seeds": args.seeds, "episodes": args.episodes,
            "start_states": "test", "teams": [f"{a}@s{s}" for a, s in keys],

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import checkpoints
+import competitive
 import harness
 import runs
 
@@ -39,21 +40,21 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
     results = []
     for label, opponent in pool:
         if team == "predator":
-            wins = harness.play(name, candidate, opponent, seeds)["wins"].astype(float)
+            wins = competitive.play(name, candidate, opponent, seeds)["wins"].astype(float)
         else:
-            wins = 1.0 - harness.play(name, opponent, candidate, seeds)["wins"].astype(float)
+            wins = 1.0 - competitive.play(name, opponent, candidate, seeds)["wins"].astype(float)
         results.append((label, wins))
     rates = {label: float(w.mean()) for label, w in results}
     all_games = np.concatenate([w for _, w in results])
-    mean, ci = harness.rate_ci(all_games)
-    games = harness.interleave([(harness.ELO_ANCHOR, w) for _, w in results])
+    mean, ci = competitive.rate_ci(all_games)
+    games = competitive.interleave([(competitive.ELO_ANCHOR, w) for _, w in results])
     return {
-        "elo": harness.performance_rating(games),
-        "elo_k32": harness.elo_rate(harness.ELO_ANCHOR, games),
+        "elo": competitive.performance_rating(games),
+        "elo_k32": competitive.elo_rate(competitive.ELO_ANCHOR, games),
         "win_rate_vs_pool": mean,
         "win_rate_vs_pool_ci": ci,
         "min_win_rate": min(rates.values()),
-        "exploitability": harness.exploitability(list(rates.values())),
+        "exploitability": competitive.exploitability(list(rates.values())),
         "win_rates": rates,
     }
 

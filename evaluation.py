@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import checkpoints
+import competitive
 import harness
 import plots
 import runs
@@ -87,7 +88,7 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
     seeds = harness.eval_seeds(args.split, args.episodes)
     opponents = [
         ("random", harness.RandomPolicy("tag"))
-    ]  # harness.play() starts it afresh in every pairing, as the run's test games do
+    ]  # competitive.play() starts it afresh in every pairing, as the run's test games do
     if args.opponent is not None:
         opponents.append((f"opponent {args.opponent}", checkpoints.load_policy(args.opponent, "tag")[0]))
     print(
@@ -96,9 +97,9 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
     )
     res = {}
     for name, opp in opponents + [("itself", policy)]:
-        as_pred, as_prey = harness.play("tag", policy, opp, seeds), harness.play("tag", opp, policy, seeds)
-        p, pci = harness.rate_ci(as_pred["wins"])
-        q, qci = harness.rate_ci(1.0 - as_prey["wins"])
+        as_pred, as_prey = competitive.play("tag", policy, opp, seeds), competitive.play("tag", opp, policy, seeds)
+        p, pci = competitive.rate_ci(as_pred["wins"])
+        q, qci = competitive.rate_ci(1.0 - as_prey["wins"])
         res[name] = {
             "predator_win": p,
             "prey_win": q,
@@ -114,7 +115,7 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
         prey = opponents[-1][1] if args.opponent is not None else policy
         out = harness.run_episodes(
             "tag",
-            harness.combine("tag", policy, prey),
+            competitive.combine("tag", policy, prey),
             harness.eval_seeds(args.split, args.render_episodes),
             render_env=render_env,
         )

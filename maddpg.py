@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+import competitive
 import harness
 from checkpoints import ActorPolicy, actor_state
 
@@ -317,7 +318,7 @@ def fitness(member, env: str, agents, seeds, league) -> tuple:
         score, steps = float(out["scores"].mean()), out["env_steps"]
     else:
         games = [
-            (harness.play(env, policy, o, seeds), harness.play(env, o, policy, seeds))
+            (competitive.play(env, policy, o, seeds), competitive.play(env, o, policy, seeds))
             for o in [harness.RandomPolicy(env)] + [e["policy"] for e in league.entries]
         ]
         score = float(np.mean([0.5 * hunt["wins"].mean() + 0.5 * (1.0 - flee["wins"].mean()) for hunt, flee in games]))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from harness import ELO_ANCHOR
+from competitive import ELO_ANCHOR
 
 
 def training(

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+import competitive
 import harness
 import plots
 from harness import UsageError
@@ -560,7 +561,7 @@ def periodic_evaluation(args, run, progress: Progress, policy, save, ckpt_path, 
     t0 = time.perf_counter()
     save(ckpt_path)
     progress.evals += 1
-    if isinstance(league, harness.BestResponse):
+    if isinstance(league, competitive.BestResponse):
         res = league.evaluate(policy)
         progress.eval_time += time.perf_counter() - t0
         row = {k: v for k, v in res.items() if k != "episodes"}
@@ -640,7 +641,7 @@ def finish_run(
         "interrupted": interrupted is not None,
         **(extra or {}),
     }
-    if isinstance(league, harness.BestResponse):
+    if isinstance(league, competitive.BestResponse):
         last = run.rows[-1] if run.rows else {}
         summary.update(
             {
@@ -665,7 +666,7 @@ def finish_run(
         summary.update(_final_test(args, policy, league))
         summary.update(after_test() if after_test else {})
     run.write_summary(summary)
-    if isinstance(league, harness.BestResponse):
+    if isinstance(league, competitive.BestResponse):
         pass  # the metrics.csv curve is the whole story: one win-rate per evaluation
     elif run.rows and league is None:
         save_figure(
@@ -714,7 +715,7 @@ def _competitive_summary(args, run, league) -> dict:
 
 def _final_test(args, policy, league) -> dict:
     """The final evaluation on the held-out test seeds (tag: the Elo games, ratings unchanged)."""
-    if isinstance(league, harness.BestResponse):
+    if isinstance(league, competitive.BestResponse):
         res = league.evaluate(policy, split="test", episodes=args.final_eval_episodes)
         print(
             f"final test evaluation ({res['episodes']} episodes): {league.team} win-rate vs the frozen opponent "

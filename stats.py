@@ -43,7 +43,7 @@ import numpy as np
 AGGREGATE_REPS = 50_000  # rliable's default for interval estimates
 REPS = 2_000  # probability of improvement, performance profiles, cluster bootstraps (each replicate costs more)
 CONFIDENCE = 0.95
-ELO_SCALE = 400.0 / math.log(10.0)  # Elo: a 400-point gap is 10:1 odds, as harness.elo_expected
+ELO_SCALE = 400.0 / math.log(10.0)  # Elo: a 400-point gap is 10:1 odds, as competitive.elo_expected
 ELO_ANCHOR = 1000.0
 MAX_RATING_GAP = 2000.0  # Bradley-Terry ratings are fitted within +-this of the reference team (see bradley_terry)
 
@@ -410,7 +410,7 @@ def bradley_terry(wins, games, anchor=None, anchor_rating: float = ELO_ANCHOR, m
     wins, games: [pred_teams, prey_teams] predator wins and games played per
     pairing (games 0 = not played; counts may be fractional).  Model: predator
     team t beats prey team u with probability 1 / (1 + 10^((s_u - r_t) / 400)),
-    the Elo expected score (harness.elo_expected).
+    the Elo expected score (competitive.elo_expected).
 
     Anchor: only rating differences are identified.  anchor=None puts the mean
     of all predator and prey ratings at `anchor_rating` (1000);

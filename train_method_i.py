@@ -16,7 +16,7 @@ and the prey are LA-IPPO agents on their own rewards, and distillation pairs
 only the predators (the prey has no peer with its observation space). Every
 evaluation freezes both teams into a rolling pool (the step_<N>.pt files, never
 deleted) and rates them by Elo against the pool and the random team
-(harness.SelfPlayPool; docs/metrics.md).
+(competitive.SelfPlayPool; docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import checkpoints
+import competitive
 import harness
 import runs
 import train_maddpg
@@ -44,54 +45,54 @@ def test_win_detector_on_constructed_world_states():
 
 def test_win_metric_goes_both_ways():
     seeds = harness.eval_seeds("validation", 100)
-    rnd = harness.play("tag", harness.RandomPolicy("tag", 1), harness.RandomPolicy("tag", 2), seeds)
+    rnd = competitive.play("tag", harness.RandomPolicy("tag", 1), harness.RandomPolicy("tag", 2), seeds)
     assert 0.05 < rnd["wins"].mean() < 0.95  # predators can lose: not a reward-sign artefact
     assert (rnd["wins"] == (rnd["contacts"] > 0)).all()
     chase = ChasingPredators()
-    stationary = harness.play("tag", chase, StationaryPolicy("tag"), seeds)["wins"].mean()
-    fleeing = harness.play("tag", chase, FleeingPrey(), seeds)["wins"].mean()
+    stationary = competitive.play("tag", chase, StationaryPolicy("tag"), seeds)["wins"].mean()
+    fleeing = competitive.play("tag", chase, FleeingPrey(), seeds)["wins"].mean()
     assert stationary > 0.9 and fleeing < 0.3 and stationary - fleeing > 0.5
 
 
 def test_contacts_match_the_predators_collision_reward():
     # simple_tag pays every predator +10 per predator-prey collision (a team reward): the world-state count agrees
     seeds = harness.eval_seeds("validation", 20)
-    out = harness.run_episodes("tag", harness.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
+    out = harness.run_episodes("tag", competitive.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
     assert out["contacts"].sum() > 20
     for a in harness.teams("tag")["predator"]:
         np.testing.assert_allclose(out["returns"][a], 10.0 * out["contacts"])
 
 
 def test_elo_maths():
-    assert harness.elo_expected(1000, 1000) == pytest.approx(0.5)
-    assert harness.elo_expected(1200, 1000) == pytest.approx(1 / (1 + 10 ** (-0.5)))
-    assert harness.elo_expected(1200, 1000) + harness.elo_expected(1000, 1200) == pytest.approx(1.0)
-    assert harness.elo_update(1000, 1000, 1.0) == pytest.approx(1016.0)
-    assert harness.elo_update(1000, 1000, 0.0) == pytest.approx(984.0)
-    assert harness.elo_update(1000, 1000, 0.5) == pytest.approx(1000.0)
-    r = harness.elo_update(1000, 1000, 1.0)
-    assert harness.elo_rate(1000, [(1000, 1.0), (1000, 0.0)]) == pytest.approx(
-        r + 32 * (0 - harness.elo_expected(r, 1000))
+    assert competitive.elo_expected(1000, 1000) == pytest.approx(0.5)
+    assert competitive.elo_expected(1200, 1000) == pytest.approx(1 / (1 + 10 ** (-0.5)))
+    assert competitive.elo_expected(1200, 1000) + competitive.elo_expected(1000, 1200) == pytest.approx(1.0)
+    assert competitive.elo_update(1000, 1000, 1.0) == pytest.approx(1016.0)
+    assert competitive.elo_update(1000, 1000, 0.0) == pytest.approx(984.0)
+    assert competitive.elo_update(1000, 1000, 0.5) == pytest.approx(1000.0)
+    r = competitive.elo_update(1000, 1000, 1.0)
+    assert competitive.elo_rate(1000, [(1000, 1.0), (1000, 0.0)]) == pytest.approx(
+        r + 32 * (0 - competitive.elo_expected(r, 1000))
     )
     # many wins against a fixed 1000 pool: converges up, never past where expected = actual
-    assert 1000 < harness.elo_rate(1000, [(1000, 1.0)] * 50) < 1000 + 400 * 3
-    assert harness.interleave([(1, [1, 0]), (2, [0])]) == [(1, 1.0), (2, 0.0), (1, 0.0)]
+    assert 1000 < competitive.elo_rate(1000, [(1000, 1.0)] * 50) < 1000 + 400 * 3
+    assert competitive.interleave([(1, [1, 0]), (2, [0])]) == [(1, 1.0), (2, 0.0), (1, 0.0)]
     # performance rating: 75% against 1000-rated opponents is 1000 + 400 log10(3); even score = the opponents' mean
-    assert harness.performance_rating([(1000, 1.0)] * 3 + [(1000, 0.0)]) == pytest.approx(
+    assert competitive.performance_rating([(1000, 1.0)] * 3 + [(1000, 0.0)]) == pytest.approx(
         1000 + 400 * np.log10(3), abs=1e-6
     )
-    assert harness.performance_rating([(900, 1.0), (1100, 0.0)]) == pytest.approx(1000, abs=1e-6)
-    assert np.isfinite(harness.performance_rating([(1000, 1.0)] * 10))
+    assert competitive.performance_rating([(900, 1.0), (1100, 0.0)]) == pytest.approx(1000, abs=1e-6)
+    assert np.isfinite(competitive.performance_rating([(1000, 1.0)] * 10))
     games = [(1000, 1.0)] * 3 + [(1000, 0.0)]
-    k32 = [harness.elo_rate(1000, games * 200)]  # game-by-game K=32 hovers around it
-    assert abs(k32[0] - harness.performance_rating(games)) < 100
+    k32 = [competitive.elo_rate(1000, games * 200)]  # game-by-game K=32 hovers around it
+    assert abs(k32[0] - competitive.performance_rating(games)) < 100
 
 
 def test_exploitability_proxy():
-    assert harness.exploitability([0.9, 0.6]) == 0.0
-    assert harness.exploitability([0.9, 0.2]) == pytest.approx(0.3)
-    assert harness.exploitability([0.0]) == 0.5
-    assert np.isnan(harness.exploitability([]))
+    assert competitive.exploitability([0.9, 0.6]) == 0.0
+    assert competitive.exploitability([0.9, 0.2]) == pytest.approx(0.3)
+    assert competitive.exploitability([0.0]) == 0.5
+    assert np.isnan(competitive.exploitability([]))
 
 
 def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
@@ -101,7 +102,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
         loaded.append(path)
         return StationaryPolicy("tag")
 
-    pool = harness.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
+    pool = competitive.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
     for step in range(1, 8):
         path = tmp_path / f"step_{step}.pt"
         path.write_bytes(b"x")
@@ -109,7 +110,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
     assert [e["step"] for e in pool.entries] == [3, 4, 5, 6, 7]
     assert all((tmp_path / f"step_{s}.pt").exists() for s in range(1, 8))  # rotation deletes nothing
     # scripted chasers vs stationary pool prey: predators win every game, so their Elo rises
-    strong = harness.combine("tag", ChasingPredators(), FleeingPrey())
+    strong = competitive.combine("tag", ChasingPredators(), FleeingPrey())
     row = pool.evaluate(strong)
     assert row["predator_elo"] > 1100 and row["predator_exploitability"] == 0.0
     assert row["predator_min_win_vs_pool"] == 1.0 and row["pool"] == "3 4 5 6 7"
@@ -119,7 +120,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
     assert pool.ratings["predator"] == row["predator_elo"] and frozen["predator_elo"] > row["predator_elo"]
     # the pool survives a checkpoint round trip; a pruned snapshot is a clear error
     state = json.loads(json.dumps(pool.state_dict()))
-    again = harness.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
+    again = competitive.SelfPlayPool("tag", size=5, episodes=10, load_policy=load)
     again.load_state_dict(state)
     assert [e["step"] for e in again.entries] == [3, 4, 5, 6, 7] and again.ratings == pool.ratings
     (tmp_path / "step_3.pt").unlink()
@@ -314,7 +315,7 @@ def _noise_of_tag_run(monkeypatch, argv):
     import method_i
 
     noise, marks = [], []
-    real_act, real_add = method_i.AgentGroup.act, harness.SelfPlayPool.add
+    real_act, real_add = method_i.AgentGroup.act, competitive.SelfPlayPool.add
 
     def act(self, obs, deterministic=False, generator=None):
         out = real_act(self, obs, deterministic, generator)
@@ -328,7 +329,7 @@ def _noise_of_tag_run(monkeypatch, argv):
         return real_add(self, step, path)
 
     monkeypatch.setattr(method_i.AgentGroup, "act", act)
-    monkeypatch.setattr(harness.SelfPlayPool, "add", add)
+    monkeypatch.setattr(competitive.SelfPlayPool, "add", add)
     assert train_method_i.main(argv) == 0
     monkeypatch.undo()
     return noise, marks
@@ -407,7 +408,7 @@ def test_best_response_learns_to_exploit_a_frozen_team(tmp_path):
     summary = json.loads((tmp_path / "results/tag/ppo/br_s1/summary.json").read_text())
     assert summary["team"] == "predator" and summary["test_episodes"] == 100
     opponent = checkpoints.load_policy(tmp_path / "stationary.pt", "tag")[0]
-    random_rate = harness.play("tag", harness.RandomPolicy("tag"), opponent, harness.eval_seeds("test", 100))[
+    random_rate = competitive.play("tag", harness.RandomPolicy("tag"), opponent, harness.eval_seeds("test", 100))[
         "wins"
     ].mean()
     assert summary["test_best_response_win_rate"] > random_rate + 0.2  # it learned to catch the prey
@@ -443,7 +444,7 @@ def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
     # the same games as playing the two checkpoints directly
     mi, md = (checkpoints.load_policy(tag_runs / f"checkpoints/tag/{a}/selfplay_s1/latest.pt", "tag")[0]
               for a in ("method_i", "maddpg"))  # fmt: skip
-    direct = harness.play("tag", mi, md, harness.eval_seeds("test", 6))["wins"].astype(float)
+    direct = competitive.play("tag", mi, md, harness.eval_seeds("test", 6))["wins"].astype(float)
     np.testing.assert_array_equal(w5[0, 2, 0, 0], direct)
     out = reports.tag_report(tmp_path)
     assert "Bradley-Terry" in out["cross_seed_selfplay.md"] and "| Method I |" in out["cross_seed_selfplay.md"]
