@@ -8,6 +8,7 @@ import time
 import pytest
 import ray
 
+import experiments
 import run_experiments as rx
 
 TINY = (
@@ -29,15 +30,18 @@ TINY = (
 
 
 def tiny_suite(ctx):
-    yield "two tiny IPPO runs", [rx.Run("train_ppo.py", "spread", "ppo", "tiny", seed, TINY) for seed in (1, 2)]
+    yield (
+        "two tiny IPPO runs",
+        [experiments.Run("train_ppo.py", "spread", "ppo", "tiny", seed, TINY) for seed in (1, 2)],
+    )
 
 
 def failing_suite(ctx):
     yield (
         "one good run, one bad",
         [
-            rx.Run("train_ppo.py", "spread", "ppo", "good", 1, TINY),
-            rx.Run("train_ppo.py", "spread", "ppo", "bad", 1, (*TINY, "--lr", "-1")),
+            experiments.Run("train_ppo.py", "spread", "ppo", "good", 1, TINY),
+            experiments.Run("train_ppo.py", "spread", "ppo", "bad", 1, (*TINY, "--lr", "-1")),
         ],
     )
 
@@ -54,7 +58,7 @@ def dirs(tmp_path):
 
 
 def ctx_for(tmp_path, **kw):
-    return rx.Context(tmp_path / "results", tmp_path / "checkpoints", **kw)
+    return experiments.Context(tmp_path / "results", tmp_path / "checkpoints", **kw)
 
 
 def test_tiny_suite_runs_as_ray_tasks_then_skips(tmp_path, monkeypatch, capsys, local_ray):
@@ -107,8 +111,8 @@ def test_cancelled_task_stops_its_script_gracefully(tmp_path, local_ray):
         "time.sleep(60)\n"
     )
     log = tmp_path / "driver.log"
-    rx.ensure_ray(ctx_for(tmp_path))  # the running local Ray; ships train_task by value
-    ref = ray.remote(num_cpus=1)(rx.train_task).remote([str(script)], str(tmp_path), str(log), 10.0)
+    experiments.ensure_ray(ctx_for(tmp_path))  # the running local Ray; ships train_task by value
+    ref = ray.remote(num_cpus=1)(experiments.train_task).remote([str(script)], str(tmp_path), str(log), 10.0)
     deadline = time.time() + 30
     while "started" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
         time.sleep(0.2)
@@ -123,8 +127,8 @@ def test_cancelled_task_stops_its_script_gracefully(tmp_path, local_ray):
 
 def test_status_skips_resumes_and_blocks(tmp_path):
     ctx = ctx_for(tmp_path)
-    run = rx.Run("train_ppo.py", "spread", "ppo", "x", 1, ("--lr", "0.001", "--max-steps", "1024"))
-    assert rx.status(run, ctx)[0] == "new"
+    run = experiments.Run("train_ppo.py", "spread", "ppo", "x", 1, ("--lr", "0.001", "--max-steps", "1024"))
+    assert experiments.status(run, ctx)[0] == "new"
     run.ckpt_dir(ctx).mkdir(parents=True)
     (run.ckpt_dir(ctx) / "latest.pt").write_bytes(b"")
     run.result_dir(ctx).mkdir(parents=True)
@@ -132,16 +136,16 @@ def test_status_skips_resumes_and_blocks(tmp_path):
         json.dumps({"args": {"env": "spread", "seed": 1, "lr": 0.001, "max_steps": 1024, "progress": False}})
     )
     (run.result_dir(ctx) / "summary.json").write_text(json.dumps({"interrupted": True}))
-    assert rx.status(run, ctx)[0] == "resume"  # interrupted, with a checkpoint: --resume
+    assert experiments.status(run, ctx)[0] == "resume"  # interrupted, with a checkpoint: --resume
     assert "--resume" in run.args(ctx, resume=True)
     (run.result_dir(ctx) / "summary.json").write_text(json.dumps({"interrupted": False}))
-    assert rx.status(run, ctx)[0] == "finished"
-    other = rx.Run("train_ppo.py", "spread", "ppo", "x", 1, ("--lr", "0.002", "--max-steps", "1024"))
-    state, detail = rx.status(other, ctx)  # the same directory, made with other flags: never silently reused
+    assert experiments.status(run, ctx)[0] == "finished"
+    other = experiments.Run("train_ppo.py", "spread", "ppo", "x", 1, ("--lr", "0.002", "--max-steps", "1024"))
+    state, detail = experiments.status(other, ctx)  # the same directory, made with other flags: never silently reused
     assert state == "blocked" and "--lr 0.001" in detail
     (run.result_dir(ctx) / "summary.json").unlink()
     (run.ckpt_dir(ctx) / "latest.pt").unlink()
-    state, detail = rx.status(run, ctx)  # started, died before any checkpoint
+    state, detail = experiments.status(run, ctx)  # started, died before any checkpoint
     assert state == "blocked" and "no checkpoint" in detail
 
 

@@ -1,0 +1,318 @@
+"""Running training scripts as Ray tasks: a run's identity and directories (Run), the driver's
+context, one Ray task per run (train_task: the script as a subprocess, its output in the run's
+driver.log, Ctrl-C/SIGTERM forwarded so the script saves latest.pt), and a batch of runs executed
+with skipping (finished runs), resuming (interrupted ones) and failure reports. The suites
+themselves are defined in run_experiments.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness import UsageError
+
+ROOT = Path(__file__).resolve().parent
+
+
+STOP_GRACE = 120.0  # seconds a stopped script gets to save latest.pt before it is killed
+
+
+LOG_TAIL = 15
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: results/<env>/<algo>/<name>_s<seed>/."""
+
+    script: str
+    env: str
+    algo: str
+    name: str
+    seed: int
+    flags: tuple = ()
+
+    @property
+    def leaf(self) -> str:
+        return f"{self.name}_s{self.seed}"
+
+    def result_dir(self, ctx) -> Path:
+        return ctx.results / self.env / self.algo / self.leaf
+
+    def ckpt_dir(self, ctx) -> Path:
+        return ctx.checkpoints / self.env / self.algo / self.leaf
+
+    def args(self, ctx, resume: bool = False, shown: bool = False) -> list:
+        """The script and its arguments (the task runs them with its own Python);
+        shown: with the directories relative to the current one, for printing."""
+        path = ctx.rel if shown else str
+        return [self.script, *f"--env {self.env} --seed {self.seed} --run-name {self.name}".split(), *self.flags,
+                "--results-dir", path(ctx.results), "--checkpoint-dir", path(ctx.checkpoints), "--no-progress",
+                *(["--resume"] if resume else [])]  # fmt: skip
+
+
+@dataclasses.dataclass
+class Context:
+    results: Path
+    checkpoints: Path
+    dry_run: bool = False
+    address: str | None = None
+    started_ray: bool = False
+    failures: list = dataclasses.field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary.json if the run finished (not interrupted), else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if summary.get("interrupted") else summary
+
+
+def options(flags: Iterable[str]) -> dict:
+    """["--lr", "0.001", "--shared-networks"] -> {"--lr": "0.001", "--shared-networks": None}."""
+    out, flags = {}, list(flags)
+    for i, f in enumerate(flags):
+        if f.startswith("--"):
+            nxt = flags[i + 1] if i + 1 < len(flags) else None
+            out[f] = None if nxt is None or nxt.startswith("--") else nxt
+    return out
+
+
+def to_flags(opts: dict) -> tuple:
+    return tuple(x for k, v in opts.items() for x in ((k,) if v is None else (k, v)))
+
+
+def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -> int:
+    """Ray task: run `python <args>` in `cwd`, output appended to log_path; the exit code.
+
+    Cancelling the task (ray.cancel, as Ctrl-C in the driver does) sends the
+    script SIGTERM, which it handles like Ctrl-C: it finishes the current
+    update, saves latest.pt and exits.  The script also gets SIGTERM when this
+    worker process dies (PR_SET_PDEATHSIG; see ensure_ray), and SIGINT is
+    unblocked for it (Ray's workers block it)."""
+    import ctypes
+    import socket
+    import subprocess
+    import time
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def child_setup():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    if threading.current_thread() is threading.main_thread():
+        # ray.cancel raises KeyboardInterrupt through Python's SIGINT handler; a driver started with
+        # SIGINT ignored (nohup, `cmd &` in a script) passes SIG_IGN down to the workers and the
+        # cancellation would do nothing.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    command = [sys.executable, *args]
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}: {shlex.join(command)}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_setup
+        )
+        try:
+            while proc.poll() is None:  # poll, not wait(): Ray's cancellation interrupts Python code only
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.write(f"# cancelled by the driver; exit code {proc.returncode}\n")
+            raise
+        log.write(f"# exit code {proc.returncode}\n")
+    return proc.returncode
+
+
+def ensure_ray(ctx):
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray SIGKILLs a worker's child processes when the worker exits; without that, a script whose
+        # worker goes away (the driver killed hard) gets its PR_SET_PDEATHSIG SIGTERM and saves latest.pt.
+        os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
+        kwargs = {} if ctx.address else {"include_dashboard": False}
+        try:
+            ray.init(address=ctx.address or "local", log_to_driver=False, logging_level="ERROR", **kwargs)
+        except ConnectionError as exc:
+            raise UsageError(f"--address {ctx.address}: {str(exc).splitlines()[0]}") from None
+        ctx.started_ray = True  # a local instance is stopped at the end, a cluster only disconnected
+    if __name__ != "__main__":  # imported (tests): ship the task by value, workers need not import this file
+        import ray.cloudpickle
+
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return ray
+
+
+def config_mismatch(run: Run, ctx) -> str | None:
+    """How a finished run's config.json differs from the flags the suite asks for, or None."""
+    try:
+        saved = json.loads((run.result_dir(ctx) / "config.json").read_text())["args"]
+    except (OSError, ValueError, KeyError):
+        return "it has no readable config.json"
+    skip = {"--results-dir", "--checkpoint-dir", "--run-name", "--no-progress", "--resume"}
+    for flag, value in options(run.args(ctx)[1:]).items():
+        if flag in skip:
+            continue
+        dest, expected = flag[2:].replace("-", "_"), value
+        if value is None:
+            if flag.startswith("--no-") and dest[3:] in saved:
+                dest, expected = dest[3:], False
+            else:
+                expected = True
+        have = saved.get(dest, "<absent>")
+        if isinstance(expected, bool) or isinstance(have, bool):
+            same = have == expected
+        elif isinstance(have, list):
+            same = " ".join(map(str, have)) == expected
+        else:
+            try:
+                same = float(have) == float(expected)
+            except (TypeError, ValueError):
+                same = str(have) == expected
+        if not same:
+            return f"it was run with {flag} {have}, the suite asks for {expected}"
+    return None
+
+
+def status(run: Run, ctx) -> tuple:
+    """("finished" | "resume" | "new" | "blocked", detail)."""
+    rdir, ckpt = run.result_dir(ctx), run.ckpt_dir(ctx)
+    if read_summary(rdir) is not None:
+        mismatch = config_mismatch(run, ctx)
+        if mismatch:
+            return "blocked", (
+                f"{ctx.rel(rdir)} is finished but {mismatch}; move it away (or use another "
+                "--results-dir) to run this one"
+            )
+        return "finished", ""
+    if (ckpt / "latest.pt").exists():
+        return "resume", ""
+    if (rdir / "config.json").exists():
+        return "blocked", (
+            f"{ctx.rel(rdir)} was started but has no checkpoint {ctx.rel(ckpt / 'latest.pt')} to resume "
+            "from (it died before saving one); delete both directories to start it again"
+        )
+    return "new", ""
+
+
+def log_tail(path: Path, n: int = LOG_TAIL) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in lines[-n:])
+
+
+def execute(suite: str, stage: str, batch: list, ctx) -> None:
+    """Run a batch of runs as Ray tasks (skipping finished ones, resuming
+    interrupted ones); failures are reported and recorded in ctx.failures."""
+    from tqdm import tqdm
+
+    batch = list(dict.fromkeys(batch))
+    states = [(run, *status(run, ctx)) for run in batch]
+    count = {s: sum(1 for _, t, _ in states if t == s) for s in ("finished", "resume", "new", "blocked")}
+    print(
+        f"# {suite}, {stage}: {len(batch)} runs ({count['finished']} finished, {count['resume']} to resume, "
+        f"{count['new']} to start" + (f", {count['blocked']} blocked" if count["blocked"] else "") + ")",
+        flush=True,
+    )
+    for run, state, detail in states:
+        if state == "blocked":
+            print(f"error: {detail}", file=sys.stderr)
+            ctx.failures.append((run, detail))
+    todo = [(run, state == "resume") for run, state, _ in states if state in ("resume", "new")]
+    if ctx.dry_run:
+        for run, state, _ in states:
+            if state == "finished":
+                print(f"# finished: {ctx.rel(run.result_dir(ctx))}")
+            elif state != "blocked":
+                print(shlex.join(["python", *run.args(ctx, resume=state == "resume", shown=True)]))
+        return
+    if not todo:
+        return
+    ray = ensure_ray(ctx)
+    task = ray.remote(num_cpus=1)(train_task)
+    refs = {}
+    for run, resume in todo:
+        log = run.result_dir(ctx) / "driver.log"
+        refs[task.remote(run.args(ctx, resume), str(ROOT), str(log))] = (run, log)
+        print(f"{'resume' if resume else 'start '}  {ctx.rel(run.result_dir(ctx))}  (log: driver.log)", flush=True)
+    bar = tqdm(total=len(batch), initial=len(batch) - len(todo), unit="run", desc=suite, dynamic_ncols=True)
+    pending = list(refs)
+    previous = None  # SIGTERM stops the runs like Ctrl-C (set after ray.init, which installs a handler of its own)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            run, log = refs[done[0]]
+            try:
+                code, problem = ray.get(done[0]), None
+            except Exception as exc:  # the task itself failed (worker died, ...)
+                code, problem = None, f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            if problem is None and code != 0:
+                problem = f"exit code {code}"
+            if problem is None and read_summary(run.result_dir(ctx)) is None:
+                problem = "exited 0 without a finished summary.json"
+            bar.update(1)
+            if problem:
+                ctx.failures.append((run, problem))
+                tqdm.write(
+                    f"FAILED  {ctx.rel(run.result_dir(ctx))}: {problem}; last lines of {ctx.rel(log)}:\n"
+                    f"{log_tail(log)}",
+                    file=sys.stderr,
+                )
+            else:
+                tqdm.write(f"done    {ctx.rel(run.result_dir(ctx))}")
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"\ninterrupted: stopping {len(pending)} runs (each saves latest.pt; run the same command again "
+            "to resume them)",
+            file=sys.stderr,
+            flush=True,
+        )
+        for ref in pending:
+            ray.cancel(ref)
+        ray.wait(pending, num_returns=len(pending), timeout=STOP_GRACE + 30)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    bar.close()
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def report_failures(ctx) -> int:
+    if not ctx.failures:
+        return 0
+    print(f"\n{len(ctx.failures)} run(s) failed or blocked:", file=sys.stderr)
+    for run, problem in ctx.failures:
+        print(f"  {ctx.rel(run.result_dir(ctx))}: {problem}", file=sys.stderr)
+    return 1
