@@ -2,12 +2,14 @@
 
     python benchmarks/throughput.py --out results/benchmarks/throughput.json   # spread and tag, 3 rounds
     python benchmarks/throughput.py --envs spread --rounds 2 --train-steps 20000
+    python benchmarks/throughput.py --envs spread --maddpg-steps 20000 --out results/benchmarks/throughput_maddpg.json
 
 Three measurements per env, each on both backends (harness.use_backend):
 * env: the training VecEnv stepped with uniform random actions (env steps/s);
 * train: the real training loop (train_method_i.main, default hyperparameters, 1 torch thread) with
   evaluation pushed past the budget, timed without evaluation (summary.json's throughput_without_eval);
-* eval: deterministic evaluation episodes of a Method I policy on the validation seeds (episodes/s).
+* eval: deterministic evaluation episodes of a Method I policy on the validation seeds (episodes/s);
+* maddpg (with --maddpg-steps N): MADDPG's population training, fitness games included (env steps/s).
 Every round runs each measurement once per backend, alternating, so both see the same machine state;
 the medians, their ratio (batched / mpe2) and the per-round ratios are printed and, with --out, saved.
 """
@@ -75,6 +77,21 @@ def train_sps(env: str, backend: str, num_envs: int, steps: int) -> float:
         ]
 
 
+def maddpg_sps(env: str, backend: str, num_envs: int, steps: int) -> float:
+    """MADDPG (AgileRL, population 4) training throughput: env steps incl. fitness games per second."""
+    import train_maddpg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["--env", env, "--backend", backend, "--max-steps", str(steps), "--evo-steps", str(steps // 8),
+                "--num-envs", str(num_envs), "--eval-interval", str(10**9), "--eval-episodes", "2",
+                "--final-eval-episodes", "0", "--results-dir", tmp, "--checkpoint-dir", tmp, "--run-name", "bench",
+                "--no-progress"]  # fmt: skip
+        assert train_maddpg.main(argv) == 0
+        return json.loads((Path(tmp) / env / "maddpg" / "bench_s1" / "summary.json").read_text())[
+            "throughput_without_eval"
+        ]
+
+
 def eval_eps(env: str, episodes: int) -> float:
     agents, obs_dims, act_dims = harness.env_info(env)
     learner = LAIPPO(agents, obs_dims, act_dims, seed=0)
@@ -92,6 +109,12 @@ def main(argv=None) -> int:
     p.add_argument("--train-steps", type=runs.positive(int), default=30_720, help="env steps per training round")
     p.add_argument("--eval-episodes", type=runs.positive(int), default=100, help="episodes per evaluation round")
     p.add_argument("--rounds", type=runs.positive(int), default=3)
+    p.add_argument(
+        "--maddpg-steps",
+        type=int,
+        default=0,
+        help="also time MADDPG (population 4) training for this many env steps per round (0: skip)",
+    )
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -100,10 +123,12 @@ def main(argv=None) -> int:
         "train": lambda env, b: train_sps(env, b, args.num_envs, args.train_steps),
         "eval": lambda env, b: eval_eps(env, args.eval_episodes),
     }
+    if args.maddpg_steps:
+        measures["maddpg"] = lambda env, b: maddpg_sps(env, b, args.num_envs, args.maddpg_steps)
     result = {
         "args": vars(args),
         "machine": runs.cpu_info(),
-        "units": {"env": "env steps/s", "train": "env steps/s", "eval": "episodes/s"},
+        "units": {"env": "env steps/s", "train": "env steps/s", "eval": "episodes/s", "maddpg": "env steps/s"},
         "results": {},
     }
     for env in args.envs:
