@@ -65,6 +65,7 @@ class Context:
     address: str | None = None
     started_ray: bool = False
     failures: list = dataclasses.field(default_factory=list)
+    algos: tuple = ()  # the algorithms (run_experiments.ALGORITHMS keys) to run; () = all
 
     def rel(self, path: Path) -> str:
         try:

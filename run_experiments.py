@@ -217,9 +217,18 @@ def runs_of(algorithm: str, name: str, seeds, *flags: str) -> list:
 # ----------------------------------------------------------------------------
 
 
-def stage1_candidates() -> list:
+def selected(ctx) -> tuple:
+    """The algorithms this invocation runs (--algos; default all)."""
+    return tuple(ctx.algos) if ctx is not None and ctx.algos else tuple(ALGORITHMS)
+
+
+def stage1_candidates(ctx=None) -> list:
     """IPPO and Method I on the same PPO configurations (Method I with the centre
-    distillation), and MADDPG's configurations at population 4 and 1."""
+    distillation), and MADDPG's configurations at population 4 and 1 (of the --algos)."""
+    return [c for c in _stage1_candidates() if c.algorithm in selected(ctx)]
+
+
+def _stage1_candidates() -> list:
     centre = DISTILL_CENTRE
     out = [Candidate("ppo", f"tune-{ppo_name(c)}", ppo_flags(c)) for c in PPO_CONFIGS]
     out += [Candidate("method_i", f"tune-{ppo_name(c)}-{distill_name(centre)}", ppo_flags(c) + distill_flags(centre))
@@ -272,15 +281,18 @@ def best_method_i_ppo_config(ctx) -> dict:
 def tuning_candidates(ctx) -> dict:
     """{algorithm: [candidate]} of the whole sweep (stage 2 needs stage 1's Method I results)."""
     out = {}
-    for c in stage1_candidates():
+    for c in stage1_candidates(ctx):
         out.setdefault(c.algorithm, []).append(c)
-    names = {c.name for c in out["method_i"]}
-    out["method_i"] += [c for c in stage2_candidates(best_method_i_ppo_config(ctx)) if c.name not in names]
+    if "method_i" in out:
+        names = {c.name for c in out["method_i"]}
+        out["method_i"] += [c for c in stage2_candidates(best_method_i_ppo_config(ctx)) if c.name not in names]
     return out
 
 
 def suite_tune(ctx):
-    yield "stage 1: PPO knobs (IPPO, Method I) and MADDPG", [r for c in stage1_candidates() for r in c.runs()]
+    yield "stage 1: PPO knobs (IPPO, Method I) and MADDPG", [r for c in stage1_candidates(ctx) for r in c.runs()]
+    if "method_i" not in selected(ctx):
+        return
     try:
         centre = best_method_i_ppo_config(ctx)
     except UsageError:
@@ -306,6 +318,8 @@ def chosen_path(ctx) -> Path:
 
 def choose(ctx) -> dict:
     out = {"env": ENV, "metric": TUNE_METRIC, "tuning_seeds": list(TUNE_SEEDS), "tuning_steps": STEPS, "algorithms": {}}
+    if chosen_path(ctx).exists():  # --algos chooses some algorithms: keep the others' earlier choices
+        out["algorithms"] = json.loads(chosen_path(ctx).read_text())["algorithms"]
     for key, candidates in tuning_candidates(ctx).items():
         scored = scores(ctx, candidates)
         winner = best(scored)
@@ -378,10 +392,10 @@ def load_chosen(ctx) -> dict:
     if not path.exists():
         raise UsageError(f"no {ctx.rel(path)}: run `python run_experiments.py --suite tune`, then `--suite choose`")
     algos = json.loads(path.read_text())["algorithms"]
-    missing = [k for k in ALGORITHMS if k not in algos]
+    missing = [k for k in selected(ctx) if k not in algos]
     if missing:
         raise UsageError(f"{ctx.rel(path)} has no choice for {missing[0]}; rerun `--suite choose`")
-    return {k: tuple(algos[k]["flags"]) for k in ALGORITHMS}
+    return {k: tuple(algos[k]["flags"]) for k in selected(ctx)}
 
 
 # ----------------------------------------------------------------------------
@@ -393,7 +407,7 @@ def suite_main(ctx):
     """200k steps, reporting seeds 1-10: every algorithm with its chosen flags."""
     chosen = load_chosen(ctx)
     runs = []
-    for key in ALGORITHMS:
+    for key in selected(ctx):
         runs += runs_of(key, "main-tuned", REPORT_SEEDS, *chosen[key], "--max-steps", str(STEPS))
     yield "every algorithm, chosen flags, reporting seeds 1-10", runs
 
@@ -423,7 +437,7 @@ def suite_wallclock(ctx):
     """Seeds 1-5: every algorithm for the MADDPG population's median wall time."""
     chosen, budget = load_chosen(ctx), wallclock_budget(ctx)
     runs = []
-    for key in ALGORITHMS:
+    for key in selected(ctx):
         runs += runs_of(key, "wallclock-tuned", FEW_SEEDS, *chosen[key],
                         "--max-steps", str(WALLCLOCK_MAX_STEPS), "--max-time", g(budget))  # fmt: skip
     yield f"every algorithm, --max-time {g(budget)} s", runs
@@ -535,10 +549,23 @@ def main(argv=None) -> int:
         "default: a new local Ray with one worker per core, stopped at the end",
     )
     p.add_argument("--dry-run", action="store_true", help="list the commands (and what is finished) without running")
+    p.add_argument(
+        "--algos",
+        nargs="+",
+        choices=list(ALGORITHMS),
+        default=None,
+        help="only these algorithms (spread suites); choose keeps the others' earlier choices",
+    )
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the checkpoint directories")
     args = p.parse_args(argv)
-    ctx = Context(Path(args.results_dir).resolve(), Path(args.checkpoint_dir).resolve(), args.dry_run, args.address)
+    ctx = Context(
+        Path(args.results_dir).resolve(),
+        Path(args.checkpoint_dir).resolve(),
+        args.dry_run,
+        args.address,
+        algos=tuple(args.algos or ()),
+    )
     names = SUITE_ORDER if args.suite == "all" else (args.suite,)
     try:
         for name in names:
