@@ -74,6 +74,18 @@ def load_run_checkpoint(path, env_name: str | None = None, algos=("method_i", "p
     return state
 
 
+def policy_only(state: dict) -> dict:
+    """A run checkpoint reduced to what acting needs (the shipped checkpoints): LA-IPPO without its
+    optimiser, observation buffer and env state; MADDPG checkpoints hold only actors already."""
+    state = {k: v for k, v in state.items() if k != "envs"}
+    if "learner" in state:
+        groups = [
+            {**g, "optimizer": None, "obs_buffer": None, "obs_buffer_count": 0} for g in state["learner"]["groups"]
+        ]
+        state["learner"] = {**state["learner"], "groups": groups}
+    return state
+
+
 def load_learner(path, env_name=None):
     """(LAIPPO, checkpoint dict) from a train_method_i.py / train_ppo.py checkpoint."""
     from method_i import LAIPPO, check_compatible

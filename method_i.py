@@ -754,9 +754,10 @@ class LAIPPO:
         for g, saved in zip(self.groups, state["groups"]):
             g.load_state_dict(saved["params"])
             g.changed()
-            g.optimizer.load_state_dict(saved["optimizer"])
-            g.obs_buffer = saved["obs_buffer"].numpy().copy()
-            g.obs_buffer_count = int(saved["obs_buffer_count"])
+            if saved.get("optimizer") is not None:  # None in a policy-only checkpoint (checkpoints.policy_only)
+                g.optimizer.load_state_dict(saved["optimizer"])
+                g.obs_buffer = saved["obs_buffer"].numpy().copy()
+                g.obs_buffer_count = int(saved["obs_buffer_count"])
             g.probe = saved["probe"]
         self.generator.set_state(state["generator"])
 

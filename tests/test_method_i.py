@@ -376,3 +376,17 @@ def test_random_encoder_control_is_frozen_and_pulls_the_student():
     with torch.no_grad():  # and its target is not a peer's latent
         (target,) = g._distill_targets(samples, [0], torch.Generator())[0]
         assert not torch.allclose(target, g.encode(samples[:1], [1])[0])
+
+
+def test_policy_only_checkpoint_acts_like_the_full_one(tmp_path):
+    import checkpoints
+
+    learner, obs = _trained_learner()
+    state = {"format": checkpoints.RUN_FORMAT, "algo": "method_i", "env": "spread", "learner": learner.state_dict(),
+             "progress": {"global_step": 16}, "args": {}}  # fmt: skip
+    checkpoints.save_checkpoint(checkpoints.policy_only(state), tmp_path / "slim.pt")
+    checkpoints.save_checkpoint(state, tmp_path / "full.pt")
+    assert (tmp_path / "slim.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    policy, _ = checkpoints.load_policy(tmp_path / "slim.pt", "spread")
+    for a, x in learner.act(obs, deterministic=True).items():
+        np.testing.assert_array_equal(policy(obs, None)[a], x)
