@@ -223,29 +223,20 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     bar.close()
     envs.close()
 
-    policy = checkpoints.load_actor_policy_from(best["actors"], agents)
+    return finish(args, cfg, run, progress, best, refs, interrupted, league)
+
+
+def finish(args, cfg: MADDPGConfig, run, progress, best: dict, refs: dict, interrupted, league) -> int:
+    """summary.json (with the population's numbers), the final test evaluation of the best member, the plot."""
+    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
     per_member = progress.global_step / cfg.population_size / max(progress.train_time, 1e-9)
-    extra = {
-        "generations": progress.generation,
-        "population_size": cfg.population_size,
-        "fitness_env_steps": progress.fitness_steps,
-        "throughput_per_member": round(per_member, 1),
-        "best_member_hyperparameters": best["hyperparameters"],
-    }
+    extra = {"generations": progress.generation, "population_size": cfg.population_size,
+             "fitness_env_steps": progress.fitness_steps, "throughput_per_member": round(per_member, 1),
+             "best_member_hyperparameters": best["hyperparameters"]}  # fmt: skip
     title = f"MADDPG (AgileRL, population {cfg.population_size}) on {args.env_id}, seed {args.seed}"
-    return runs.finish_run(
-        args,
-        run,
-        progress,
-        refs,
-        interrupted,
-        policy,
-        title,
-        extra=extra,
-        panels=(("eval_saturation", "actor saturation"),),
-        after_test=lambda: {"test_saturation": policy.saturation()},
-        league=league,
-    )
+    return runs.finish_run(args, run, progress, refs, interrupted, policy, title, extra=extra,
+                           panels=(("eval_saturation", "actor saturation"),),
+                           after_test=lambda: {"test_saturation": policy.saturation()}, league=league)  # fmt: skip
 
 
 if __name__ == "__main__":
