@@ -220,6 +220,20 @@ class BatchedMPE:
         self._dmin_agents = self.sizes[:nA, None] + self.sizes[None, :nA]
         self._sens = self.accel[:, None, None]  # u is built agent-major, [agents, E, 2]
 
+        self._observation_layout(name, num_envs, n_adv)
+
+        E = num_envs
+        self.pos = np.zeros((E, nE, 2))
+        self.vel = np.zeros((E, nE, 2))
+        self.steps = np.zeros(E, dtype=np.int64)
+        self.cam_range = np.zeros(E)
+        self.rngs = [_new_rng(None) for _ in range(E)]
+        self._contacts = None
+        self.reset()  # as mpe2's constructor, which resets its world with an unseeded RNG
+
+    def _observation_layout(self, name: str, num_envs: int, n_adv: int) -> None:
+        """Where every agent's observation comes from (see the comment below); sets obs_dims and act_dims."""
+        nA, nE = self.num_agents, self.num_entities
         # Observations are gathered from one float64 row per env (a persistent
         # scratch buffer): [pos (2 nE) | vel (2 nE) | 0.0 | rel (nA * nE * 2)],
         # rel[i, j] = p_j - p_i.  Each agent's observation is a fixed list of
@@ -248,15 +262,6 @@ class BatchedMPE:
         ]
         self.obs_dims = {self.agents[i]: idx.shape[1] for lo, hi, idx in self._groups for i in range(lo, hi)}
         self.act_dims = {a: 5 for a in self.agents}
-
-        E = num_envs
-        self.pos = np.zeros((E, nE, 2))
-        self.vel = np.zeros((E, nE, 2))
-        self.steps = np.zeros(E, dtype=np.int64)
-        self.cam_range = np.zeros(E)
-        self.rngs = [_new_rng(None) for _ in range(E)]
-        self._contacts = None
-        self.reset()  # as mpe2's constructor, which resets its world with an unseeded RNG
 
     # ------------------------------------------------------------------ reset
 
