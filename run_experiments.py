@@ -529,8 +529,27 @@ def suite_tag(ctx):
     yield "best responders (IPPO) against every final team", responders
 
 
+def suite_ship(ctx):
+    """The final checkpoints of reporting seed 1, policy-only (checkpoints.policy_only), as
+    checkpoints/<env>/<algo>/shipped-<run>_s1/latest.pt: committed, so a fresh clone evaluates and renders."""
+    import checkpoints
+
+    sources = [("spread", r.algo, r.leaf) for key in selected(ctx) for r in runs_of(key, "main-tuned", [1])]
+    sources += [("tag", algo, "selfplay_s1") for algo in TAG_ALGOS]
+    for env, algo, leaf in sources:
+        src = ctx.checkpoints / env / algo / leaf / "latest.pt"
+        dst = ctx.checkpoints / env / algo / f"shipped-{leaf}" / "latest.pt"
+        if not src.exists():
+            print(f"# not yet: {ctx.rel(src)}")
+        elif not ctx.dry_run:
+            checkpoints.save_checkpoint(checkpoints.policy_only(checkpoints.load_checkpoint(src)), dst)
+            print(f"shipped {ctx.rel(dst)} ({dst.stat().st_size // 1024} KB)")
+    return
+    yield
+
+
 # name -> function(ctx) yielding (stage description, [Run]); `all` runs SUITE_ORDER
-SUITE_ORDER = ("tune", "choose", "main", "long", "wallclock", "ablation", "scaling", "tag")
+SUITE_ORDER = ("tune", "choose", "main", "long", "wallclock", "ablation", "scaling", "tag", "ship")
 SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUITE_ORDER}
 
 
