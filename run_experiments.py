@@ -386,16 +386,17 @@ def suite_choose(ctx):
     return []
 
 
-def load_chosen(ctx) -> dict:
-    """{algorithm: chosen flags} from chosen.json."""
+def load_chosen(ctx, needed=None) -> dict:
+    """{algorithm: chosen flags} from chosen.json, for the algorithms `needed` (default: --algos)."""
     path = chosen_path(ctx)
     if not path.exists():
         raise UsageError(f"no {ctx.rel(path)}: run `python run_experiments.py --suite tune`, then `--suite choose`")
     algos = json.loads(path.read_text())["algorithms"]
-    missing = [k for k in selected(ctx) if k not in algos]
+    needed = selected(ctx) if needed is None else needed
+    missing = [k for k in needed if k not in algos]
     if missing:
         raise UsageError(f"{ctx.rel(path)} has no choice for {missing[0]}; rerun `--suite choose`")
-    return {k: tuple(algos[k]["flags"]) for k in selected(ctx)}
+    return {k: tuple(algos[k]["flags"]) for k in needed}
 
 
 # ----------------------------------------------------------------------------
@@ -414,7 +415,7 @@ def suite_main(ctx):
 
 def suite_long(ctx):
     """2M steps, seeds 1-5: Method I and IPPO."""
-    chosen = load_chosen(ctx)
+    chosen = load_chosen(ctx, ["method_i", "ppo"])
     runs = []
     for key in ("method_i", "ppo"):
         runs += runs_of(key, "long-tuned", FEW_SEEDS, *chosen[key], "--max-steps", str(LONG_STEPS))
@@ -468,14 +469,14 @@ def ablation_variants(base: tuple) -> list:
 def suite_ablation(ctx):
     """200k steps, seeds 1-5: Method I's distillation knobs one at a time, and the controls."""
     runs = []
-    for name, flags in ablation_variants(load_chosen(ctx)["method_i"]):
+    for name, flags in ablation_variants(load_chosen(ctx, ["method_i"])["method_i"]):
         runs += runs_of("method_i", name, FEW_SEEDS, *flags, "--max-steps", str(STEPS))
     yield "Method I distillation ablations and controls", runs
 
 
 def suite_scaling(ctx):
     """200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents."""
-    chosen = load_chosen(ctx)
+    chosen = load_chosen(ctx, ["method_i", "ppo"])
     runs = []
     for n in (3, 6):
         for key in ("method_i", "ppo"):
