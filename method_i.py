@@ -66,12 +66,16 @@ class CheckpointError(Exception):
 @dataclass
 class Config:
     """LA-IPPO hyperparameters: every one defined here once, documented under
-    its field; the training scripts generate their options from this class."""
+    its field; the training scripts generate their options from this class.
+    The defaults are the configurations chosen on the tuning seeds 101-103
+    (results/spread/tuning/chosen.md): IPPO's best PPO settings, which are
+    also Method I's, and Method I's best distillation (ring, weight 0.1,
+    every 10 updates)."""
 
     # -- PPO
     rollout_length: int = 128
     """steps per env per rollout"""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """Adam learning rate (one Adam per agent, used by PPO and distillation)"""
     anneal_lr: bool = True
     """anneal the learning rate linearly to 0 over the run (by steps, or time if --max-time ends first)"""
@@ -81,7 +85,7 @@ class Config:
     """GAE lambda"""
     clip_coef: float = 0.2
     """PPO ratio clip epsilon"""
-    ent_coef: float = 0.0
+    ent_coef: float = 0.01
     """entropy bonus coefficient c2"""
     vf_coef: float = 0.5
     """value loss coefficient c1"""
@@ -89,7 +93,7 @@ class Config:
     """per-agent gradient-norm clip"""
     update_epochs: int = 10
     """PPO epochs per rollout"""
-    num_minibatches: int = 4
+    num_minibatches: int = 2
     """minibatches per epoch"""
     norm_adv: bool = True
     """normalise advantages per minibatch"""
@@ -107,7 +111,7 @@ class Config:
     activation: Activation = "relu"
     """encoder nonlinearity"""
     # -- distillation (DISTILLATION_FIELDS)
-    topology: Topology = "all-to-all"
+    topology: Topology = "ring"
     """who distills from whom (i <- j: i moves toward j); none = IPPO"""
     distill_interval: int = 10
     """distill every k PPO updates"""

@@ -134,6 +134,6 @@ def test_short_run_reproduces_the_reference_metrics(env, backend, tmp_path):
 if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {env: run_metrics(env, Path(tmp) / env) for env in sorted(RUNS)}
-    runs.write_json(REFERENCE, {"commit": commit, "machine": machine(), "runs": runs})
+        recorded = {env: run_metrics(env, Path(tmp) / env) for env in sorted(RUNS)}
+    runs.write_json(REFERENCE, {"commit": commit, "machine": machine(), "runs": recorded})
     print(f"recorded {REFERENCE}")
