@@ -39,7 +39,7 @@ def test_train_method_i_writes_run_directory(tmp_path):
     assert train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "smoke", "--distill-interval", "2"]) == 0
     run = tmp_path / "results/spread/method_i/smoke_s1"
     config = json.loads((run / "config.json").read_text())
-    assert config["args"]["distill_interval"] == 2 and config["method_config"]["topology"] == "all-to-all"
+    assert config["args"]["distill_interval"] == 2 and config["method_config"]["topology"] == "ring"
     assert config["packages"]["torch"].startswith("2.13")
     assert config["cpu_model"] and config["torch_cpu_capability"]  # runs are bit-identical only on one CPU and build
     rows = runs.read_metrics(run / "metrics.csv")
@@ -199,7 +199,7 @@ def test_compare_results_tables_and_plot(tmp_path):
     for seed in ("1", "2"):
         train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "cmp", "--seed", seed])
     train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "cmp", "--seed", "1"])
-    train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "other", "--seed", "1", "--lr", "0.002"])
+    train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "other", "--seed", "1", "--lr", "0.0005"])
     results = tmp_path / "results"
     assert compare_results.main(["--results-dir", str(results)]) == 0
     md = (results / "spread/comparison.md").read_text()
@@ -214,7 +214,7 @@ def test_compare_results_tables_and_plot(tmp_path):
     assert table["Method I (LA-IPPO) [cmp]"]["test_score"]["mean"] == pytest.approx((s1 + s2) / 2)
     assert (results / "spread/comparison_plot.png").stat().st_size > 1000
     assert compare_results.main(["--results-dir", str(results), "--by-run"]) == 0
-    assert "lr=0.002" in (results / "spread/runs.md").read_text()
+    assert "lr=0.0005" in (results / "spread/runs.md").read_text()
     with pytest.raises(harness.UsageError, match="no finished runs"):
         compare_results.main(["--results-dir", str(results), "--run-name", "missing"])
 
