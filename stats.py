@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-AGGREGATE_REPS = 50_000  # rliable's default for interval estimates
+AGGREGATE_REPS = 5_000  # rliable defaults to 50k; 5k keeps --check under a minute, CI endpoints move by ~0.002
 REPS = 2_000  # probability of improvement, performance profiles, cluster bootstraps (each replicate costs more)
 CONFIDENCE = 0.95
 ELO_SCALE = 400.0 / math.log(10.0)  # Elo: a 400-point gap is 10:1 odds, as competitive.elo_expected
