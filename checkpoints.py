@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+import cli
 import competitive
 import harness
-import runs
+from cli import positive
 from harness import UsageError
 from method_i import CheckpointError
-from runs import atomic_write, positive
+from runs import atomic_write
 
 RUN_FORMAT = "memeplex-run/1"
 LA_IPPO_ALGOS = ("method_i", "ppo")
@@ -271,7 +272,7 @@ def pool_set_cli(description: str, argv) -> tuple:
     """What evaluate_fixed_pool.py and cross_play_matrix.py start with: (args, runs, missing)."""
     import torch
 
-    p = runs.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_pool_set_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cli
 import competitive
 import harness
 import runs
@@ -349,7 +350,7 @@ def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
 
 
 def main(argv=None) -> int:
-    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--report",
         action="store_true",

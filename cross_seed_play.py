@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import checkpoints
+import cli
 import competitive
 import harness
 import runs
@@ -31,11 +32,11 @@ ALGOS = ("method_i", "ppo", "maddpg")
 
 
 def main(argv=None) -> int:
-    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms to include")
     p.add_argument("--run-name", default="selfplay", help="the runs <algo>/<run-name>_s<seed> to read")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="reporting seeds of the runs")
-    p.add_argument("--episodes", type=runs.positive(int), default=100, help="held-out test start states per pairing")
+    p.add_argument("--episodes", type=cli.positive(int), default=100, help="held-out test start states per pairing")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
     p.add_argument("--results-dir", default="results", help="the games go to <dir>/tag/cross_seed_<run-name>.json")
     args = p.parse_args(argv)

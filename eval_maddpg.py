@@ -15,13 +15,14 @@ import sys
 import torch
 
 import checkpoints
+import cli
 import evaluation
 import harness
 import runs
 
 
 def main(argv=None) -> int:
-    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluation.add_eval_arguments(p, ("maddpg",))
     p.add_argument(
         "--env",

@@ -16,13 +16,14 @@ import sys
 import torch
 
 import checkpoints
+import cli
 import evaluation
 import harness
 import runs
 
 
 def main(argv=None) -> int:
-    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluation.add_eval_arguments(p, checkpoints.LA_IPPO_ALGOS)
     p.add_argument(
         "--env",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import checkpoints
+import cli
 import competitive
 import harness
 import plots
@@ -21,7 +22,7 @@ def add_eval_arguments(parser, algo_dirs) -> None:
         default=None,
         help=f"checkpoint file (default: the newest latest.pt under checkpoints/*/{{{','.join(algo_dirs)}}}/)",
     )
-    parser.add_argument("--episodes", type=runs.positive(int), default=100, help="deterministic evaluation episodes")
+    parser.add_argument("--episodes", type=cli.positive(int), default=100, help="deterministic evaluation episodes")
     parser.add_argument(
         "--split",
         choices=["test", "validation"],
@@ -36,9 +37,9 @@ def add_eval_arguments(parser, algo_dirs) -> None:
         default=None,
         help="also render episodes: an animated GIF (headless) or a window (human)",
     )
-    parser.add_argument("--render-episodes", type=runs.positive(int), default=1, help="episodes to render")
+    parser.add_argument("--render-episodes", type=cli.positive(int), default=1, help="episodes to render")
     parser.add_argument("--out", default=None, help="GIF path for --render gif (default: next to the checkpoint)")
-    parser.add_argument("--fps", type=runs.positive(int), default=10, help="frames per second of the GIF")
+    parser.add_argument("--fps", type=cli.positive(int), default=10, help="frames per second of the GIF")
     parser.add_argument(
         "--opponent",
         default=None,

@@ -54,9 +54,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cli import ArgumentParser
 from experiments import Context, Run, execute, options, read_summary, report_failures, to_flags
 from harness import UsageError
-from runs import ArgumentParser, run_cli
+from runs import run_cli
 
 ROOT = Path(__file__).resolve().parent
 ENV = "spread"

@@ -48,6 +48,7 @@ import torch
 from tqdm import tqdm
 
 import checkpoints
+import cli
 import harness
 import maddpg
 import runs
@@ -55,13 +56,11 @@ from maddpg import MADDPGConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     runs.add_run_arguments(
         p, budget_note="summed over all population members, fitness episodes included", envs=("spread", "tag")
     )
-    runs.add_dataclass_arguments(
-        p.add_argument_group("MADDPG and evolutionary HPO (maddpg.MADDPGConfig)"), MADDPGConfig
-    )
+    cli.add_dataclass_arguments(p.add_argument_group("MADDPG and evolutionary HPO (maddpg.MADDPGConfig)"), MADDPGConfig)
     return p
 
 
@@ -69,9 +68,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    runs.dataclass_from_args(MADDPGConfig, args)  # bad values fail before a run directory exists
+    cli.dataclass_from_args(MADDPGConfig, args)  # bad values fail before a run directory exists
     args, run = runs.open_run(parser, argv, args, "maddpg")
-    return train(args, runs.dataclass_from_args(MADDPGConfig, args), run)
+    return train(args, cli.dataclass_from_args(MADDPGConfig, args), run)
 
 
 def save_run_checkpoint(path, args, best: dict, progress: runs.Progress) -> None:

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 import checkpoints
+import cli
 import harness
 import runs
 from harness import UsageError
@@ -38,7 +39,7 @@ from method_i import DISTILLATION_FIELDS, LAIPPO, Config
 
 
 def build_parser(algo: str) -> argparse.ArgumentParser:
-    p = runs.ArgumentParser(
+    p = cli.ArgumentParser(
         description=(
             "Train Method I (LA-IPPO): independent PPO agents whose encoders are periodically "
             "distilled toward each other."
@@ -58,7 +59,7 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
         "--team learns; evaluation is --team's win-rate against it",
     )
     br.add_argument("--team", choices=("predator", "prey"), default="predator", help="the team that learns")
-    runs.add_dataclass_arguments(
+    cli.add_dataclass_arguments(
         p.add_argument_group("LA-IPPO hyperparameters (method_i.Config)"),
         Config,
         skip=DISTILLATION_FIELDS if algo == "ppo" else (),
@@ -82,7 +83,7 @@ def main(argv=None, algo: str = "method_i") -> int:
     args, run = runs.open_run(parser, argv, args, algo)
     if algo == "ppo":
         args.topology = "none"
-    return train(args, runs.dataclass_from_args(Config, args), algo, run)
+    return train(args, cli.dataclass_from_args(Config, args), algo, run)
 
 
 # Training diagnostics of the latest update that every metrics.csv row carries.

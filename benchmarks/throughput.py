@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+import cli  # noqa: E402
 import harness  # noqa: E402
 import runs  # noqa: E402
 import train_method_i  # noqa: E402
@@ -102,13 +103,13 @@ def eval_eps(env: str, episodes: int) -> float:
 
 
 def main(argv=None) -> int:
-    p = runs.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", nargs="+", choices=sorted(harness.ENVS), default=["spread", "tag"])
-    p.add_argument("--num-envs", type=runs.positive(int), default=8, help="training envs (the default of the scripts)")
-    p.add_argument("--env-steps", type=runs.positive(int), default=20_000, help="env steps per env-stepping round")
-    p.add_argument("--train-steps", type=runs.positive(int), default=30_720, help="env steps per training round")
-    p.add_argument("--eval-episodes", type=runs.positive(int), default=100, help="episodes per evaluation round")
-    p.add_argument("--rounds", type=runs.positive(int), default=3)
+    p.add_argument("--num-envs", type=cli.positive(int), default=8, help="training envs (the default of the scripts)")
+    p.add_argument("--env-steps", type=cli.positive(int), default=20_000, help="env steps per env-stepping round")
+    p.add_argument("--train-steps", type=cli.positive(int), default=30_720, help="env steps per training round")
+    p.add_argument("--eval-episodes", type=cli.positive(int), default=100, help="episodes per evaluation round")
+    p.add_argument("--rounds", type=cli.positive(int), default=3)
     p.add_argument(
         "--maddpg-steps",
         type=int,
