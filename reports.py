@@ -181,7 +181,9 @@ def _curves(label_rows, key: str, ylabel: str, title: str):
     """Mean over seeds of a metrics.csv column over env steps, with the min-max band across seeds."""
     from plots import _pyplot
 
-    fig, ax = _pyplot().subplots(figsize=(7.5, 4.5))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colours = plt.get_cmap("tab20" if len(label_rows) > 10 else "tab10")
     for k, (label, rows) in enumerate(label_rows):
         curves = [read_metrics(d / "metrics.csv") for _, _, d in rows]
         if not curves:
@@ -189,8 +191,8 @@ def _curves(label_rows, key: str, ylabel: str, title: str):
         n = min(len(c) for c in curves)
         steps = np.array([r["step"] for r in curves[0][:n]], dtype=float)
         y = np.array([[float(r.get(key, np.nan)) for r in c[:n]] for c in curves])
-        ax.plot(steps, np.nanmean(y, 0), color=f"C{k % 10}", label=f"{label} ({len(curves)} seeds)")
-        ax.fill_between(steps, np.nanmin(y, 0), np.nanmax(y, 0), color=f"C{k % 10}", alpha=0.15)
+        ax.plot(steps, np.nanmean(y, 0), color=colours(k % colours.N), label=f"{label} ({len(curves)} seeds)")
+        ax.fill_between(steps, np.nanmin(y, 0), np.nanmax(y, 0), color=colours(k % colours.N), alpha=0.1)
     ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
