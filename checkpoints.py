@@ -89,9 +89,12 @@ def policy_only(state: dict) -> dict:
 
 def load_learner(path, env_name=None):
     """(LAIPPO, checkpoint dict) from a train_method_i.py / train_ppo.py checkpoint."""
+    return _learner_from(load_run_checkpoint(path, env_name, LA_IPPO_ALGOS), path)
+
+
+def _learner_from(state: dict, path):
     from method_i import LAIPPO, check_compatible
 
-    state = load_run_checkpoint(path, env_name, LA_IPPO_ALGOS)
     if "learner" not in state:
         raise CheckpointError(f"{path} holds no LA-IPPO learner")
     check_compatible(state["learner"], *harness.env_info(state["env"]))
@@ -163,7 +166,10 @@ def load_actor_policy_from(actors: dict, agents) -> ActorPolicy:
 
 def load_actor_policy(path, env_name=None):
     """(ActorPolicy, checkpoint dict) from a train_maddpg.py checkpoint."""
-    state = load_run_checkpoint(path, env_name, ("maddpg",))
+    return _actor_policy_from(load_run_checkpoint(path, env_name, ("maddpg",)), path)
+
+
+def _actor_policy_from(state: dict, path):
     if "actors" not in state:
         raise CheckpointError(f"{path} holds no MADDPG actors")
     agents, obs_dims, _ = harness.env_info(state["env"])
@@ -183,10 +189,11 @@ def load_policy(path, env_name: str | None = None):
     Loading leaves the global RNG state of python, numpy and torch as it was
     (building an AgileRL actor draws initial weights from torch's)."""
     with untouched_global_rng():
-        if load_run_checkpoint(path, env_name).get("algo") == "maddpg":
-            return load_actor_policy(path, env_name)
-        learner, state = load_learner(path, env_name)
-        return (lambda obs, worlds: learner.act(obs, deterministic=True)), state
+        state = load_run_checkpoint(path, env_name)  # read once, then built by its algorithm
+        if state["algo"] == "maddpg":
+            return _actor_policy_from(state, path)
+        learner, state = _learner_from(state, path)
+        return (lambda obs, world_state: learner.act(obs, deterministic=True)), state
 
 
 def make_league(args):
