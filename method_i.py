@@ -370,7 +370,7 @@ class AgentGroup(nn.Module):
         """Gaussian mean [A, B, act], value [A, B] and clamped log_std [A, 1, act]."""
         return self._forward(self._tensors(), obs)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None):
         """(action, logprob, value) for obs [A, B, D]; actions are unclipped samples
         drawn with `generator` (the learner's own: acting never touches global RNG state)."""
@@ -384,7 +384,7 @@ class AgentGroup(nn.Module):
         logprob = noise.square().sum(-1).mul_(-0.5).sub_(t.log_density_const)
         return action, logprob, value
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self._forward(self._acting_tensors(), obs)[1]
 
