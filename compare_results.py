@@ -206,40 +206,6 @@ def _by_run_table(experiments: dict, env: str, algo: str) -> str:
     )
 
 
-def fixed_pool_markdown(tag_dir: Path) -> str:
-    """One row per fixed_pool_<set>_s<seed>.json (evaluate_fixed_pool.py): each
-    algorithm's win-rate against that seed's pool, predators and prey."""
-    files = sorted(tag_dir.glob("fixed_pool_*_s*.json"))
-    if not files:
-        return ""
-    outs = [json.loads(f.read_text()) for f in files]
-    algos = [a for a in ALGO_LABELS if any(a in o["results"] for o in outs)]
-    head = (
-        "| pool set | seed | pool size | episodes per pairing | "
-        + " | ".join(f"{ALGO_LABELS[a]} predators" for a in algos)
-        + " | "
-        + " | ".join(f"{ALGO_LABELS[a]} prey" for a in algos)
-        + " |"
-    )
-    lines = [head, "|---" * (4 + 2 * len(algos)) + "|"]
-    cell = lambda o, a, team: f"{o['results'][a][team]['win_rate_vs_pool']:.3f}" if a in o["results"] else "n/a"
-    for o in sorted(outs, key=lambda o: (o["pool_set"], o["seed"])):
-        lines.append(
-            f"| {o['pool_set']} | {o['seed']} | {len(o.get('pool', []))} | {o.get('episodes_per_pairing', 'n/a')} | "
-            + " | ".join(cell(o, a, "predator") for a in algos)
-            + " | "
-            + " | ".join(cell(o, a, "prey") for a in algos)
-            + " |"
-        )
-    return (
-        "\n### Fixed-pool win-rates per seed (evaluate_fixed_pool.py)\n\n"
-        + "\n".join(lines)
-        + "\n\nWin-rate of each algorithm's final teams against that seed's fixed pool (random + the last "
-        "snapshots of every algorithm's run with that seed), on held-out test episodes. Pools differ between "
-        "seeds, so compare within a row.\n"
-    )
-
-
 def plot_tag(experiments: dict, path: Path) -> None:
     """Predator (solid) and prey (dashed) Elo over env steps, mean over seeds."""
     import matplotlib
@@ -384,7 +350,11 @@ def main(argv=None) -> int:
         print(f"wrote {out / 'runs.md'}")
         return 0
     table = aggregate(experiments, args.env)
-    md = markdown(table, args.env) + (fixed_pool_markdown(results / "tag") if args.env == "tag" else "")
+    if args.env == "tag":
+        import reports
+
+        pools = reports.fixed_pool_report(results).get("fixed_pool.md")
+    md = markdown(table, args.env) + (f"\n### Fixed pools\n\n{pools}" if args.env == "tag" and pools else "")
     runs.atomic_write(out / "comparison.md", md)
     runs.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
     plot(experiments, args.env, out / "comparison_plot.png")

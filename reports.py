@@ -1,4 +1,4 @@
-"""The spread result suites (run_experiments.py) as tables and figures, from results/ only.
+"""The result suites (run_experiments.py) as tables and figures, from results/ only.
 
 `spread_report(results)` returns {file name: text or Figure} for every suite whose runs exist:
   main.md / main.json       normalised test score per algorithm: IQM and mean with stratified-bootstrap
@@ -8,6 +8,7 @@
   ablation.md, ablation.png distillation weight / interval / topology and the two controls
   cka.png                   linear CKA between agents' latents over training, per ablation configuration
   scaling.md, scaling.png   Method I vs IPPO with 3 and 6 agents
+`tag_report(results)` likewise: selfplay.md, fixed_pool.md, cross_seed_<run>.md/.png, exploitability.md.
 Every number is recomputed from the runs' summary.json and metrics.csv with fixed bootstrap seeds, so the
 same results/ give the same tables (compare_results.py --check).
 """
@@ -265,12 +266,92 @@ def nash_average(m: np.ndarray) -> tuple:
     return p, a @ p
 
 
+TAG_SELFPLAY = [  # (label, algorithm directory, run name) of the tag self-play runs, in table order
+    ("Method I", "method_i", "selfplay"),
+    ("IPPO", "ppo", "selfplay"),
+    ("MADDPG", "maddpg", "selfplay"),
+    ("Method I, MADDPG's wall time", "method_i", "selfplay-wallclock"),
+    ("IPPO, MADDPG's wall time", "ppo", "selfplay-wallclock"),
+]
+TAG_SELFPLAY_METRICS = [  # (summary key, column): the final teams' held-out test games
+    ("test_predator_win_vs_random", "predators vs random prey"),
+    ("test_prey_win_vs_random", "prey vs random predators"),
+    ("test_self_play_predator_win", "predator win-rate in self-play"),
+    ("test_predator_exploitability", "predator pool proxy"),
+    ("test_prey_exploitability", "prey pool proxy"),
+]
+
+
 def tag_report(results: Path) -> dict:
-    out = {}
-    for path in sorted((Path(results) / "tag").glob("cross_seed_*.json")):
+    """The tag suites: selfplay.md (final teams against random and their own pool), fixed_pool.md
+    (evaluate_fixed_pool.py per seed), cross_seed_<run>.md/.png (cross_seed_play.py) and
+    exploitability.md (best responders)."""
+    results = Path(results)
+    out = {**_tag_selfplay(results), **fixed_pool_report(results)}
+    for path in sorted((results / "tag").glob("cross_seed_*.json")):
         out.update(_cross_seed(json.loads(path.read_text()), path.stem))
-    out.update(_exploitability(Path(results)))
+    out.update(_exploitability(results))
     return out
+
+
+def _mean_cell(values, fmt: str = "{:.2f}") -> str:
+    """Mean [stratified-bootstrap 95% CI] (rliable) with the per-seed values below."""
+    e = stats.aggregate({"x": np.asarray(values, dtype=float)})["x"]["mean"]
+    per_seed = " / ".join(fmt.format(v) for v in values)
+    return f"{fmt.format(e.value)} [{fmt.format(e.lo)}, {fmt.format(e.hi)}]<br>({per_seed})"
+
+
+def _tag_selfplay(results: Path) -> dict:
+    rows = [(label, finished(results, algo, name, "tag")) for label, algo, name in TAG_SELFPLAY]
+    rows = [(label, r) for label, r in rows if r]
+    if not rows:
+        return {}
+    lines = ["| | seeds | env steps (median) | wall time, s (median) | "
+             + " | ".join(column for _, column in TAG_SELFPLAY_METRICS) + " |",
+             "|---" * (4 + len(TAG_SELFPLAY_METRICS)) + "|"]  # fmt: skip
+    for label, r in rows:
+        cells = [_mean_cell(_scores(r, key)) for key, _ in TAG_SELFPLAY_METRICS]
+        lines.append(f"| {label} | {', '.join(str(seed) for seed, _, _ in r)} | "
+                     f"{np.median(_scores(r, 'env_steps')):,.0f} | {np.median(_scores(r, 'wall_time')):.0f} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    return {
+        "selfplay.md": "Self-play on tag: each run's final teams on held-out test episodes (100 per pairing). "
+        "Mean over seeds [stratified-bootstrap 95% CI], per-seed values below. A predator win is at least one "
+        "predator-prey contact; the pool proxy is max(0, 0.5 - the team's lowest win-rate against its own "
+        "run's last pool snapshots).\n\n" + "\n".join(lines) + "\n"
+    }
+
+
+def fixed_pool_report(results: Path) -> dict:
+    """evaluate_fixed_pool.py's fixed_pool_<set>_s<seed>.json: each algorithm's final teams against that
+    seed's shared pool; one row per pool set and seed, then the mean over seeds."""
+    outs = [json.loads(p.read_text()) for p in sorted((results / "tag").glob("fixed_pool_*_s*.json"))]
+    if not outs:
+        return {}
+    algos = [a for a in TAG_LABELS if any(a in o["results"] for o in outs)]
+    cols = [(a, team) for team in ("predator", "prey") for a in algos]
+    lines = ["| pool set | seed | pool size | " + " | ".join(f"{TAG_LABELS[a]} {team}" for a, team in cols) + " |",
+             "|---" * (3 + len(cols)) + "|"]  # fmt: skip
+    rate = lambda o, a, team: o["results"][a][team]["win_rate_vs_pool"] if a in o["results"] else float("nan")
+    for o in sorted(outs, key=lambda o: (o["pool_set"], o["seed"])):
+        lines.append(f"| {o['pool_set']} | {o['seed']} | {len(o.get('pool', []))} | "
+                     + " | ".join(f"{rate(o, a, team):.3f}" for a, team in cols) + " |")  # fmt: skip
+    for pool_set in sorted({o["pool_set"] for o in outs}):
+        sel = [o for o in outs if o["pool_set"] == pool_set]
+        if len(sel) < 2:
+            continue
+        cells = []
+        for a, team in cols:
+            v = np.array([rate(o, a, team) for o in sel])
+            cells.append(_mean_cell(v, "{:.3f}").split("<br>")[0] if np.isfinite(v).all() else "n/a")
+        lines.append(f"| {pool_set}: mean [95% CI] | {len(sel)} seeds | | " + " | ".join(cells) + " |")
+    return {
+        "fixed_pool.md": "Fixed pool (`evaluate_fixed_pool.py`): per seed, the random team plus the last snapshots "
+        "of every algorithm's run with that seed; each algorithm's final predators and prey play every member on "
+        f"{outs[0].get('episodes_per_pairing', 'n/a')} held-out test episodes. Win-rate against the pool; "
+        "pools differ between seeds, so compare within a row (step: the 200k-step runs; wallclock: Method I "
+        "and IPPO trained for MADDPG's median wall time, with MADDPG's 200k-step runs).\n\n" + "\n".join(lines) + "\n"
+    }
 
 
 def _cross_seed(data: dict, stem: str) -> dict:
@@ -344,6 +425,17 @@ def _exploitability(results: Path) -> dict:
              "(max(0, 0.5 - lowest win-rate against its last pool snapshots)).", "",
              "| frozen team | run | best responder's win-rate | pool proxy |", "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {a} {team} | {run} | {br:.3f} | {proxy:.3f} |" for a, run, team, br, proxy in rows]
+    groups = sorted({(a, team) for a, _, team, _, _ in rows}, key=lambda k: (k[1], k[0]))
+    summary = [
+        "| frozen team | teams | best responder's win-rate, mean [95% CI] | pool proxy, mean |",
+        "|---|---|---|---|",
+    ]
+    for a, team in groups:
+        sel = [(br, proxy) for b, _, t, br, proxy in rows if (b, t) == (a, team)]
+        brs = np.array([br for br, _ in sel])
+        cell = _mean_cell(brs, "{:.3f}").split("<br>")[0] if len(sel) > 1 else f"{brs[0]:.3f}"
+        summary.append(f"| {a} {team} | {len(sel)} | {cell} | {np.nanmean([p for _, p in sel]):.3f} |")
+    lines[2:2] = [*summary, "", "Every team:", ""]
     br, proxy = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
     ok = ~np.isnan(proxy)
     if ok.sum() >= 3 and np.ptp(proxy[ok]) > 0 and np.ptp(br[ok]) > 0:

@@ -284,16 +284,24 @@ def test_compare_results_on_tag(tag_runs, tmp_path):
     assert (tmp_path / "comparison_plot.png").stat().st_size > 1000
 
 
-def test_compare_results_lists_fixed_pools_per_seed(tmp_path):
-    import compare_results
+def test_tag_report_tables_fixed_pools_and_self_play(tmp_path):
+    import reports
 
     tag = tmp_path / "tag"
     for seed, rate in ((1, 0.25), (2, 0.75)):
         res = {"maddpg": {"predator": {"win_rate_vs_pool": rate}, "prey": {"win_rate_vs_pool": 1 - rate}}}
         runs.write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
-    md = compare_results.fixed_pool_markdown(tag)
-    assert "| step | 1 | 0 | n/a | 0.250 | 0.750 |" in md and "| step | 2 | 0 | n/a | 0.750 | 0.250 |" in md
-    assert compare_results.fixed_pool_markdown(tmp_path / "nothing") == ""
+        summary = {key: 0.1 * seed for key, _ in reports.TAG_SELFPLAY_METRICS}
+        runs.write_json(tag / "ppo" / f"selfplay_s{seed}" / "summary.json",
+                        {**summary, "env_steps": 1000 * seed, "wall_time": 10.0 * seed})  # fmt: skip
+    out = reports.tag_report(tmp_path)
+    md = out["fixed_pool.md"]
+    assert "| step | 1 | 0 | 0.250 | 0.750 |" in md and "| step | 2 | 0 | 0.750 | 0.250 |" in md
+    assert "| step: mean [95% CI] | 2 seeds | | 0.500 [0.250, 0.750] | 0.500 [0.250, 0.750] |" in md
+    # IPPO's two seeds score 0.1 and 0.2 on every metric: mean 0.15, the bootstrap's extremes as the interval
+    row = next(line for line in out["selfplay.md"].splitlines() if line.startswith("| IPPO |"))
+    assert row.startswith("| IPPO | 1, 2 | 1,500 | 15 | 0.15 [0.10, 0.20]<br>(0.10 / 0.20) |")
+    assert reports.tag_report(tmp_path / "nothing") == {}
 
 
 def test_loading_any_checkpoint_leaves_global_rng_alone(tag_runs):
