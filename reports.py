@@ -287,11 +287,41 @@ def tag_report(results: Path) -> dict:
     (evaluate_fixed_pool.py per seed), cross_seed_<run>.md/.png (cross_seed_play.py) and
     exploitability.md (best responders)."""
     results = Path(results)
-    out = {**_tag_selfplay(results), **fixed_pool_report(results)}
+    out, ratings = {**_tag_selfplay(results), **fixed_pool_report(results)}, None
     for path in sorted((results / "tag").glob("cross_seed_*.json")):
-        out.update(_cross_seed(json.loads(path.read_text()), path.stem))
-    out.update(_exploitability(results))
+        data = json.loads(path.read_text())
+        files, bt = _cross_seed(data, path.stem)
+        out.update(files)
+        if data["run_name"] == "selfplay":
+            ratings = (data["algos"], bt)
+    files, responders = _exploitability(results)
+    out.update(files)
+    if ratings and responders:
+        out["headline.md"] = _tag_headline(*ratings, responders)
     return out
+
+
+def _tag_headline(algos: list, bt: dict, responders: list) -> str:
+    """Per algorithm: its Bradley-Terry ratings from cross-seed play and how far a best responder beats
+    its final predators and prey (mean over seeds)."""
+    lines = ["| algorithm | predator rating | prey rating | best responder vs its predators | "
+             "best responder vs its prey |", "|---|---|---|---|---|"]  # fmt: skip
+    for k, algo in enumerate(algos):
+        label = TAG_LABELS.get(algo, algo)
+        cells = []
+        for team in ("predator", "prey"):
+            (lo, hi), r = bt[team]["ci"][k], bt[team]["rating"][k]
+            cells.append(f"{r:.0f} [{lo:.0f}, {hi:.0f}]")
+        for team in ("predator", "prey"):
+            brs = [br for a, _, t, br, _ in responders if (a, t) == (label, team)]
+            cells.append(_mean_cell(brs, "{:.3f}").split("<br>")[0] + f" ({len(brs)} teams)" if len(brs) > 1 else "n/a")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return (
+        "Tag, reporting seeds 1-5, 200k env steps of self-play. Ratings: Bradley-Terry on the Elo scale from "
+        f"cross-seed play ({bt['anchor']}), 95% cluster-bootstrap intervals over seeds and start states; higher is "
+        "stronger. Best responder: the test win-rate of a fresh IPPO learner trained for 200k steps against the "
+        "frozen team, mean over seeds [95% CI]; higher is more exploitable.\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def _mean_cell(values, fmt: str = "{:.2f}") -> str:
@@ -354,7 +384,8 @@ def fixed_pool_report(results: Path) -> dict:
     }
 
 
-def _cross_seed(data: dict, stem: str) -> dict:
+def _cross_seed(data: dict, stem: str) -> tuple:
+    """({file: table or figure}, Bradley-Terry ratings) of one cross_seed_play.py output."""
     w5 = wins_array(data)
     algos, labels = data["algos"], [TAG_LABELS.get(a, a) for a in data["algos"]]
     lines = [f"Cross-seed play (`{data['run_name']}` runs, seeds {', '.join(map(str, data['seeds']))}): every "
@@ -397,10 +428,10 @@ def _cross_seed(data: dict, stem: str) -> dict:
         rates,
         f"cross-seed play, grouped by algorithm ({data['episodes']} games per cell)",
     )
-    return {f"{stem}.md": "\n".join(lines) + "\n", f"{stem}.png": fig}
+    return {f"{stem}.md": "\n".join(lines) + "\n", f"{stem}.png": fig}, bt
 
 
-def _exploitability(results: Path) -> dict:
+def _exploitability(results: Path) -> tuple:
     """Best-response runs (train_*.py --env tag --opponent CKPT): the responder's final test win-rate
     against each frozen team, beside that team's pool proxy from its own self-play run."""
     rows = []
@@ -419,7 +450,7 @@ def _exploitability(results: Path) -> dict:
         rows.append((TAG_LABELS.get(opponent.parent.parent.name, opponent.parent.parent.name), opponent.parent.name,
                      frozen, s["test_best_response_win_rate"], proxy))  # fmt: skip
     if not rows:
-        return {}
+        return {}, []
     lines = ["Best-response exploitability: a fresh IPPO learner trained against each frozen final team; its win-rate "
              "on held-out test episodes (higher = more exploitable), beside the pool proxy of the team's own run "
              "(max(0, 0.5 - lowest win-rate against its last pool snapshots)).", "",
@@ -444,4 +475,4 @@ def _exploitability(results: Path) -> dict:
         rho = spearmanr(proxy[ok], br[ok]).statistic
         lines += ["", f"Spearman rank correlation of the proxy with the best responder's win-rate over "
                   f"{int(ok.sum())} teams: {rho:.2f}."]  # fmt: skip
-    return {"exploitability.md": "\n".join(lines) + "\n"}
+    return {"exploitability.md": "\n".join(lines) + "\n"}, rows

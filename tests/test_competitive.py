@@ -457,3 +457,17 @@ def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
     out = reports.tag_report(tmp_path)
     assert "Bradley-Terry" in out["cross_seed_selfplay.md"] and "| Method I |" in out["cross_seed_selfplay.md"]
     assert_clean_error(run_script("cross_seed_play.py", "--seeds", "9", *common), "final checkpoints missing")
+
+
+def test_tag_headline_joins_ratings_and_best_responders():
+    import reports
+
+    bt = {"anchor": "random predators at 1000",
+          "predator": {"rating": [1100.0, 900.0], "ci": [(1050.0, 1150.0), (850.0, 950.0)]},
+          "prey": {"rating": [1000.0, 1200.0], "ci": [(950.0, 1050.0), (1150.0, 1250.0)]}}  # fmt: skip
+    # (algorithm label, run, frozen team, best responder's win-rate, pool proxy): IPPO's predators 0.2 and 0.4
+    rows = [("IPPO", "selfplay_s1", "predator", 0.2, 0.0), ("IPPO", "selfplay_s2", "predator", 0.4, 0.1),
+            ("IPPO", "selfplay_s1", "prey", 0.5, 0.0)]  # fmt: skip
+    md = reports._tag_headline(["method_i", "ppo"], bt, rows)
+    assert "| Method I | 1100 [1050, 1150] | 1000 [950, 1050] | n/a | n/a |" in md
+    assert "| IPPO | 900 [850, 950] | 1200 [1150, 1250] | 0.300 [0.200, 0.400] (2 teams) | n/a |" in md
