@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from per_agent import StackedAdam, clip_grad_norm_per_agent, orthogonal
+from per_agent import StackedAdam, orthogonal
 
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
 Topology = Literal["all-to-all", "ring", "star", "none"]
@@ -490,10 +490,11 @@ class AgentGroup(nn.Module):
     def _step(self, loss, agents=None):
         """Backpropagate a sum of per-agent losses, clip each agent's gradient
         norm separately, and step the given agents' Adam (default: all)."""
-        self.optimizer.zero_grad()
+        opt = self.optimizer
+        opt.zero_grad(flat=agents is None)  # PPO's loss reaches every parameter: gradients into the flat buffer
         loss.backward()
-        clip_grad_norm_per_agent([p.grad for p in self.optimizer.params if p.grad is not None], self.cfg.max_grad_norm)
-        self.optimizer.step(agents)
+        opt.clip_grad_norm_(self.cfg.max_grad_norm)
+        opt.step(agents)
         with torch.no_grad():  # projected gradient: the parameter itself stays in bounds, so it can come back
             self.log_std.clamp_(LOG_STD_MIN, LOG_STD_MAX)
         self.changed()

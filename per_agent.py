@@ -22,17 +22,45 @@ class StackedAdam:
     def __init__(self, params, num_agents: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-5):
         self.params = list(params)
         self.lr, self.betas, self.eps = lr, betas, eps
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        # Moments and gradients live in flat buffers, the tensors one after the other; exp_avg, exp_avg_sq
+        # and the gradients are contiguous per-tensor views of them, laid out as the parameters are.
+        total = sum(p.numel() for p in self.params)
+        self._m, self._v, self.grad, self._work = (torch.zeros(total) for _ in range(4))
+        self.exp_avg, self.exp_avg_sq = self._views(self._m), self._views(self._v)
+        self._grad_views, self._work_views = self._views(self.grad), self._views(self._work)
+        # each (tensor, agent) block's length in the flat buffers, in their order
+        self._blocks = torch.tensor([p[0].numel() for p in self.params for _ in range(num_agents)])
         self.steps = torch.zeros(len(self.params), num_agents)  # per tensor, per agent
 
-    def zero_grad(self) -> None:
+    def _views(self, flat: torch.Tensor) -> list:
+        """Per-tensor views [agents, ...] of a flat buffer."""
+        out, start = [], 0
         for p in self.params:
-            p.grad = None
+            out.append(flat[start : start + p.numel()].view(p.shape))
+            start += p.numel()
+        return out
+
+    def zero_grad(self, flat: bool = False) -> None:
+        """Clear the gradients. flat: make the zeroed flat buffer every parameter's .grad, so that
+        backward accumulates into it and step() and clip_grad_norm_() work on the whole buffer in a few
+        ops (for a loss that reaches every parameter, as PPO's does); otherwise .grad = None."""
+        if flat:
+            self.grad.zero_()
+            for p, g in zip(self.params, self._grad_views):
+                p.grad = g
+        else:
+            for p in self.params:
+                p.grad = None
+
+    def flat_grads(self) -> bool:
+        """True when every parameter's gradient is its view of the flat buffer (zero_grad(flat=True))."""
+        return all(p.grad is g for p, g in zip(self.params, self._grad_views))
 
     @torch.no_grad()
     def step(self, agents=None) -> None:
         """One Adam step for the given agent indices (default: all agents)."""
+        if agents is None and self.flat_grads():
+            return self._step_flat()
         b1, b2 = self.betas
         live = [k for k, p in enumerate(self.params) if p.grad is not None]
         if not live:
@@ -47,7 +75,7 @@ class StackedAdam:
         step_size = self.lr / (1 - b1**t)  # bias corrections for every tensor and agent at once
         bc2_sqrt = (1 - b2**t).sqrt()
         shape = lambda k: (-1, *[1] * (self.params[k].dim() - 1))
-        if agents is None:  # the common case: every agent steps; batched over all tensors
+        if agents is None:  # every agent steps; batched over the tensors that have a gradient
             params = [self.params[k] for k in live]
             grads, m, v = [p.grad for p in params], [self.exp_avg[k] for k in live], [self.exp_avg_sq[k] for k in live]
             torch._foreach_lerp_(m, grads, 1 - b1)
@@ -66,6 +94,38 @@ class StackedAdam:
             update = step_size[n].view(shape(k)) * m / (v.sqrt() / bc2_sqrt[n].view(shape(k)) + self.eps)
             self.exp_avg[k][idx], self.exp_avg_sq[k][idx] = m, v
             p.data[idx] = p.data[idx] - update
+
+    def _spread(self, x: torch.Tensor) -> torch.Tensor:
+        """[tensors, agents] -> one value per element of the flat buffers (each tensor-agent block's own)."""
+        return torch.repeat_interleave(x.flatten(), self._blocks)
+
+    def _step_flat(self) -> None:
+        """The per-tensor path's element-wise operations over the flat buffers at once (every tensor and
+        agent steps); p - u / d is the per-tensor path's addcdiv(p, u, d, value=-1), bit for bit."""
+        b1, b2 = self.betas
+        self.steps += 1
+        step_size = self.lr / (1 - b1**self.steps)
+        bc2_sqrt = (1 - b2**self.steps).sqrt()
+        g, m, v = self.grad, self._m, self._v
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2)
+        v.addcmul_(g, g, value=1 - b2)
+        denom = v.sqrt().div_(self._spread(bc2_sqrt)).add_(self.eps)
+        torch.mul(m, self._spread(step_size), out=self._work).div_(denom)
+        torch._foreach_sub_(self.params, self._work_views)
+
+    @torch.no_grad()
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """clip_grad_norm_per_agent over the parameters' gradients; with the flat buffer, the scaling is
+        one multiplication over it. Returns the per-agent norms before clipping."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not self.flat_grads():
+            return clip_grad_norm_per_agent(grads, max_norm)
+        n = grads[0].shape[0]
+        norm = torch.cat([g.reshape(n, -1) for g in grads], dim=1).norm(dim=1)
+        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        self.grad.mul_(self._spread(coef.expand(len(self.params), n)))
+        return norm
 
     def state_dict(self) -> dict:
         return {

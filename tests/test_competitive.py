@@ -328,8 +328,9 @@ def _noise_of_tag_run(monkeypatch, argv):
     def act(self, obs, deterministic=False, generator=None):
         out = real_act(self, obs, deterministic, generator)
         if not deterministic:
-            t = self._acting_tensors()
-            noise.append((out[0] - self._forward(t, obs)[0]) / t.std)
+            with torch.inference_mode():  # the acting tensors are inference tensors, as in act
+                t = self._acting_tensors()
+                noise.append((out[0] - self._forward(t, obs)[0]) / t.std)
         return out
 
     def add(self, step, path):

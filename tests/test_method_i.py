@@ -211,6 +211,28 @@ def test_stacked_adam_equals_one_torch_adam_per_agent():
     assert opt.steps[0].tolist() == [3, 6, 6]
 
 
+def test_flat_adam_step_and_clipping_equal_the_per_tensor_ones_bit_for_bit():
+    torch.manual_seed(0)
+    shapes = [(3, 6, 8), (3, 1, 8), (3, 8, 3), (3, 1, 3), (3, 1, 2)]
+    per_tensor = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    flat = [torch.nn.Parameter(p.detach().clone()) for p in per_tensor]
+    a, b = StackedAdam(per_tensor, 3, lr=2e-3), StackedAdam(flat, 3, lr=2e-3)
+    for step in range(4):
+        grads = [torch.randn(s) * 10 ** (step - 2) for s in shapes]  # clipped on some steps, not on others
+        a.zero_grad()
+        b.zero_grad(flat=True)  # the gradients accumulate into the flat buffer, as in backward
+        for pa, pb, g in zip(per_tensor, flat, grads):
+            pa.grad = g.clone()
+            pb.grad.add_(g)
+        assert b.flat_grads() and not a.flat_grads()
+        torch.testing.assert_close(a.clip_grad_norm_(0.5), b.clip_grad_norm_(0.5), rtol=0, atol=0)
+        a.step()
+        b.step()
+        for x, y in zip([*per_tensor, *a.exp_avg, *a.exp_avg_sq], [*flat, *b.exp_avg, *b.exp_avg_sq]):
+            assert torch.equal(x, y)
+    assert torch.equal(a.steps, b.steps)
+
+
 def test_gradient_norm_is_clipped_per_agent():
     torch.manual_seed(0)
     grads = [torch.randn(2, 4, 3), torch.randn(2, 1, 3)]
