@@ -204,8 +204,10 @@ class VecEnv:
         agent -> [E, D], valid where dones; finished_episodes: list of dicts
         with the episode's `score` and per-agent `returns`.
         """
-        clipped = {a: np.clip(actions[a], 0.0, 1.0).astype(np.float32) for a in self.agents}
-        final_obs, r, terminated, truncated = self.world.step(clipped)
+        # float32 as in training; the world clips to [0, 1] itself (clipping commutes with the cast)
+        final_obs, r, terminated, truncated = self.world.step(
+            {a: np.asarray(actions[a], dtype=np.float32) for a in self.agents}
+        )
         rewards = np.stack([r[a] for a in self.agents], axis=1).astype(np.float32)
         dones = terminated | truncated
         obs = self.world.reset(envs=dones) if dones.any() else final_obs  # ended episodes restart, their RNG goes on
