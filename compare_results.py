@@ -265,11 +265,16 @@ REPORT_BLOCK = re.compile(r"(<!-- report:(?P<name>[\w./-]+) -->\n)(?P<body>.*?)(
 
 
 def write_report(results: Path, out_dir: Path) -> dict:
-    """Every table and figure of the result suites into out_dir/<env>/report/; returns {"<env>/<name>": text}."""
+    """Every table and figure of the result suites (and the throughput benchmarks) into
+    out_dir/<env or benchmarks>/report/; returns {"<env>/<name>": text}."""
     import reports
 
     texts = {}
-    for env, make in (("spread", reports.spread_report), ("tag", reports.tag_report)):
+    for env, make in (
+        ("spread", reports.spread_report),
+        ("tag", reports.tag_report),
+        ("benchmarks", reports.benchmark_report),
+    ):
         for name, item in make(results).items():
             path = out_dir / env / "report" / name
             if isinstance(item, str):

@@ -476,3 +476,38 @@ def _exploitability(results: Path) -> tuple:
         lines += ["", f"Spearman rank correlation of the proxy with the best responder's win-rate over "
                   f"{int(ok.sum())} teams: {rho:.2f}."]  # fmt: skip
     return {"exploitability.md": "\n".join(lines) + "\n"}, rows
+
+
+BENCHMARK_LABELS = {
+    "env": "env stepping",
+    "train": "Method I training",
+    "eval": "evaluation",
+    "maddpg": "MADDPG training",
+}
+
+
+def benchmark_report(results: Path) -> dict:
+    """benchmarks/throughput.py's JSON files as tables: <stem>.md per results/benchmarks/<stem>.json."""
+    out = {}
+    for path in sorted((Path(results) / "benchmarks").glob("*.json")):
+        data = json.loads(path.read_text())
+        if "results" not in data or "units" not in data:
+            continue
+        a = data["args"]
+        lines = ["| | mpe2 | batched | ratio (per round) |", "|---|---|---|---|"]
+        for key, r in data["results"].items():
+            env, measure = key.split("/")
+            lo, hi = min(r["round_ratios"]), max(r["round_ratios"])
+            lines.append(f"| {env}: {BENCHMARK_LABELS.get(measure, measure)}, {data['units'][measure]} | "
+                         f"{r['median']['mpe2']:,.0f} | {r['median']['batched']:,.0f} | "
+                         f"**{r['ratio']:.2f}x** ({lo:.2f}-{hi:.2f}) |")  # fmt: skip
+        load = data.get("load_average_1min")
+        load_text = f" 1-minute load average {load['start']} at the start, {load['end']} at the end." if load else ""
+        out[f"{path.stem}.md"] = (
+            f"`python benchmarks/throughput.py`: medians of {a['rounds']} rounds, each running both backends one "
+            f"after the other in one process; {a['num_envs']} envs, 1 torch thread, default hyperparameters; "
+            f"{data['machine']['cpu_model']} ({data['machine']['torch_cpu_capability']}).{load_text}\n\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -129,6 +130,7 @@ def main(argv=None) -> int:
     result = {
         "args": vars(args),
         "machine": runs.cpu_info(),
+        "load_average_1min": {"start": round(os.getloadavg()[0], 2)},  # other work on the machine
         "units": {"env": "env steps/s", "train": "env steps/s", "eval": "episodes/s", "maddpg": "env steps/s"},
         "results": {},
     }
@@ -153,6 +155,7 @@ def main(argv=None) -> int:
                 f"{result['units'][name]}  ratio {med['batched'] / med['mpe2']:.2f} "
                 f"(rounds {min(ratios)}-{max(ratios)})"
             )
+    result["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
     if args.out:
         runs.write_json(args.out, result)
         print(f"written: {args.out}")

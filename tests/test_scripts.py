@@ -374,3 +374,19 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
     assert compare_results.report(results, check=True, root=tmp_path) == 0
     _fake_run(results, "ppo", "main-tuned", 4, 0.25)  # a changed number in the logs
     assert compare_results.report(results, check=True, root=tmp_path) == 1
+
+
+def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_path):
+    import reports
+
+    out = tmp_path / "benchmarks" / "throughput.json"
+    proc = run_script("benchmarks/throughput.py", "--envs", "spread", "--rounds", "1", "--env-steps", "80",
+                      "--train-steps", "1024", "--eval-episodes", "2", "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    train = data["results"]["spread/train"]
+    assert set(train["rounds"]) == {"mpe2", "batched"} and train["ratio"] > 0
+    assert set(data["load_average_1min"]) == {"start", "end"}
+    table = reports.benchmark_report(tmp_path)["throughput.md"]
+    assert f"| spread: Method I training, env steps/s | {train['median']['mpe2']:,.0f} |" in table
+    assert f"**{train['ratio']:.2f}x**" in table
