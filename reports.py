@@ -420,6 +420,7 @@ def _cross_seed(data: dict, stem: str) -> tuple:
     else:
         lines.append("No cycle among the algorithms (a > b > c > a): the ratings order them consistently.")
     rates = np.nanmean(w5, axis=4).transpose(0, 2, 1, 3).reshape(len(data["teams"]), len(data["teams"]))
+    lines.append(_team_cycles(rates, data["teams"], algos, labels))
     from plots import matrix
 
     fig = matrix(
@@ -429,6 +430,20 @@ def _cross_seed(data: dict, stem: str) -> tuple:
         f"cross-seed play, grouped by algorithm ({data['episodes']} games per cell)",
     )
     return {f"{stem}.md": "\n".join(lines) + "\n", f"{stem}.png": fig}, bt
+
+
+def _team_cycles(rates: np.ndarray, teams: list, algos: list, labels: list) -> str:
+    """Intransitivity among the algorithm-seed teams: 3-cycles of their side scores (both roles averaged)
+    and the Nash-averaging mass per algorithm. rates[i, j]: team i's predators against team j's prey."""
+    side = 0.5 * rates + 0.5 * (1.0 - rates.T)
+    found = cycles(side)
+    mass, _ = nash_average(side)
+    by_algo = ", ".join(f"{label} {mass[[t.split('@')[0] == a for t in teams]].sum():.2f}"
+                        for a, label in zip(algos, labels))  # fmt: skip
+    strongest = max((m for _, m in found), default=0.0)
+    return (f"Among the {len(teams)} algorithm-seed teams (side scores): {len(found)} cycles a > b > c > a"
+            + (f", the strongest with every margin at least {strongest:.3f}" if found else "")
+            + f"; Nash averaging over the teams puts mass {by_algo}.")  # fmt: skip
 
 
 def _exploitability(results: Path) -> tuple:

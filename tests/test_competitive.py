@@ -472,3 +472,14 @@ def test_tag_headline_joins_ratings_and_best_responders():
     md = reports._tag_headline(["method_i", "ppo"], bt, rows)
     assert "| Method I | 1100 [1050, 1150] | 1000 [950, 1050] | n/a | n/a |" in md
     assert "| IPPO | 900 [850, 950] | 1200 [1150, 1250] | 0.300 [0.200, 0.400] (2 teams) | n/a |" in md
+
+
+def test_cycles_among_algorithm_seed_teams():
+    import reports
+
+    rps = np.array([[0.5, 0.9, 0.1], [0.1, 0.5, 0.9], [0.9, 0.1, 0.5]])  # predators of row vs prey of column
+    line = reports._team_cycles(rps, ["x@s1", "y@s1", "z@s1"], ["x", "y", "z"], ["X", "Y", "Z"])
+    assert "1 cycles" in line and "at least 0.400" in line and "mass X 0.33, Y 0.33, Z 0.33" in line
+    ordered = np.array([[0.5, 0.9, 0.9], [0.1, 0.5, 0.9], [0.1, 0.1, 0.5]])  # x > y > z: all on x
+    line = reports._team_cycles(ordered, ["x@s1", "x@s2", "z@s1"], ["x", "z"], ["X", "Z"])
+    assert "0 cycles" in line and "mass X 1.00, Z 0.00" in line
