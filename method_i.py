@@ -177,7 +177,12 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     """Linear centred kernel alignment of two representations [B, dx], [B, dy] of the same B inputs:
     ||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc (Kornblith et al. 2019)."""
     x, y = (x - x.mean(0)).double(), (y - y.mean(0)).double()
-    denominator = (x.T @ x).norm() * (y.T @ y).norm()
+    return _cka(x, y, (x.T @ x).norm(), (y.T @ y).norm())
+
+
+def _cka(x, y, gram_norm_x, gram_norm_y) -> float:
+    """linear_cka of centred float64 x, y given ||Xc^T Xc||_F and ||Yc^T Yc||_F."""
+    denominator = gram_norm_x * gram_norm_y
     return float((x.T @ y).norm() ** 2 / denominator) if denominator > 0 else float("nan")
 
 
@@ -460,25 +465,20 @@ class AgentGroup(nn.Module):
         ]
         cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
         packed = torch.cat(fields, dim=-1)
+        weights = self._tensors()  # the parameters themselves: Adam updates them in place
         for _ in range(cfg.update_epochs):
             shuffled = packed[:, torch.randperm(n, generator=generator)]
             for start in range(0, n - mb_size + 1, mb_size):
                 mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns = torch.tensor_split(
                     shuffled[:, start : start + mb_size], cuts, dim=-1
                 )
-                mb = {
-                    "actions": mb_actions,
-                    "logprobs": mb_logprobs.squeeze(-1),
-                    "advantages": mb_adv.squeeze(-1),
-                    "returns": mb_returns.squeeze(-1),
-                }
-                mean, value, log_std = self._forward(self._tensors(), mb_obs, normalised=True)
-                new_logprob = gaussian_logprob(mb["actions"], mean, log_std)
-                adv = mb["advantages"]
+                mean, value, log_std = self._forward(weights, mb_obs, normalised=True)
+                new_logprob = gaussian_logprob(mb_actions, mean, log_std)
+                adv = mb_adv.squeeze(-1)
                 if cfg.norm_adv and adv.shape[-1] > 1:
                     adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
-                policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb["logprobs"], adv, cfg.clip_coef)
-                value_loss = 0.5 * ((value - mb["returns"]) ** 2).mean(-1)
+                policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
+                value_loss = 0.5 * ((value - mb_returns.squeeze(-1)) ** 2).mean(-1)
                 entropy = (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
                 loss = (policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy).sum()
                 self._step(loss)
@@ -574,7 +574,10 @@ class AgentGroup(nn.Module):
         z = self.encode_all(self.probe)
         pairs = [(i, j) for i in range(len(self)) for j in range(i + 1, len(self))]
         distance = np.mean([(z[i] - z[j]).norm(dim=-1).mean().item() for i, j in pairs])
-        return float(distance), float(np.mean([linear_cka(z[i], z[j]) for i, j in pairs]))
+        centred = [(x - x.mean(0)).double() for x in z]
+        gram_norms = [(x.T @ x).norm() for x in centred]  # each agent's once, not once per pair
+        cka = [_cka(centred[i], centred[j], gram_norms[i], gram_norms[j]) for i, j in pairs]
+        return float(distance), float(np.mean(cka))
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
