@@ -225,13 +225,29 @@ def make_tournament(cfg: MADDPGConfig):
     return TournamentSelection(cfg.tournament_size, cfg.elitism, cfg.population_size)
 
 
+SELECTION_ATTEMPTS = 20
+
+
 def next_generation(pop, tournament, mutations):
     """Tournament selection (the elite first, when elitism is on), then mutations of every
-    member but the elite. A population of 1 has nothing to select: it is returned as it is."""
+    member but the elite. A population of 1 has nothing to select: it is returned as it is.
+
+    AgileRL 2.58 cannot carry some architecture mutations of separate per-agent networks
+    (--no-shared-networks) over to the critics: it raises MutationError after mutating part of a
+    member. The selection works on clones, so the old population is intact: select and mutate
+    again with fresh draws (a generation that mutates cleanly is unaffected)."""
     if len(pop) < 2:
         return pop
-    _, pop, _ = tournament.select(pop)
-    return mutations.mutation(pop)
+    from agilerl.hpo.mutation import MutationError
+
+    for attempt in range(1, SELECTION_ATTEMPTS + 1):
+        _, selected, _ = tournament.select(pop)
+        try:
+            return mutations.mutation(selected)
+        except MutationError as exc:
+            print(f"AgileRL mutation failed ({str(exc).split('.')[0]}.): selecting and mutating again "
+                  f"({attempt} of {SELECTION_ATTEMPTS})", file=sys.stderr, flush=True)  # fmt: skip
+    raise RuntimeError(f"AgileRL's mutations failed {SELECTION_ATTEMPTS} times in a row")
 
 
 def member_actors(member, agent_ids) -> dict:

@@ -140,6 +140,32 @@ def test_the_elite_survives_a_generation_unchanged():
     assert all(m.mut != "None" for m in new[1:])  # the others were mutated (no-mutation has probability 0)
 
 
+def test_a_failed_agilerl_mutation_is_selected_and_mutated_again(capsys):
+    """AgileRL 2.58 raises MutationError for some architecture mutations of separate networks, after
+    changing part of a member: the generation is selected (from the intact old population) again."""
+    from agilerl.hpo.mutation import MutationError
+
+    class Tournament:
+        calls = 0
+
+        def select(self, pop):
+            self.calls += 1
+            return pop[0], [f"{m}-clone{self.calls}" for m in pop], None
+
+    class Mutations:
+        calls = 0
+
+        def mutation(self, pop):
+            self.calls += 1
+            if self.calls == 1:
+                raise MutationError("Mutation method 'encoder.add_node' not found in 'ContinuousQNetwork'. More.")
+            return pop
+
+    tournament, mutations = Tournament(), Mutations()
+    assert maddpg.next_generation(["a", "b"], tournament, mutations) == ["a-clone2", "b-clone2"]
+    assert tournament.calls == 2 and "selecting and mutating again (1 of" in capsys.readouterr().err
+
+
 def test_a_population_of_one_plays_no_fitness_games_and_is_never_mutated(tmp_path):
     assert (
         train_maddpg.main(
