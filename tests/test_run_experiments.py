@@ -147,6 +147,11 @@ def test_status_skips_resumes_and_blocks(tmp_path):
     (run.ckpt_dir(ctx) / "latest.pt").unlink()
     state, detail = experiments.status(run, ctx)  # started, died before any checkpoint
     assert state == "blocked" and "no checkpoint" in detail
+    maddpg = experiments.Run("train_maddpg.py", "spread", "maddpg", "x", 1, ())
+    maddpg.ckpt_dir(ctx).mkdir(parents=True)
+    (maddpg.ckpt_dir(ctx) / "latest.pt").write_bytes(b"")
+    state, detail = experiments.status(maddpg, ctx)  # interrupted MADDPG: restarted by hand, never resumed
+    assert state == "blocked" and "cannot resume exactly" in detail
 
 
 def test_ippo_and_method_i_get_the_same_ppo_sweep():
