@@ -59,35 +59,23 @@ class StackedAdam:
     @torch.no_grad()
     def step(self, agents=None) -> None:
         """One Adam step for the given agent indices (default: all agents)."""
-        if agents is None and self.flat_grads():
+        if agents is None and all(p.grad is not None for p in self.params):
+            if not self.flat_grads():  # gradients set by hand: into the flat buffer (an exact copy)
+                for g, p in zip(self._grad_views, self.params):
+                    g.copy_(p.grad)
             return self._step_flat()
         b1, b2 = self.betas
         live = [k for k, p in enumerate(self.params) if p.grad is not None]
         if not live:
             return
         rows = torch.as_tensor(live)
-        idx = slice(None) if agents is None else torch.as_tensor(agents)
-        if agents is None:
-            self.steps[rows] += 1
-        else:
-            self.steps[rows[:, None], idx[None, :]] += 1
+        idx = torch.arange(self.steps.shape[1]) if agents is None else torch.as_tensor(agents)
+        self.steps[rows[:, None], idx[None, :]] += 1
         t = self.steps[rows][:, idx]  # [live tensors, agents]
         step_size = self.lr / (1 - b1**t)  # bias corrections for every tensor and agent at once
         bc2_sqrt = (1 - b2**t).sqrt()
         shape = lambda k: (-1, *[1] * (self.params[k].dim() - 1))
-        if agents is None:  # every agent steps; batched over the tensors that have a gradient
-            params = [self.params[k] for k in live]
-            grads, m, v = [p.grad for p in params], [self.exp_avg[k] for k in live], [self.exp_avg_sq[k] for k in live]
-            torch._foreach_lerp_(m, grads, 1 - b1)
-            torch._foreach_mul_(v, b2)
-            torch._foreach_addcmul_(v, grads, grads, 1 - b2)
-            denom = torch._foreach_sqrt(v)
-            torch._foreach_div_(denom, [bc2_sqrt[n].view(shape(k)) for n, k in enumerate(live)])
-            torch._foreach_add_(denom, self.eps)
-            update = torch._foreach_mul(m, [step_size[n].view(shape(k)) for n, k in enumerate(live)])
-            torch._foreach_addcdiv_(params, update, denom, value=-1.0)
-            return
-        for n, k in enumerate(live):  # some agents only (distillation students): gather, update, scatter
+        for n, k in enumerate(live):  # some agents or tensors only (distillation students): gather, update, scatter
             p, g = self.params[k], self.params[k].grad[idx]
             m = self.exp_avg[k][idx].lerp(g, 1 - b1)
             v = self.exp_avg_sq[k][idx] * b2 + (1 - b2) * g * g
@@ -121,10 +109,8 @@ class StackedAdam:
         grads = [p.grad for p in self.params if p.grad is not None]
         if not self.flat_grads():
             return clip_grad_norm_per_agent(grads, max_norm)
-        n = grads[0].shape[0]
-        norm = torch.cat([g.reshape(n, -1) for g in grads], dim=1).norm(dim=1)
-        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        self.grad.mul_(self._spread(coef.expand(len(self.params), n)))
+        norm, coef = _clip_coefficients(grads, max_norm)
+        self.grad.mul_(self._spread(coef.expand(len(self.params), len(coef))))
         return norm
 
     def state_dict(self) -> dict:
@@ -145,11 +131,16 @@ def clip_grad_norm_per_agent(grads, max_norm: float) -> torch.Tensor:
     """clip_grad_norm_ for every agent separately: grads are stacked [A, ...]
     tensors; agent i's global norm over all its tensors is clipped to max_norm.
     Returns the per-agent norms before clipping."""
-    n = grads[0].shape[0]
-    norm = torch.cat([g.reshape(n, -1) for g in grads], dim=1).norm(dim=1)
-    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    norm, coef = _clip_coefficients(grads, max_norm)
     torch._foreach_mul_(grads, [coef.view(-1, *[1] * (g.dim() - 1)) for g in grads])
     return norm
+
+
+def _clip_coefficients(grads, max_norm: float) -> tuple:
+    """(per-agent norms over all tensors [A], the factor that clips each to max_norm [A])."""
+    n = grads[0].shape[0]
+    norm = torch.cat([g.reshape(n, -1) for g in grads], dim=1).norm(dim=1)
+    return norm, (max_norm / (norm + 1e-6)).clamp(max=1.0)
 
 
 def orthogonal(n, fan_in, fan_out, gain, generator=None):

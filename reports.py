@@ -314,7 +314,7 @@ def _tag_headline(algos: list, bt: dict, responders: list) -> str:
             cells.append(f"{r:.0f} [{lo:.0f}, {hi:.0f}]")
         for team in ("predator", "prey"):
             brs = [br for a, _, t, br, _ in responders if (a, t) == (label, team)]
-            cells.append(_mean_cell(brs, "{:.3f}").split("<br>")[0] + f" ({len(brs)} teams)" if len(brs) > 1 else "n/a")
+            cells.append(_mean_cell(brs, "{:.3f}", per_seed=False) + f" ({len(brs)} teams)" if len(brs) > 1 else "n/a")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return (
         "Tag, reporting seeds 1-5, 200k env steps of self-play. Ratings: Bradley-Terry on the Elo scale from "
@@ -324,11 +324,11 @@ def _tag_headline(algos: list, bt: dict, responders: list) -> str:
     )
 
 
-def _mean_cell(values, fmt: str = "{:.2f}") -> str:
-    """Mean [stratified-bootstrap 95% CI] (rliable) with the per-seed values below."""
+def _mean_cell(values, fmt: str = "{:.2f}", per_seed: bool = True) -> str:
+    """Mean [stratified-bootstrap 95% CI] (rliable), with the per-seed values below."""
     e = stats.aggregate({"x": np.asarray(values, dtype=float)})["x"]["mean"]
-    per_seed = " / ".join(fmt.format(v) for v in values)
-    return f"{fmt.format(e.value)} [{fmt.format(e.lo)}, {fmt.format(e.hi)}]<br>({per_seed})"
+    cell = f"{fmt.format(e.value)} [{fmt.format(e.lo)}, {fmt.format(e.hi)}]"
+    return cell + "<br>(" + " / ".join(fmt.format(v) for v in values) + ")" if per_seed else cell
 
 
 def _tag_selfplay(results: Path) -> dict:
@@ -373,7 +373,7 @@ def fixed_pool_report(results: Path) -> dict:
         cells = []
         for a, team in cols:
             v = np.array([rate(o, a, team) for o in sel])
-            cells.append(_mean_cell(v, "{:.3f}").split("<br>")[0] if np.isfinite(v).all() else "n/a")
+            cells.append(_mean_cell(v, "{:.3f}", per_seed=False) if np.isfinite(v).all() else "n/a")
         lines.append(f"| {pool_set}: mean [95% CI] | {len(sel)} seeds | | " + " | ".join(cells) + " |")
     return {
         "fixed_pool.md": "Fixed pool (`evaluate_fixed_pool.py`): per seed, the random team plus the last snapshots "
@@ -479,7 +479,7 @@ def _exploitability(results: Path) -> tuple:
     for a, team in groups:
         sel = [(br, proxy) for b, _, t, br, proxy in rows if (b, t) == (a, team)]
         brs = np.array([br for br, _ in sel])
-        cell = _mean_cell(brs, "{:.3f}").split("<br>")[0] if len(sel) > 1 else f"{brs[0]:.3f}"
+        cell = _mean_cell(brs, "{:.3f}", per_seed=False) if len(sel) > 1 else f"{brs[0]:.3f}"
         summary.append(f"| {a} {team} | {len(sel)} | {cell} | {np.nanmean([p for _, p in sel]):.3f} |")
     lines[2:2] = [*summary, "", "Every team:", ""]
     br, proxy = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
