@@ -107,8 +107,11 @@ def long_suite(results: Path) -> dict:
     if not any(r for _, r in rows):
         return {}
     table, _ = _table(rows)
+    text = "Normalised test score after 2M env steps.\n\n" + table
+    if all(r for _, r in rows):
+        text += "\n" + _improvement(rows[0][1], rows[1][1], "Method I", "IPPO")[0]
     fig = _curves(rows, "eval_normalised", "normalised eval score (validation seeds)", "spread: learning curves to 2M")
-    return {"long.md": "Normalised test score after 2M env steps.\n\n" + table, "long_curves.png": fig}
+    return {"long.md": text, "long_curves.png": fig}
 
 
 def wallclock_suite(results: Path) -> dict:

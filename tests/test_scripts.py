@@ -360,6 +360,9 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
     for seed, (a, b) in enumerate([(0.6, 0.4), (0.6, 0.5), (0.6, 0.3), (0.6, 0.2)], start=1):
         _fake_run(results, "method_i", "main-tuned", seed, a)
         _fake_run(results, "ppo", "main-tuned", seed, b)
+    for seed, (a, b) in enumerate([(0.3, 0.5), (0.2, 0.6)], start=1):
+        _fake_run(results, "method_i", "long-tuned", seed, a)
+        _fake_run(results, "ppo", "long-tuned", seed, b)
     (tmp_path / "docs").mkdir()
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- report:spread/main.md -->\nold numbers\n<!-- /report -->\n")
@@ -370,6 +373,7 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
     # IPPO: the mean of 0.4, 0.5, 0.3, 0.2 is 0.35; the IQM (middle two) is (0.3 + 0.4) / 2 = 0.35
     assert "| IPPO | 4 | 0.350 [" in main and "P(Method I > IPPO) = 1.000" in main
     assert (results / "spread/report/profile.png").stat().st_size > 1000
+    assert "P(Method I > IPPO) = 0.000" in (results / "spread/report/long.md").read_text()  # 2M: IPPO won every pair
     assert "| IPPO | 4 |" in readme.read_text() and "old numbers" not in readme.read_text()
     assert compare_results.report(results, check=True, root=tmp_path) == 0
     _fake_run(results, "ppo", "main-tuned", 4, 0.25)  # a changed number in the logs
