@@ -3,7 +3,10 @@
 `spread_report(results)` returns {file name: text or Figure} for every suite whose runs exist:
   main.md / main.json       normalised test score per algorithm: IQM and mean with stratified-bootstrap
                             95% CIs (rliable), P(Method I > IPPO), per-seed values; profile.png
-  long.md, long_curves.png  Method I and IPPO to 2M env steps (validation curves, IQM over seeds with bands)
+  main_over_training.md     Method I vs IPPO over training: mean validation score over the periodic
+                            evaluations (area under the learning curve); main_curves.png
+  long.md, long_curves.png  Method I and IPPO to 2M env steps, P(Method I > IPPO); validation curves
+                            (mean over seeds, band from the lowest to the highest seed)
   wallclock.md              every algorithm given MADDPG's median 200k wall time
   ablation.md, ablation.png distillation weight / interval / topology and the two controls
   cka.png                   linear CKA between agents' latents over training, per ablation configuration
@@ -73,8 +76,8 @@ def _table(label_rows: list, key: str = METRIC) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", data
 
 
-def _improvement(x_rows, y_rows, x: str, y: str) -> tuple[str, dict]:
-    p, (lo, hi) = stats.probability_of_improvement(_scores(x_rows), _scores(y_rows))
+def _improvement(x_rows, y_rows, x: str, y: str, key: str = METRIC) -> tuple[str, dict]:
+    p, (lo, hi) = stats.probability_of_improvement(_scores(x_rows, key), _scores(y_rows, key))
     return (
         f"P({x} > {y}) = {p:.3f} [{lo:.3f}, {hi:.3f}] (probability that a run of the first scores above "
         f"a run of the second; rliable, stratified bootstrap 95% CI)\n"
@@ -95,11 +98,36 @@ def main_suite(results: Path) -> dict:
         line, data["p_method_i_over_ippo"] = _improvement(by["Method I (LA-IPPO)"], by["IPPO"], "Method I", "IPPO")
         text += "\n" + line
     out = {"main.md": text, "main.json": json.dumps(data, indent=2) + "\n"}
+    ppo_rows = rows[:2]  # Method I and IPPO: the same evaluation schedule, so their curves compare step by step
+    if all(r for _, r in ppo_rows):
+        out.update(_over_training(ppo_rows))
     present = {label: _scores(r) for label, r in rows if r}
     taus = np.linspace(-0.25, 1.25, 61)
     taus, profiles, cis = stats.performance_profile(present, taus)
     out["profile.png"] = stats.performance_profile_figure(taus, profiles, cis, title="spread, 200k env steps")
     return out
+
+
+def _over_training(rows: list) -> dict:
+    """How fast each method learns, from the periodic evaluations on the validation seeds: every run's
+    mean normalised score over its evaluations (the area under its learning curve per step, so early
+    progress counts), with IQM and P(Method I > IPPO); and the curves."""
+
+    def area(run_dir: Path) -> float:
+        return float(np.mean([float(m["eval_normalised"]) for m in read_metrics(run_dir / "metrics.csv")]))
+
+    auc_rows = [(label, [(seed, {"auc": area(d)}, d) for seed, _, d in runs]) for label, runs in rows]
+    table, _ = _table(auc_rows, key="auc")
+    line, _ = _improvement(auc_rows[0][1], auc_rows[1][1], "Method I", "IPPO", key="auc")
+    text = (
+        "Over training: each run's mean normalised score over its periodic evaluations (validation "
+        "episodes every 10k env steps), i.e. the area under its learning curve: a measure of how fast "
+        "it learns, not only where it ends.\n\n" + table + "\n" + line
+    )
+    fig = _curves(
+        rows, "eval_normalised", "normalised eval score (validation seeds)", "spread: learning curves to 200k"
+    )
+    return {"main_over_training.md": text, "main_curves.png": fig}
 
 
 def long_suite(results: Path) -> dict:

@@ -358,8 +358,8 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
 
     results = tmp_path / "results"
     for seed, (a, b) in enumerate([(0.6, 0.4), (0.6, 0.5), (0.6, 0.3), (0.6, 0.2)], start=1):
-        _fake_run(results, "method_i", "main-tuned", seed, a)
-        _fake_run(results, "ppo", "main-tuned", seed, b)
+        _fake_run(results, "method_i", "main-tuned", seed, a, curve=(0.3, 0.5))
+        _fake_run(results, "ppo", "main-tuned", seed, b, curve=(0.1, 0.1 * seed))
     for seed, (a, b) in enumerate([(0.3, 0.5), (0.2, 0.6)], start=1):
         _fake_run(results, "method_i", "long-tuned", seed, a)
         _fake_run(results, "ppo", "long-tuned", seed, b)
@@ -374,6 +374,11 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
     assert "| IPPO | 4 | 0.350 [" in main and "P(Method I > IPPO) = 1.000" in main
     assert (results / "spread/report/profile.png").stat().st_size > 1000
     assert "P(Method I > IPPO) = 0.000" in (results / "spread/report/long.md").read_text()  # 2M: IPPO won every pair
+    # over training: the mean of each run's evaluations, (0.3 + 0.5) / 2 = 0.4 for Method I; IPPO's
+    # 0.1, 0.15, 0.2, 0.25 have IQM (0.15 + 0.2) / 2 = 0.175
+    over = (results / "spread/report/main_over_training.md").read_text()
+    assert "| Method I (LA-IPPO) | 4 | 0.400 [0.400, 0.400] |" in over and "| IPPO | 4 | 0.175 [" in over
+    assert "P(Method I > IPPO) = 1.000" in over
     assert "| IPPO | 4 |" in readme.read_text() and "old numbers" not in readme.read_text()
     assert compare_results.report(results, check=True, root=tmp_path) == 0
     _fake_run(results, "ppo", "main-tuned", 4, 0.25)  # a changed number in the logs
