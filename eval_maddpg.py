@@ -17,19 +17,12 @@ import torch
 import checkpoints
 import cli
 import evaluation
-import harness
 import runs
 
 
 def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluation.add_eval_arguments(p, ("maddpg",))
-    p.add_argument(
-        "--env",
-        default=None,
-        choices=sorted(harness.ENVS),
-        help="expected environment (default: the checkpoint's); a mismatch is an error",
-    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     path = checkpoints.find_checkpoint(args.checkpoint, ("maddpg",))

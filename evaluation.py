@@ -46,6 +46,12 @@ def add_eval_arguments(parser, algo_dirs) -> None:
         help="tag only: a checkpoint of any algorithm to play against (both ways), in addition to "
         "random; --render then shows the checkpoint's predators chasing the opponent's prey",
     )
+    parser.add_argument(
+        "--env",
+        default=None,
+        choices=sorted(harness.ENVS),
+        help="expected environment (default: the checkpoint's); a mismatch is an error",
+    )
 
 
 def has_display() -> bool:
