@@ -357,7 +357,7 @@ def _tag_headline(algos: list, bt: dict, responders: list) -> str:
 
 def _mean_cell(values, fmt: str = "{:.2f}", per_seed: bool = True) -> str:
     """Mean [stratified-bootstrap 95% CI] (rliable), with the per-seed values below."""
-    e = stats.aggregate({"x": np.asarray(values, dtype=float)})["x"]["mean"]
+    e = stats.aggregate({"x": np.asarray(values, dtype=float)}, which=("mean",))["x"]["mean"]
     cell = f"{fmt.format(e.value)} [{fmt.format(e.lo)}, {fmt.format(e.hi)}]"
     return cell + "<br>(" + " / ".join(fmt.format(v) for v in values) + ")" if per_seed else cell
 

@@ -116,12 +116,18 @@ def _as_runs_by_tasks(scores, name: str = "scores") -> np.ndarray:
 
 
 def aggregate(
-    scores_by_algo: Mapping[str, np.ndarray], reps: int = AGGREGATE_REPS, seed: int = 0, confidence: float = CONFIDENCE
+    scores_by_algo: Mapping[str, np.ndarray],
+    reps: int = AGGREGATE_REPS,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    which: tuple = ("iqm", "mean"),
 ) -> dict:
     """IQM and mean of each algorithm's scores with stratified-bootstrap CIs.
 
     scores_by_algo: {algo: array [runs] or [runs, tasks]}.  Returns
-    {algo: {"iqm": Estimate, "mean": Estimate, "runs": n, "tasks": m}}.
+    {algo: {"iqm": Estimate, "mean": Estimate, "runs": n, "tasks": m}}, with only the
+    estimates named in `which` (the IQM is the costly one; the bootstrap draws do not
+    depend on which are computed, so each interval is the same either way).
     The IQM is the mean of the middle 50% of all run-task scores (25% trimmed
     from each end, rliable.metrics.aggregate_iqm); the mean is the mean over
     tasks of the per-task mean over runs.  Each algorithm's bootstrap starts
@@ -129,22 +135,19 @@ def aggregate(
     algorithms are in the dict.
     """
     library, metrics = _rliable()
+    chosen = [{"iqm": metrics.aggregate_iqm, "mean": metrics.aggregate_mean}[name] for name in which]
 
     def func(x):
-        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+        return np.array([f(x) for f in chosen])
 
     out = {}
     for algo, scores in scores_by_algo.items():
         x = _as_runs_by_tasks(scores, algo)
         with _seeded_numpy(seed):
             point, ci = library.get_interval_estimates({algo: x}, func, reps=reps, confidence_interval_size=confidence)
-        (iqm, mean), (lo, hi) = point[algo], ci[algo]
-        out[algo] = {
-            "iqm": Estimate(float(iqm), float(lo[0]), float(hi[0])),
-            "mean": Estimate(float(mean), float(lo[1]), float(hi[1])),
-            "runs": x.shape[0],
-            "tasks": x.shape[1],
-        }
+        (lo, hi) = ci[algo]
+        out[algo] = {name: Estimate(float(point[algo][k]), float(lo[k]), float(hi[k])) for k, name in enumerate(which)}
+        out[algo].update(runs=x.shape[0], tasks=x.shape[1])
     return out
 
 

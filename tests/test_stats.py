@@ -188,3 +188,10 @@ def test_cluster_bootstrap_interval_by_hand():
     wins[0] = 1.0
     p, (lo, hi) = stats.cluster_bootstrap_winrate(wins)
     assert (p, lo, hi) == (0.5, 0.0, 1.0)
+
+
+def test_mean_only_aggregate_has_the_same_interval_as_the_full_one():
+    scores = np.random.default_rng(3).normal(size=(7, 2))
+    full = stats.aggregate({"a": scores}, reps=REPS)["a"]
+    mean_only = stats.aggregate({"a": scores}, reps=REPS, which=("mean",))["a"]
+    assert mean_only["mean"] == full["mean"] and "iqm" not in mean_only and mean_only["runs"] == 7
