@@ -9,6 +9,7 @@ import harness
 import runs
 
 
+@pytest.mark.kernel_sensitive
 def test_reference_policies_land_in_their_ranges():
     refs = harness.reference_scores("spread", "validation", 50)
     assert -85.0 < refs["random"] < -65.0  # uniform random actions: about -75 to -79

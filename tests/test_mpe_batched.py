@@ -11,6 +11,8 @@ from pettingzoo.utils.env_logger import EnvLogger
 
 from mpe_batched import BatchedMPE
 
+pytestmark = pytest.mark.kernel_sensitive  # bit-identity to mpe2 must hold at every kernel level
+
 CONFIGS = {
     "spread": ("spread", simple_spread_v3, dict(N=3, local_ratio=0.5, max_cycles=25, continuous_actions=True)),
     "spread6": ("spread", simple_spread_v3, dict(N=6, local_ratio=0.5, max_cycles=25, continuous_actions=True)),
