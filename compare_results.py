@@ -1,7 +1,9 @@
 """Compare runs: read run directories, write the markdown tables and plots the README and docs show.
 
-    python compare_results.py --report                 # the spread suites (run_experiments.py): results/spread/report/
-    python compare_results.py --check                  # regenerate them; exit 1 if a committed number differs
+    python compare_results.py --report                 # every suite's tables and figures -> results/*/report/,
+                                                       # and the README/docs blocks <!-- report:NAME -->
+    python compare_results.py --check                  # regenerate them; exit 1 if a committed table or block
+                                                       # differs, or a block names a table that is not made
 
     python compare_results.py                          # every run under results/spread/
     python compare_results.py --run-name main          # only runs named main_s<seed>
@@ -22,6 +24,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,10 +166,25 @@ def by_run_markdown(experiments: dict, env: str) -> str:
     """One table per algorithm, one row per run: the options in which its runs
     differ, and the validation-seed scores (a sweep is judged on these, never
     on test)."""
-    return "\n".join(
-        _by_run_table({k: v for k, v in experiments.items() if k[0] == algo}, env, algo)
+    return "\n".join(by_run_tables(experiments, env).values())
+
+
+def by_run_tables(experiments: dict, env: str) -> dict:
+    """{algorithm: its by-run table}."""
+    return {
+        algo: _by_run_table({k: v for k, v in experiments.items() if k[0] == algo}, env, algo)
         for algo in sorted({k[0] for k in experiments})
-    )
+    }
+
+
+def sweep_report(results: Path, log=lambda name: None) -> dict:
+    """The exploratory sweeps under <results>/sweeps as by-run tables: {"<env>_<algo>.md": table}."""
+    log("by-run tables")
+    return {
+        f"{env}_{algo}.md": table
+        for env in sorted(harness.ENVS)
+        for algo, table in by_run_tables(find_runs(results / "sweeps", env, None), env).items()
+    }
 
 
 def _by_run_table(experiments: dict, env: str, algo: str) -> str:
@@ -252,8 +270,11 @@ def plot(experiments: dict, env: str, path: Path) -> None:
     for key, style in (("oracle", "--"), ("random", ":")):
         if refs and key in refs:
             ax.axhline(refs[key], color="gray", ls=style, label=f"{key} ({refs[key]:.1f})")
+    episodes = {
+        json.loads((d / "summary.json").read_text()).get("eval_episodes") for es in experiments.values() for _, d in es
+    }
     ax.set_xlabel("env steps")
-    ax.set_ylabel("eval score (50 validation episodes)")
+    ax.set_ylabel(f"eval score ({' / '.join(str(e) for e in sorted(episodes - {None})) or '?'} validation episodes)")
     ax.set_title(f"{env}: deterministic evaluation during training (band: min-max over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -266,28 +287,49 @@ REPORT_BLOCK = re.compile(r"(<!-- report:(?P<name>[\w./-]+) -->\n)(?P<body>.*?)(
 
 def write_report(results: Path, out_dir: Path) -> dict:
     """Every table and figure of the result suites (and the throughput benchmarks) into
-    out_dir/<env or benchmarks>/report/; returns {"<env>/<name>": text}."""
+    out_dir/<env or benchmarks>/report/; returns {"<env>/<name>": text}. Says on stderr which
+    suite it is computing, as it starts."""
     import reports
 
+    if not any(results.glob("**/summary.json")) and not any(results.glob("*/*.json")):
+        raise harness.UsageError(f"nothing to report: no run, tag table or benchmark under {results}")
+    start = time.perf_counter()
+    log = lambda name: print(f"[{time.perf_counter() - start:3.0f} s] {name}", file=sys.stderr, flush=True)
     texts = {}
     for env, make in (
         ("spread", reports.spread_report),
         ("tag", reports.tag_report),
         ("benchmarks", reports.benchmark_report),
+        ("sweeps", sweep_report),
     ):
-        for name, item in make(results).items():
+        for name, item in make(results, log=lambda suite: log(f"{env}: {suite}")).items():
             path = out_dir / env / "report" / name
             if isinstance(item, str):
                 runs.atomic_write(path, item)
                 texts[f"{env}/{name}"] = item
             else:
                 runs.save_figure(item, path)
+    if not texts:
+        raise harness.UsageError(f"nothing to report: no result suite, tag table or benchmark under {results}")
     return texts
 
 
-def fill_blocks(text: str, tables: dict) -> str:
-    """Replace every `<!-- report:NAME -->...<!-- /report -->` block's body with the table NAME."""
-    return REPORT_BLOCK.sub(lambda m: m.group(1) + tables.get(m.group("name"), m.group("body")) + m.group(4), text)
+def fill_blocks(text: str, tables: dict) -> tuple[str, list]:
+    """Replace every `<!-- report:NAME -->...<!-- /report -->` block's body with the table NAME.
+    Returns (the text, problems): a block whose table was not generated keeps its old body and is a
+    problem, as is a block marker without its closing marker."""
+    problems = []
+
+    def fill(m):
+        if m.group("name") in tables:
+            return m.group(1) + tables[m.group("name")] + m.group(4)
+        problems.append(f"block report:{m.group('name')} has no table in the generated report")
+        return m.group(0)
+
+    filled = REPORT_BLOCK.sub(fill, text)
+    if text.count("<!-- report:") != len(REPORT_BLOCK.findall(text)):
+        problems.append("a <!-- report:NAME --> marker without its <!-- /report -->")
+    return filled, problems
 
 
 def documents(root: Path) -> list:
@@ -295,29 +337,39 @@ def documents(root: Path) -> list:
 
 
 def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
-    """Write the report (or, with check, regenerate it elsewhere and compare every committed table and
-    every README/docs block with it). Returns the exit code."""
+    """Write the report and fill the README/docs blocks (or, with check, regenerate the report elsewhere
+    and compare every committed table and every README/docs block with it). Returns the exit code:
+    1 if something differs or a block names no generated table."""
     import tempfile
 
-    if not check:
+    differ = []
+    if check:
+        with tempfile.TemporaryDirectory() as tmp:
+            tables = write_report(results, Path(tmp))
+        committed = {f"{p.parent.parent.name}/{p.name}": p.read_text() for p in results.glob("*/report/*.md")}
+        committed.update({f"{p.parent.parent.name}/{p.name}": p.read_text() for p in results.glob("*/report/*.json")})
+        differ = sorted(name for name in set(tables) | set(committed) if tables.get(name) != committed.get(name))
+    else:
         tables = write_report(results, results)
-        for doc in documents(root):
-            filled = fill_blocks(doc.read_text(), tables)
-            if filled != doc.read_text():
-                runs.atomic_write(doc, filled)
-                print(f"updated {doc}")
-        print(f"wrote {len(tables)} tables under {results}/*/report/")
-        return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        tables = write_report(results, Path(tmp))
-    committed = {f"{p.parent.parent.name}/{p.name}": p.read_text() for p in results.glob("*/report/*.md")}
-    committed.update({f"{p.parent.parent.name}/{p.name}": p.read_text() for p in results.glob("*/report/*.json")})
-    differ = sorted(name for name in set(tables) | set(committed) if tables.get(name) != committed.get(name))
-    differ += [str(doc) for doc in documents(root) if fill_blocks(doc.read_text(), tables) != doc.read_text()]
+    errors = []
+    for doc in documents(root):
+        filled, problems = fill_blocks(doc.read_text(), tables)
+        errors += [f"{doc}: {problem}" for problem in problems]
+        if filled != doc.read_text() and check:
+            differ.append(str(doc))
+        elif filled != doc.read_text():
+            runs.atomic_write(doc, filled)
+            print(f"updated {doc}")
     for name in differ:
         print(f"differs from the regenerated report: {name}", file=sys.stderr)
-    print(f"checked {len(tables)} tables and the README/docs blocks: {'all match' if not differ else 'mismatch'}")
-    return 1 if differ else 0
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if check:
+        verdict = "mismatch" if differ or errors else "all match"
+        print(f"checked {len(tables)} tables and the README/docs blocks: {verdict}")
+    else:
+        print(f"wrote {len(tables)} tables under {results}/*/report/")
+    return 1 if differ or errors else 0
 
 
 def main(argv=None) -> int:
@@ -325,7 +377,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--report",
         action="store_true",
-        help="the spread suites' tables and figures (results/spread/report/) and the README/docs blocks",
+        help="every suite's tables and figures (results/*/report/) and the README/docs blocks",
     )
     p.add_argument(
         "--check",

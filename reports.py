@@ -55,6 +55,38 @@ def _fmt(e) -> str:
     return f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
 
 
+def _steps(n) -> str:
+    """An env-step count as the captions write it: 200k, 2M, 2.16M, 390k."""
+    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else f"{n:g}"
+
+
+def _seeds(seeds) -> str:
+    """Seeds as the captions write them: 1-10 when consecutive, else 1, 3, 5."""
+    n = sorted(set(seeds))
+    return f"{n[0]}-{n[-1]}" if len(n) > 2 and n == list(range(n[0], n[-1] + 1)) else ", ".join(map(str, n))
+
+
+def _args(run_dir: Path) -> dict:
+    """A run's command-line arguments, from its config.json ({} without one)."""
+    path = run_dir / "config.json"
+    return json.loads(path.read_text())["args"] if path.exists() else {}
+
+
+def _fact(label_rows, get, fmt=str) -> str:
+    """What the runs of label_rows record for one fact (get(summary, args) -> value), as caption text:
+    the values that occur, " / " between them; "?" when no run records it."""
+    values = {get(s, _args(d)) for _, rows in label_rows for _, s, d in rows}
+    return " / ".join(fmt(v) for v in sorted(values - {None})) or "?"
+
+
+def _budget(label_rows) -> str:
+    return _fact(label_rows, lambda s, a: a.get("max_steps"), _steps)
+
+
+def _all_seeds(label_rows) -> str:
+    return _seeds([seed for _, rows in label_rows for seed, _, _ in rows])
+
+
 def _table(label_rows: list, key: str = METRIC) -> tuple[str, dict]:
     """A markdown table of IQM and mean (95% CIs) per label, with per-seed values; and its JSON."""
     scores = {label: _scores(rows, key) for label, rows in label_rows if rows}
@@ -90,8 +122,9 @@ def main_suite(results: Path) -> dict:
         return {}
     table, data = _table(rows)
     text = (
-        "Normalised test score at 200k env steps (held-out test episodes; 0 = random, 1 = hand-coded oracle), "
-        "reporting seeds; hyperparameters chosen on tuning seeds 101-103.\n\n" + table
+        f"Normalised test score at {_budget(rows)} env steps (held-out test episodes, "
+        f"{_fact(rows, lambda s, a: s.get('test_episodes'))} per run; 0 = random, 1 = hand-coded oracle), "
+        f"reporting seeds {_all_seeds(rows)}{_tuning(results)}.\n\n" + table
     )
     by = {label: r for label, r in rows}
     if by["Method I (LA-IPPO)"] and by["IPPO"]:
@@ -108,6 +141,19 @@ def main_suite(results: Path) -> dict:
     return out
 
 
+def _tuning(results: Path) -> str:
+    """How the main suite's hyperparameters were chosen, from results/spread/tuning/chosen.json."""
+    path = results / "spread" / "tuning" / "chosen.json"
+    if not path.exists():
+        return ""
+    chosen = json.loads(path.read_text())
+    candidates = "; ".join(f"{a['label']}: {len(a['candidates'])}" for a in chosen["algorithms"].values())
+    return (
+        f"; hyperparameters chosen on tuning seeds {_seeds(chosen['tuning_seeds'])} at "
+        f"{_steps(chosen['tuning_steps'])} env steps (candidates per algorithm: {candidates})"
+    )
+
+
 def _over_training(rows: list) -> dict:
     """How fast each method learns, from the periodic evaluations on the validation seeds: every run's
     mean normalised score over its evaluations (the area under its learning curve per step, so early
@@ -120,13 +166,13 @@ def _over_training(rows: list) -> dict:
     table, _ = _table(auc_rows, key="auc")
     line, _ = _improvement(auc_rows[0][1], auc_rows[1][1], "Method I", "IPPO", key="auc")
     text = (
-        "Over training: each run's mean normalised score over its periodic evaluations (validation "
-        "episodes every 10k env steps), i.e. the area under its learning curve: a measure of how fast "
-        "it learns, not only where it ends.\n\n" + table + "\n" + line
+        "Over training: each run's mean normalised score over its periodic evaluations "
+        f"({_fact(rows, lambda s, a: a.get('eval_episodes'))} validation episodes every "
+        f"{_fact(rows, lambda s, a: a.get('eval_interval'), _steps)} env steps), i.e. the area under its learning "
+        "curve: a measure of how fast it learns, not only where it ends.\n\n" + table + "\n" + line
     )
-    fig = _curves(
-        rows, "eval_normalised", "normalised eval score (validation seeds)", "spread: learning curves to 200k"
-    )
+    title = f"spread: learning curves to {_budget(rows)}"
+    fig = _curves(rows, "eval_normalised", "normalised eval score (validation seeds)", title)
     return {"main_over_training.md": text, "main_curves.png": fig}
 
 
@@ -135,25 +181,45 @@ def long_suite(results: Path) -> dict:
     if not any(r for _, r in rows):
         return {}
     table, _ = _table(rows)
-    text = "Normalised test score after 2M env steps.\n\n" + table
+    text = f"Normalised test score after {_budget(rows)} env steps, reporting seeds {_all_seeds(rows)}.\n\n" + table
     if all(r for _, r in rows):
         text += "\n" + _improvement(rows[0][1], rows[1][1], "Method I", "IPPO")[0]
-    fig = _curves(rows, "eval_normalised", "normalised eval score (validation seeds)", "spread: learning curves to 2M")
+    text += "\n" + _peaks(rows)
+    title = f"spread: learning curves to {_budget(rows)}"
+    fig = _curves(rows, "eval_normalised", "normalised eval score (validation seeds)", title)
     return {"long.md": text, "long_curves.png": fig}
+
+
+def _peaks(label_rows) -> str:
+    """Where each label's mean validation curve peaks, and where it ends."""
+    parts = []
+    for label, rows in label_rows:
+        if rows:
+            steps, y = _curve_matrix(rows, "eval_normalised")
+            y = np.nanmean(y, 0)
+            k = int(np.nanargmax(y))
+            parts.append(f"{label}: peak {y[k]:.3f} at {_steps(steps[k])}, {y[-1]:.3f} at {_steps(steps[-1])}")
+    return f"Mean validation curve over seeds (normalised): {'; '.join(parts)}.\n"
 
 
 def wallclock_suite(results: Path) -> dict:
     rows = [(label, finished(results, algo, name.replace("main", "wallclock"))) for label, algo, name in MAIN]
     if not any(r for _, r in rows):
         return {}
-    budget = sorted({json.loads((d / "config.json").read_text())["args"]["max_time"] for _, r in rows for _, _, d in r})
+    budget = sorted({_args(d)["max_time"] for _, r in rows for _, _, d in r})
     table, _ = _table(rows)
     steps = ", ".join(f"{label}: {np.median([s['env_steps'] for _, s, _ in r]):,.0f}" for label, r in rows if r)
+    walls = "; ".join(
+        f"{label}: {min(_scores(r, 'wall_time')):.0f}-{max(_scores(r, 'wall_time')):.0f} s" for label, r in rows if r
+    )
+    below = "; ".join(f"{label}: {int((_scores(r) < 0).sum())} of {len(r)}" for label, r in rows if r)
+    main = [(label, finished(results, algo, name)) for label, algo, name in MAIN[2:3]]
     return {
         "wallclock.md": (
-            "Normalised test score with every algorithm given MADDPG (population 4)'s median "
-            f"200k-step wall time ({', '.join(f'{b:g} s' for b in budget)}). Median env steps: "
-            f"{steps}.\n\n" + table
+            f"Normalised test score, reporting seeds {_all_seeds(rows)}, with every algorithm given MADDPG "
+            f"(population 4)'s median {_budget(main)}-step wall time ({', '.join(f'{b:g} s' for b in budget)}). "
+            f"Median env steps: {steps}. Wall time, lowest-highest seed: {walls}. Seeds below random "
+            f"(normalised test score < 0): {below}.\n\n" + table
         )
     }
 
@@ -172,12 +238,22 @@ def ablation_suite(results: Path) -> dict:
     table, data = _table(rows)
     fig = _interval_figure(data, "Method I ablations and controls: normalised test score (IQM, 95% CI)")
     cka = _curves(rows, "latent_cka", "linear CKA between agents' latents", "alignment over training (probe batch)")
+    final_cka = {
+        label: [float(read_metrics(d / "metrics.csv")[-1].get("latent_cka", "nan")) for _, _, d in r]
+        for label, r in rows
+    }
     return {
+        "cka.md": (
+            "Linear CKA between the agents' latents on the probe batch at the last evaluation (1 = the same up to "
+            "rotation and scale), mean over seeds [lowest, highest seed]: "
+            + "; ".join(f"{label} {np.mean(v):.2f} [{min(v):.2f}, {max(v):.2f}]" for label, v in final_cka.items())
+            + ".\n"
+        ),
         "ablation.md": (
-            "Method I at 200k env steps with one distillation setting changed (topology-none = "
-            "IPPO with Method I's PPO settings), and the two controls (target-shuffled: a random "
-            "teacher's latent of another observation; target-random-encoder: a frozen random "
-            "encoder), same weight and schedule.\n\n" + table
+            f"Method I at {_budget(rows)} env steps, reporting seeds {_all_seeds(rows)}, with one distillation "
+            "setting changed (topology-none = IPPO with Method I's PPO settings), and the two controls "
+            "(target-shuffled: a random teacher's latent of another observation; target-random-encoder: a frozen "
+            "random encoder), same weight and schedule.\n\n" + table
         ),
         "ablation.png": fig,
         "cka.png": cka,
@@ -185,21 +261,28 @@ def ablation_suite(results: Path) -> dict:
 
 
 def scaling_suite(results: Path) -> dict:
-    rows = [(f"{label}, N={n}", finished(results, algo, f"scale-n{n}")) for n in (3, 6) for label, algo, _ in MAIN[:2]]
+    names = [re.fullmatch(r"scale-n(\d+)_s\d+", p.name) for p in (results / "spread").glob("*/scale-n*")]
+    sizes = sorted({int(m.group(1)) for m in names if m})
+    rows = [(f"{label}, N={n}", finished(results, algo, f"scale-n{n}")) for n in sizes for label, algo, _ in MAIN[:2]]
     if not any(r for _, r in rows):
         return {}
     table, data = _table(rows)
-    text = "Normalised test score at 200k env steps with N agents (references computed per N).\n\n" + table
-    for n in (3, 6):
+    text = (
+        f"Normalised test score at {_budget(rows)} env steps with N agents, reporting seeds {_all_seeds(rows)} "
+        "(references computed per N).\n\n" + table
+    )
+    for n in sizes:
         x, y = dict(rows)[f"Method I (LA-IPPO), N={n}"], dict(rows)[f"IPPO, N={n}"]
         if x and y:
             text += "\n" + _improvement(x, y, f"Method I, N={n}", f"IPPO, N={n}")[0]
     return {"scaling.md": text, "scaling.png": _interval_figure(data, "Method I vs IPPO by team size (IQM, 95% CI)")}
 
 
-def spread_report(results: Path) -> dict:
+def spread_report(results: Path, log=lambda name: None) -> dict:
+    """Every spread suite's tables and figures; log(name) is called as each suite starts."""
     out = {}
     for suite in (main_suite, long_suite, wallclock_suite, ablation_suite, scaling_suite):
+        log(suite.__name__)
         out.update(suite(Path(results)))
     return out
 
@@ -217,13 +300,10 @@ def _curves(label_rows, key: str, ylabel: str, title: str):
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colours = plt.get_cmap("tab20" if len(label_rows) > 10 else "tab10")
     for k, (label, rows) in enumerate(label_rows):
-        curves = [read_metrics(d / "metrics.csv") for _, _, d in rows]
-        if not curves:
+        if not rows:
             continue
-        n = min(len(c) for c in curves)
-        steps = np.array([r["step"] for r in curves[0][:n]], dtype=float)
-        y = np.array([[float(r.get(key, np.nan)) for r in c[:n]] for c in curves])
-        ax.plot(steps, np.nanmean(y, 0), color=colours(k % colours.N), label=f"{label} ({len(curves)} seeds)")
+        steps, y = _curve_matrix(rows, key)
+        ax.plot(steps, np.nanmean(y, 0), color=colours(k % colours.N), label=f"{label} ({len(rows)} seeds)")
         ax.fill_between(steps, np.nanmin(y, 0), np.nanmax(y, 0), color=colours(k % colours.N), alpha=0.1)
     ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
@@ -232,6 +312,14 @@ def _curves(label_rows, key: str, ylabel: str, title: str):
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _curve_matrix(rows, key: str) -> tuple:
+    """(env steps, [run, evaluation] array of a metrics.csv column) of the runs, up to the shortest run."""
+    curves = [read_metrics(d / "metrics.csv") for _, _, d in rows]
+    n = min(len(c) for c in curves)
+    steps = np.array([float(r["step"]) for r in curves[0][:n]])
+    return steps, np.array([[float(r.get(key, np.nan)) for r in c[:n]] for c in curves])
 
 
 def _interval_figure(data: dict, title: str):
@@ -313,18 +401,21 @@ TAG_SELFPLAY_METRICS = [  # (summary key, column): the final teams' held-out tes
 ]
 
 
-def tag_report(results: Path) -> dict:
+def tag_report(results: Path, log=lambda name: None) -> dict:
     """The tag suites: selfplay.md (final teams against random and their own pool), fixed_pool.md
     (evaluate_fixed_pool.py per seed), cross_seed_<run>.md/.png (cross_seed_play.py) and
-    exploitability.md (best responders)."""
+    exploitability.md (best responders); log(name) is called as each starts."""
     results = Path(results)
+    log("self-play and fixed pools")
     out, ratings = {**_tag_selfplay(results), **fixed_pool_report(results)}, None
     for path in sorted((results / "tag").glob("cross_seed_*.json")):
+        log(path.stem)
         data = json.loads(path.read_text())
         files, bt = _cross_seed(data, path.stem)
         out.update(files)
         if data["run_name"] == "selfplay":
             ratings = (data["algos"], bt)
+    log("exploitability")
     files, responders = _exploitability(results)
     out.update(files)
     if ratings and responders:
@@ -376,7 +467,8 @@ def _tag_selfplay(results: Path) -> dict:
                      f"{np.median(_scores(r, 'env_steps')):,.0f} | {np.median(_scores(r, 'wall_time')):.0f} | "
                      + " | ".join(cells) + " |")  # fmt: skip
     return {
-        "selfplay.md": "Self-play on tag: each run's final teams on held-out test episodes (100 per pairing). "
+        "selfplay.md": "Self-play on tag: each run's final teams on held-out test episodes "
+        f"({_fact(rows, lambda s, a: s.get('test_elo_episodes'))} per pairing). "
         "Mean over seeds [stratified-bootstrap 95% CI], per-seed values below. A predator win is at least one "
         "predator-prey contact; the pool proxy is max(0, 0.5 - the team's lowest win-rate against its own "
         "run's last pool snapshots).\n\n" + "\n".join(lines) + "\n"
@@ -406,12 +498,14 @@ def fixed_pool_report(results: Path) -> dict:
             v = np.array([rate(o, a, team) for o in sel])
             cells.append(_mean_cell(v, "{:.3f}", per_seed=False) if np.isfinite(v).all() else "n/a")
         lines.append(f"| {pool_set}: mean [95% CI] | {len(sel)} seeds | | " + " | ".join(cells) + " |")
+    episodes = " / ".join(sorted({str(o.get("episodes_per_pairing", "?")) for o in outs}))
+    budget = _budget([(label, finished(results, algo, name, "tag")) for label, algo, name in TAG_SELFPLAY[:3]])
     return {
         "fixed_pool.md": "Fixed pool (`evaluate_fixed_pool.py`): per seed, the random team plus the last snapshots "
         "of every algorithm's run with that seed; each algorithm's final predators and prey play every member on "
-        f"{outs[0].get('episodes_per_pairing', 'n/a')} held-out test episodes. Win-rate against the pool; "
-        "pools differ between seeds, so compare within a row (step: the 200k-step runs; wallclock: Method I "
-        "and IPPO trained for MADDPG's median wall time, with MADDPG's 200k-step runs).\n\n" + "\n".join(lines) + "\n"
+        f"{episodes} held-out test episodes. Win-rate against the pool; pools differ between seeds, so compare "
+        f"within a row (step: the {budget}-step runs; wallclock: Method I and IPPO trained for MADDPG's median wall "
+        f"time, with MADDPG's {budget}-step runs).\n\n" + "\n".join(lines) + "\n"
     }
 
 
@@ -532,8 +626,9 @@ BENCHMARK_LABELS = {
 }
 
 
-def benchmark_report(results: Path) -> dict:
+def benchmark_report(results: Path, log=lambda name: None) -> dict:
     """benchmarks/throughput.py's JSON files as tables: <stem>.md per results/benchmarks/<stem>.json."""
+    log("throughput")
     out = {}
     for path in sorted((Path(results) / "benchmarks").glob("*.json")):
         data = json.loads(path.read_text())
