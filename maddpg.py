@@ -288,9 +288,11 @@ def transition(obs, raw_actions, rewards, next_obs, dones, terminated, final_obs
     return {"obs": obs, "action": raw_actions, "reward": rewards, "next_obs": stored_next, "done": done}
 
 
-def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool):
+def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool, status=None):
     """Train one member for n_steps env steps on fresh training episodes, learning every
-    learn_step env steps from the shared replay buffer. Returns (steps, training episode scores)."""
+    learn_step env steps from the shared replay buffer. Returns (steps, training episode scores).
+    status(env steps, learning), if given, is told of every vector step: its env steps and whether
+    the member learns yet (not while the replay buffer fills up to the learning delay)."""
     from agilerl.components.data import MultiAgentTransition, transition_to_tensordict
 
     member.set_training_mode(True)
@@ -315,6 +317,8 @@ def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, cap
             if len(memory) >= member.batch_size and len(memory) >= cfg.learning_delay:
                 member.learn(memory.sample(member.batch_size))
                 progress.learn_calls += 1
+        if status is not None:
+            status(envs.num_envs, len(memory) >= cfg.learning_delay)
         if dones.any():
             member.reset_action_noise(np.flatnonzero(dones).tolist())
         scores.extend(ep["score"] for ep in finished)

@@ -111,22 +111,40 @@ def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents):
     return pop, runs.Progress()
 
 
-def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, league, capture_grama) -> tuple:
-    """Every member trains evo_steps env steps, then (population > 1) plays its fitness games.
+class StatusBar(tqdm):
+    """The env-step bar, its description saying what the run is doing (redrawn when that changes)."""
+
+    def say(self, text: str) -> None:
+        if text != getattr(self, "_said", None):
+            self._said = text
+            self.set_description_str(text)
+
+
+def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, league, capture_grama, bar) -> tuple:
+    """Every member trains evo_steps env steps, then (population > 1) plays its fitness games; the
+    progress bar counts the steps as they are taken and says which of these it is doing.
     Returns (fitnesses, the best member's snapshot, each member's training steps)."""
     agents = envs.agents
     member_steps = []
-    for member in pop:
-        steps, scores = maddpg.collect(member, envs, memory, evo_steps, progress, cfg, capture_grama)
+    for k, member in enumerate(pop):
+        doing = f"generation {progress.generation + 1}, member {k + 1}/{len(pop)}"
+
+        def status(steps, learning):
+            bar.say(f"{doing}: {'learning' if learning else 'filling the replay buffer'}")
+            bar.update(steps)
+
+        steps, scores = maddpg.collect(member, envs, memory, evo_steps, progress, cfg, capture_grama, status)
         member_steps.append(steps)
         progress.global_step += steps
         progress.add_train_scores(scores)
     if len(pop) == 1:  # nothing to select: no fitness games
         return [float("nan")], maddpg.snapshot(pop[0], agents), member_steps
+    bar.say(f"generation {progress.generation + 1}: fitness games")
     seeds = maddpg.fitness_seeds(args.seed, progress.generation, cfg.fitness_episodes)
     fits, steps = zip(*[maddpg.fitness(m, args.env_id, agents, seeds, league) for m in pop])
     progress.global_step += sum(steps)
     progress.fitness_steps += sum(steps)
+    bar.update(sum(steps))
     return list(fits), maddpg.snapshot(pop[int(np.argmax(fits))], agents), member_steps
 
 
@@ -157,6 +175,8 @@ def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) ->
 
 
 def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
+    if args.progress:  # the import takes seconds, and the bar only starts after it
+        print("importing AgileRL and building the population ...", file=sys.stderr, flush=True)
     from agilerl.components.replay_buffer import ReplayBuffer
 
     torch.set_num_threads(args.torch_threads)
@@ -180,18 +200,17 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     out_of_time = lambda: args.max_time is not None and progress.wall_time >= args.max_time
 
     best = maddpg.snapshot(pop[0], agents)
-    bar = tqdm(total=args.max_steps, initial=progress.global_step, unit="step", disable=not args.progress)
+    bar = StatusBar(total=args.max_steps, initial=progress.global_step, unit="step", disable=not args.progress)
     next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
     interrupted = None
     with runs.GracefulStop() as stop:
         while budget(pool_entries()) > 0 and not out_of_time():
-            t0, start = time.perf_counter(), progress.global_step
+            t0 = time.perf_counter()
             fits, best, member_steps = play_generation(
-                pop, budget(pool_entries()), envs, memory, progress, args, cfg, league, capture_grama
+                pop, budget(pool_entries()), envs, memory, progress, args, cfg, league, capture_grama, bar
             )
             progress.generation += 1
             progress.train_time += time.perf_counter() - t0
-            bar.update(progress.global_step - start)
 
             # evaluate the best member every --eval-interval env steps and at the end; the next
             # generation's fitness games include the snapshot this evaluation adds to the pool
@@ -199,12 +218,14 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
             next_pool = pool_entries() if league is None or not evaluating else min(args.pool_size, pool_entries() + 1)
             done = budget(next_pool) == 0 or stop.requested or out_of_time()
             if evaluating or done:
+                bar.say(f"generation {progress.generation}: evaluating the best member")
                 evaluate(args, run, progress, pop, best, fits, league, final=done)
                 next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
             if stop.requested:
                 interrupted = stop.signum
                 break
             if not done:  # selection and mutation; --resume continues from the saved population
+                bar.say(f"generation {progress.generation}: selection and mutation")
                 pop = maddpg.next_generation(pop, tournament, mutations)
                 run.update_rows.append(
                     {
