@@ -750,6 +750,8 @@ class LAIPPO:
                     "obs_buffer": torch.as_tensor(g.obs_buffer),
                     "obs_buffer_count": g.obs_buffer_count,
                     "probe": g.probe,
+                    # --norm-reward: each agent's discounted return so far in every env, carried across rollouts
+                    "discounted_return": None if g.discounted_return is None else torch.as_tensor(g.discounted_return),
                 }
                 for g in self.groups
             ],
@@ -766,6 +768,8 @@ class LAIPPO:
                 g.optimizer.load_state_dict(saved["optimizer"])
                 g.obs_buffer = saved["obs_buffer"].numpy().copy()
                 g.obs_buffer_count = int(saved["obs_buffer_count"])
+                ret = saved.get("discounted_return")  # absent in checkpoints older than this field
+                g.discounted_return = None if ret is None else ret.numpy().copy()
             g.probe = saved["probe"]
         self.generator.set_state(state["generator"])
 
