@@ -76,15 +76,80 @@ def load_run_checkpoint(path, env_name: str | None = None, algos=("method_i", "p
 
 
 def policy_only(state: dict) -> dict:
-    """A run checkpoint reduced to what acting needs (the shipped checkpoints): LA-IPPO without its
-    optimiser, observation buffer and env state; MADDPG checkpoints hold only actors already."""
-    state = {k: v for k, v in state.items() if k != "envs"}
+    """A run checkpoint reduced to what acting needs (the shipped checkpoints, the pool's snapshots):
+    LA-IPPO without its optimiser, observation buffer, return statistics and env state; MADDPG's best
+    member's actors without the population's training state."""
+    state = {k: v for k, v in state.items() if k not in ("envs", "training")}
     if "learner" in state:
         groups = [
-            {**g, "optimizer": None, "obs_buffer": None, "obs_buffer_count": 0} for g in state["learner"]["groups"]
+            {**g, "optimizer": None, "obs_buffer": None, "obs_buffer_count": 0, "discounted_return": None}
+            for g in state["learner"]["groups"]
         ]
         state["learner"] = {**state["learner"], "groups": groups}
     return state
+
+
+def resumable(state: dict) -> bool:
+    """A full training checkpoint, which --resume continues, rather than a policy-only one."""
+    if state.get("algo") == "maddpg":
+        return "training" in state
+    groups = state.get("learner", {}).get("groups", [])
+    return bool(groups) and all(g.get("optimizer") is not None for g in groups)
+
+
+def check_belongs(state: dict, path, algo: str, env: str, run_name: str, seed: int) -> None:
+    """CheckpointError unless `state` is a full training checkpoint of this very run."""
+    if state.get("format") != RUN_FORMAT:
+        raise CheckpointError(f"{path} is not a training run's checkpoint")
+    if state.get("algo") != algo:
+        raise CheckpointError(f"{path} is a {state.get('algo')} checkpoint, not one of this {algo} run")
+    if not resumable(state):
+        raise CheckpointError(f"{path} holds only a policy (a shipped checkpoint?), not the training state to resume")
+    saved = state.get("args", {})
+    for what, have, want in (("env", state.get("env"), env), ("run name", saved.get("run_name"), run_name),
+                             ("seed", saved.get("seed"), seed)):  # fmt: skip
+        if have != want:
+            raise CheckpointError(f"{path} belongs to another run ({what} {have!r}, this run's is {want!r})")
+
+
+def resume_checkpoint(directory, algo: str, env: str, run_name: str, seed: int, rows: list) -> tuple:
+    """(path, state) of the newest intact training checkpoint of a run whose evaluations all have their row
+    in `rows` (metrics.csv): latest.pt, or a newer step_<N>.pt (a run killed before it saved latest.pt),
+    or an older one when latest.pt cannot be read or rows it counts are missing (a damaged metrics.csv).
+    A policy-only step file (a pool snapshot whose evaluation a kill cut short) is passed over; every
+    checkpoint used must belong to the run (check_belongs)."""
+    for path, state in _newest_first(Path(directory)):
+        if path.name != "latest.pt" and state.get("algo") == algo and not resumable(state):
+            continue
+        check_belongs(state, path, algo, env, run_name, seed)
+        step, evals = state["progress"]["global_step"], state["progress"]["evals"]
+        if sum(r["step"] <= step for r in rows) >= evals:
+            return path, state
+        print(f"{path}: metrics.csv lacks rows of its {evals} evaluations: passed over", file=sys.stderr)
+    raise UsageError(f"--resume: no intact training checkpoint in {directory} to resume from")
+
+
+def _newest_first(directory: Path):
+    """(path, state) of the readable checkpoints of a run directory, the newest (highest step) first."""
+
+    def read(path):
+        try:
+            return load_checkpoint(path)
+        except CheckpointError as exc:
+            print(f"{exc}: passed over", file=sys.stderr)
+
+    latest = read(directory / "latest.pt") if (directory / "latest.pt").exists() else None
+    latest_step = latest.get("progress", {}).get("global_step", -1) if latest else -1
+    steps = {int(p.stem[5:]): p for p in directory.glob("step_*.pt") if p.stem[5:].isdigit()}
+    for step in sorted(steps, reverse=True):
+        if latest is not None and step <= latest_step:
+            yield directory / "latest.pt", latest
+            latest = None
+        state = read(steps[step])
+        if state is not None:
+            yield steps[step], state
+    if latest is not None:
+        yield directory / "latest.pt", latest
 
 
 def load_learner(path, env_name=None):

@@ -12,6 +12,8 @@ the functions that need it: it pulls in transformers and jax (8-27 s), which
 from __future__ import annotations
 
 import functools
+import io
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -367,27 +369,65 @@ def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int,
 
 
 # ----------------------------------------------------------------------------
-# AgileRL's own population files (for --resume)
+# The population in the run's checkpoint (for --resume)
 # ----------------------------------------------------------------------------
 
 
-def save_population(pop, directory) -> None:
-    """Every member in AgileRL's own checkpoint format (for --resume), atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
+def population_state(pop) -> dict:
+    """Every member in AgileRL's own checkpoint format, as bytes (uint8 tensors) carried by the run's
+    checkpoint, and which optimiser state tensors members share: AgileRL 2.58 gives a member cloned
+    without a mutation of its networks (or only of the other optimiser's learning rate) the very Adam
+    moments of the member it was cloned from, so both move them; a resumed run must share them too."""
+    members = []
+    for member in pop:
+        buf = io.BytesIO()
+        member.save_checkpoint(buf)
+        members.append(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8))
+    first, shared = {}, {}
+    for where, state in _optimizer_states(pop):
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                owner = first.setdefault(id(value), (where, key))
+                if owner != (where, key):
+                    shared[f"{where}/{key}"] = owner
+    return {"members": members, "shared": json.dumps(shared)}
+
+
+def population_from_state(state: dict, cls) -> list:
+    """The population population_state saved, its shared optimiser state shared again. AgileRL's loader
+    unpickles whole objects (weights_only=False): used only to resume the run that wrote them, never for
+    evaluation. It also rebuilds the actors without what MADDPG's constructor does to them: their
+    encoders' mutations are disabled again (the critics have another encoder), else a resumed run draws
+    other mutations, some of which AgileRL cannot apply."""
+    pop = [cls.load(io.BytesIO(m.numpy().tobytes()), device="cpu") for m in state["members"]]
+    for member in pop:
+        for actor in [*member.actors.values(), *member.actor_targets.values()]:
+            actor.encoder.disable_mutations()
+    states = dict(_optimizer_states(pop))
+    for target, (where, key) in json.loads(state["shared"]).items():
+        target_where, target_key = target.rsplit("/", 1)
+        states[target_where][target_key] = states[where][key]
+    return pop
+
+
+def _optimizer_states(pop):
+    """("member/optimiser/agent/parameter", that parameter's optimiser state) for every member, in order."""
     for k, member in enumerate(pop):
-        tmp = directory / f".member_{k}.pt.tmp"
-        member.save_checkpoint(str(tmp))
-        os.replace(tmp, directory / f"member_{k}.pt")
+        for config in member.registry.optimizers:
+            optimizers = getattr(member, config.name).optimizer
+            for agent, opt in optimizers.items() if isinstance(optimizers, dict) else [("", optimizers)]:
+                params = [p for group in opt.param_groups for p in group["params"]]
+                for i, p in enumerate(params):
+                    if p in opt.state:
+                        yield f"{k}/{config.name}/{agent}/{i}", opt.state[p]
 
 
-def load_population(directory, cls, size: int) -> list:
-    """AgileRL's loader unpickles whole objects (weights_only=False): used only
-    for the population files this run wrote itself, never for evaluation."""
-    paths = [directory / f"member_{k}.pt" for k in range(size)]
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise harness.UsageError(f"--resume: population checkpoint {missing[0]} is missing")
-    return [cls.load(str(p), device="cpu") for p in paths]
+def seed_networks(pop, rng) -> None:
+    """AgileRL draws the size of a node mutation from each network's own generator, which it seeds from the
+    OS: give every member's networks `rng`, so that the run's seed decides its mutations."""
+    for member in pop:
+        for network in member.evolvable_attributes(networks_only=True).values():
+            network.rng = rng
 
 
 def fix_hash_seed() -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import fcntl
 import io
 import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,10 +48,14 @@ os.umask(_UMASK)
 
 
 def atomic_write(path, data) -> None:
-    """Write text or bytes to path via a temp file and rename (never half-written)."""
+    """Write text or bytes to path via a temp file and rename (never half-written). A path that cannot be
+    written (a read-only directory, a file where a directory should be) is a one-line UsageError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
@@ -60,6 +66,16 @@ def atomic_write(path, data) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(directory, option: str) -> None:
+    """A one-line UsageError unless files can be written in `directory` (or it can be created there):
+    checked before the work whose output goes there, so a bad path fails at once."""
+    existing = next(p for p in [Path(directory), *Path(directory).parents] if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{option} {directory}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {directory}: cannot write in {existing} (permission denied)")
 
 
 def write_json(path, obj) -> None:
@@ -95,9 +111,27 @@ def _parse(v: str):
             return v
 
 
-def read_metrics(path) -> list:
-    with open(path, newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+def read_metrics(path, drop_cut_last_line: bool = False) -> list:
+    """The rows of a CSV that write_csv wrote. A damaged file (its last line cut short, a row whose fields do
+    not match the header, not text) is a one-line UsageError naming the file; drop_cut_last_line drops a cut
+    last line instead (--resume: the checkpoint decides where the run goes on)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+        lines = [r for r in csv.reader(io.StringIO(text), strict=True) if r]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{path} is not a readable CSV file ({exc})") from None
+    if not lines:
+        return []
+    header, rows = lines[0], lines[1:]
+    if not text.endswith("\n"):  # write_csv ends every line: the file was cut short
+        if not drop_cut_last_line or not rows:
+            raise UsageError(f"{path} is damaged: its last line is cut short (the file was truncated)")
+        rows = rows[:-1]
+    for k, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UsageError(f"{path} is damaged: line {k} has {len(row)} fields, the header {len(header)}")
+    return [{k: _parse(v) for k, v in zip(header, row)} for row in rows]
 
 
 def seed_everything(seed: int) -> None:
@@ -167,39 +201,123 @@ def cpu_info() -> dict:
 
 
 class RunDir:
-    """results/<env>/<algo>/<run-name>_s<seed>/ and its checkpoint directory.
+    """results/<env>/<algo>/<run-name>_s<seed>/ and its checkpoint directory, held by one process.
 
-    metrics.csv is rewritten atomically on every row, so it is always a
-    complete CSV; an existing run is never overwritten unless resumed.
+    Opening a run creates both directories and locks them (flock: the OS releases the lock however the
+    process ends, SIGKILL included), so a second process opening the same run is refused. An existing run
+    is never overwritten unless resumed. metrics.csv is rewritten atomically on every row, so it is always
+    a complete CSV. Use it as a context manager: on exit the locks are released, and a run that failed
+    before its first checkpoint leaves no directory behind.
     """
 
     def __init__(self, results_dir, checkpoint_dir, env: str, algo: str, run_name: str, seed: int, resume: bool):
         leaf = f"{run_name}_s{seed}"
         self.path = Path(results_dir) / env / algo / leaf
         self.ckpt = Path(checkpoint_dir) / env / algo / leaf
+        self.resume = resume
+        self.checkpoint = None  # --resume: the checkpoint the run continues from (open_run)
         self.rows = []  # metrics.csv: one row per evaluation
         self.update_rows = []  # updates.csv: one row of training diagnostics per update
-        exists = (self.path / "config.json").exists() or (self.ckpt / "latest.pt").exists()
-        if resume:
-            if not (self.ckpt / "latest.pt").exists():
-                raise UsageError(f"--resume: no checkpoint {self.ckpt / 'latest.pt'} to resume from")
-            if (self.path / "metrics.csv").exists():
-                self.rows = read_metrics(self.path / "metrics.csv")
-            if (self.path / "updates.csv").exists():
-                self.update_rows = read_metrics(self.path / "updates.csv")
-        elif exists:
+        self._created, self._locks = [], []  # directories this process made; locked directory fds
+        self._wrote_config = False
+        try:
+            self._hold(self.path, "--results-dir", results_dir)
+            self._hold(self.ckpt, "--checkpoint-dir", checkpoint_dir)
+            if resume:  # a cut last line is dropped: the checkpoint decides where the run goes on
+                if not any(self.ckpt.glob("*.pt")):
+                    raise UsageError(f"--resume: no checkpoint in {self.ckpt} to resume from")
+                for tmp in [*self.path.glob(".*.tmp"), *self.ckpt.glob(".*.tmp")]:
+                    tmp.unlink()  # atomic_write's temp file of a killed process: never renamed, never read
+                if (self.path / "metrics.csv").exists():
+                    self.rows = read_metrics(self.path / "metrics.csv", drop_cut_last_line=True)
+                if (self.path / "updates.csv").exists():
+                    self.update_rows = read_metrics(self.path / "updates.csv", drop_cut_last_line=True)
+            elif (self.path / "config.json").exists() or (self.ckpt / "latest.pt").exists():
+                raise UsageError(
+                    f"run {self.path} already exists; pass --resume to continue it or choose another --run-name"
+                )
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _hold(self, directory: Path, option: str, root) -> None:
+        """Create `directory` (recording what this process made), lock it and check it can be written."""
+        if Path(root).exists() and not Path(root).is_dir():
+            raise UsageError(f"{option} {root} is a file, not a directory")
+        try:
+            missing = [p for p in [directory, *directory.parents] if not p.exists()]
+            for p in reversed(missing):
+                p.mkdir()
+                self._created.append(p)
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError as exc:
+            raise UsageError(f"{option} {root}: cannot create {directory} ({exc.strerror or exc})") from None
+        if any(os.path.samestat(os.fstat(held), os.fstat(fd)) for held in self._locks):
+            os.close(fd)  # results and checkpoints in one directory: held already
+            return
+        self._locks.append(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._created = []  # the other process's run: leave everything as it is
             raise UsageError(
-                f"run {self.path} already exists; pass --resume to continue it or choose another --run-name"
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.ckpt.mkdir(parents=True, exist_ok=True)
+                f"run {directory} is in use by another process (the same --run-name and --seed); "
+                "wait for it to end or choose another --run-name"
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"{option} {root}: cannot lock {directory} ({exc.strerror or exc})") from None
+        try:
+            tempfile.TemporaryFile(dir=directory).close()
+        except OSError as exc:
+            raise UsageError(f"{option} {root}: cannot write in {directory} ({exc.strerror or exc})") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(failed=exc_type is not None)
+
+    def close(self, failed: bool = False) -> None:
+        """Release the run. After a failure the empty directories this process created go; a run that saved
+        no checkpoint has nothing to continue, so its directories and the config.json it wrote go too."""
+        if failed:
+            nothing_saved = not (self.ckpt.is_dir() and any(self.ckpt.glob("*.pt")))
+            if nothing_saved and self._wrote_config:
+                (self.path / "config.json").unlink(missing_ok=True)
+            for d in reversed(self._created):
+                if nothing_saved and d in (self.path, self.ckpt):
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    _rmdir_if_empty(d)
+        self._created = []
+        for fd in self._locks:
+            os.close(fd)
+        self._locks = []
 
     def saved_config(self) -> dict:
-        with open(self.path / "config.json") as f:
-            return json.load(f)
+        path = self.path / "config.json"
+        try:
+            with open(path) as f:
+                config = json.load(f)
+            config["args"]["run_name"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else f"not a run's config ({type(exc).__name__})"
+            raise UsageError(f"--resume: cannot read {path}: {reason}") from None
+        return config
 
     def write_config(self, config: dict) -> None:
         write_json(self.path / "config.json", config)
+        self._wrote_config = True
+
+    def rewind(self, step: int) -> None:
+        """Forget the rows after `step`, where the resumed checkpoint stands (a run killed after an
+        evaluation's row but before its checkpoint): the resumed run makes them again."""
+        self.rows = [r for r in self.rows if r["step"] <= step]
+        self.update_rows = [r for r in self.update_rows if r["step"] <= step]
+        if (self.path / "metrics.csv").exists():
+            write_csv(self.path / "metrics.csv", self.rows)
+        if (self.path / "updates.csv").exists():
+            write_csv(self.path / "updates.csv", self.update_rows)
 
     def append_metrics(self, row: dict) -> None:
         """Add an evaluation row; rewrites metrics.csv and updates.csv atomically."""
@@ -213,6 +331,13 @@ class RunDir:
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.path / "summary.json", summary)
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------
@@ -369,7 +494,12 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     run.add_argument("--run-name", default=None, help="run directory name (default: the start time)")
     run.add_argument("--results-dir", default="results", help="root of run directories (committed)")
     run.add_argument("--checkpoint-dir", default="checkpoints", help="root of checkpoint directories (git-ignored)")
-    run.add_argument("--resume", action="store_true", help="continue the run --run-name/--seed from its latest.pt")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run --run-name/--seed (and --env) from its newest intact checkpoint, exactly as if it "
+        "had not stopped",
+    )
     run.add_argument(
         "--backend",
         choices=harness.BACKENDS,
@@ -425,8 +555,9 @@ def explicit_options(parser, argv) -> dict:
 def open_run(parser, argv, args, algo: str):
     """Validate the common options and open the run directory.  With
     --resume, the run's own config.json wins: only RESUMABLE options may
-    change, and any other option given with a different value is an error.
-    Returns (args, RunDir)."""
+    change, and any other option given with a different value is an error;
+    run.checkpoint is then the checkpoint the run continues from.
+    Returns (args, RunDir), the run held by this process until it is closed."""
     if not 0 <= args.seed < harness.MAX_SEED:
         raise UsageError(f"--seed must be in [0, {harness.MAX_SEED})")
     if args.final_eval_episodes < 0:
@@ -442,18 +573,41 @@ def open_run(parser, argv, args, algo: str):
         raise UsageError("--resume needs the --run-name (and --seed) of the run to continue")
     if args.run_name is None:
         args.run_name = time.strftime("%Y%m%d-%H%M%S")
+    check_run_name(args.run_name)
     run = RunDir(args.results_dir, args.checkpoint_dir, args.env, algo, args.run_name, args.seed, args.resume)
-    if args.resume:  # the run's own config wins; only RESUMABLE options may change
-        saved = run.saved_config()["args"]
-        given = explicit_options(parser, argv)
-        for key, value in given.items():
-            if key not in RESUMABLE and key in saved and saved[key] != value:
-                raise UsageError(f"--resume: --{key.replace('_', '-')} {value} differs from the run's {saved[key]}")
-        defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}  # options newer than the run
-        resumable = {k: v for k, v in given.items() if k in RESUMABLE}
-        args = argparse.Namespace(**{**defaults, **saved, **resumable, "resume": True})
-    args.env_id = harness.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
+    try:
+        if args.resume:
+            args = _resumed_args(parser, argv, run.saved_config()["args"])
+        args.env_id = harness.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
+        if args.resume:
+            from checkpoints import resume_checkpoint
+
+            path, run.checkpoint = resume_checkpoint(run.ckpt, algo, args.env_id, args.run_name, args.seed, run.rows)
+            step = run.checkpoint["progress"]["global_step"]
+            run.rewind(step)
+            print(f"resuming {run.path} from {path} at step {step}", file=sys.stderr)
+    except BaseException:
+        run.close(failed=True)
+        raise
     return args, run
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one directory name: not empty, no path separator, not . or .."""
+    separators = [s for s in (os.sep, os.altsep, "/") if s]
+    if not name.strip() or name in (".", "..") or any(s in name for s in separators) or "\0" in name:
+        raise UsageError(f"--run-name {name!r} must be a plain directory name (no path separator, not empty, not ..)")
+
+
+def _resumed_args(parser, argv, saved: dict) -> argparse.Namespace:
+    """The run's own arguments, with the RESUMABLE options given on this command line."""
+    given = explicit_options(parser, argv)
+    for key, value in given.items():
+        if key not in RESUMABLE and key in saved and saved[key] != value:
+            raise UsageError(f"--resume: --{key.replace('_', '-')} {value} differs from the run's {saved[key]}")
+    defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}  # options newer than the run
+    resumable = {k: v for k, v in given.items() if k in RESUMABLE}
+    return argparse.Namespace(**{**defaults, **saved, **resumable, "resume": True})
 
 
 # ----------------------------------------------------------------------------
@@ -475,14 +629,14 @@ def write_matrix(path_stem, row_labels, col_labels, m, title: str, episodes: int
 
 
 def periodic_evaluation(args, run, progress: Progress, policy, save, ckpt_path, league=None, final: bool = False):
-    """One evaluation of the current policy: saves the step checkpoint with
-    `save(path)`, then on spread scores the deterministic policy on the
-    validation seeds; on tag freezes both teams into the pool, plays the Elo
-    games and, every --matrix-interval env steps (and at the end), writes a
-    snapshot-vs-snapshot win-rate matrix.
+    """One evaluation of the current policy: on spread scores the deterministic
+    policy on the validation seeds; on tag with the self-play pool saves the
+    policy as the step checkpoint with `save(path)`, freezes both teams into the
+    pool, plays the Elo games and, every --matrix-interval env steps (and at
+    the end), writes a snapshot-vs-snapshot win-rate matrix. The caller then
+    appends the row and checkpoints the state after the evaluation.
     Returns (metrics row without step columns, one-line message)."""
     t0 = time.perf_counter()
-    save(ckpt_path)
     progress.evals += 1
     if isinstance(league, competitive.BestResponse):
         res = league.evaluate(policy)
@@ -503,6 +657,7 @@ def periodic_evaluation(args, run, progress: Progress, policy, save, ckpt_path, 
         }
         message = f"eval {res['score']:7.2f} ± {res['ci']:.2f}  (normalised {res['normalised']:.3f})"
     else:
+        save(ckpt_path)  # the pool reads the snapshot's policy from its file
         league.add(progress.global_step, ckpt_path)
         res = league.evaluate(policy)
         if final or progress.global_step >= (progress.matrices + 1) * args.matrix_interval:

@@ -13,7 +13,10 @@ and AgileRL's `Mutations` (architecture, new layer, parameters, RL
 hyperparameters) make the next generation; the fittest member (the elite) is
 kept unchanged. After each generation, the fittest member is evaluated with the
 shared protocol (harness.evaluate) and checkpointed. Run directories are the
-same as Method I's.
+same as Method I's. After every evaluation (and at the end, or at Ctrl-C or
+SIGTERM after the current generation) latest.pt also holds the whole training
+state: the population, the replay buffer and every random stream, so --resume
+goes on as if the run had not stopped (a killed run: from its last evaluation).
 
 Fitness episodes are environment interaction that selection learns from, so
 they count against --max-steps (summary.json reports them as
@@ -40,6 +43,8 @@ AgileRL on its own would group agent_0/1/2 into one shared actor and critic
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import sys
 import time
 
@@ -70,45 +75,90 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cli.dataclass_from_args(MADDPGConfig, args)  # bad values fail before a run directory exists
     args, run = runs.open_run(parser, argv, args, "maddpg")
-    return train(args, cli.dataclass_from_args(MADDPGConfig, args), run)
+    with run:
+        return train(args, cli.dataclass_from_args(MADDPGConfig, args), run)
 
 
-def save_run_checkpoint(path, args, best: dict, progress: runs.Progress) -> None:
-    """The best member's actors as a run checkpoint (eval_maddpg.py, pools)."""
+def save_run_checkpoint(path, args, best: dict, progress: runs.Progress, training: dict | None = None) -> None:
+    """The best member's actors as a run checkpoint (eval_maddpg.py, pools); latest.pt also carries the
+    `training` state that --resume continues (training_state)."""
     agents, obs_dims, _ = harness.env_info(args.env_id)
-    checkpoints.save_checkpoint(
-        {
-            "format": checkpoints.RUN_FORMAT,
-            "algo": "maddpg",
-            "env": args.env_id,
-            "agent_ids": agents,
-            "obs_dims": obs_dims,
-            "actors": best["actors"],
-            "best_member": best["index"],
-            "hyperparameters": best["hyperparameters"],
-            "progress": progress.state_dict(),
-            "args": vars(args),
+    state = {
+        "format": checkpoints.RUN_FORMAT,
+        "algo": "maddpg",
+        "env": args.env_id,
+        "agent_ids": agents,
+        "obs_dims": obs_dims,
+        "actors": best["actors"],
+        "best_member": best["index"],
+        "hyperparameters": best["hyperparameters"],
+        "progress": progress.state_dict(),
+        "args": vars(args),
+    }
+    checkpoints.save_checkpoint({**state, "training": training} if training else state, path)
+
+
+def training_state(pop, memory, mutations) -> dict:
+    """What a resumed run needs besides its progress: the population (AgileRL's checkpoints as bytes), the
+    replay buffer, and every random stream the loop draws from: torch's, numpy's and python's global ones
+    (exploration noise, replay sampling, tournaments) and the two generators of AgileRL's mutations."""
+    legacy = np.random.get_state()
+    streams = {
+        "numpy": [legacy[0], legacy[1].tolist(), *legacy[2:]],
+        "python": random.getstate(),
+        "mutations": [mutations.rng.bit_generator.state, mutations._fp_rng.bit_generator.state],
+    }
+    return {
+        "population": maddpg.population_state(pop),
+        "memory": {
+            "transitions": memory.storage[: len(memory)].clone().to_dict() if len(memory) else None,
+            "size": len(memory),
+            "cursor": memory._cursor,
+            "counter": memory.counter,
         },
-        path,
-    )
+        "torch_rng": torch.get_rng_state(),
+        "rng": json.dumps(streams),  # 128-bit generator states: JSON, not tensors
+    }
 
 
-def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents):
-    """A new population and progress, or both as the last complete generation left them
-    (the replay buffer starts empty). Returns (population, progress)."""
-    if args.resume:
-        progress = runs.Progress.from_state_dict(checkpoints.load_checkpoint(run.ckpt / "latest.pt")["progress"])
-        pop = maddpg.load_population(
-            run.ckpt / "population", maddpg.algo_class(cfg.shared_networks), cfg.population_size
-        )
-        print(f"resuming {run.path} at step {progress.global_step} (the replay buffer starts empty)", file=sys.stderr)
-        return pop, progress
+def restore_memory(memory, saved: dict) -> None:
+    """The replay buffer training_state saved (AgileRL 2.58's ReplayBuffer internals)."""
+    from tensordict import TensorDict
+
+    if saved["size"] == 0:
+        return
+    transitions = TensorDict(saved["transitions"], batch_size=[saved["size"]])
+    memory._init(transitions)
+    memory.storage[: saved["size"]] = transitions
+    memory._size, memory._cursor, memory.counter = saved["size"], saved["cursor"], saved["counter"]
+
+
+def restore_rngs(training: dict, mutations) -> None:
+    """The random streams training_state saved: the last thing a resumed run does before its loop."""
+    streams = json.loads(training["rng"])
+    torch.set_rng_state(training["torch_rng"])
+    name, keys, *rest = streams["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    version, internal, gauss = streams["python"]
+    random.setstate((version, tuple(internal), gauss))
+    mutations.rng.bit_generator.state, mutations._fp_rng.bit_generator.state = streams["mutations"]
+
+
+def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents, memory):
+    """A new population, progress and best member, or all three and the replay buffer as the run's checkpoint
+    left them (its random streams come back at the start of the loop). Returns (population, progress, best)."""
+    if run.checkpoint is not None:
+        state = run.checkpoint
+        pop = maddpg.population_from_state(state["training"]["population"], maddpg.algo_class(cfg.shared_networks))
+        restore_memory(memory, state["training"]["memory"])
+        best = {"index": state["best_member"], "actors": state["actors"], "hyperparameters": state["hyperparameters"]}
+        return pop, runs.Progress.from_state_dict(state["progress"]), best
     env = harness.make_env(args.env_id)
     obs_spaces, act_spaces = [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
     pop = maddpg.make_population(cfg, args.num_envs, agents, obs_spaces, act_spaces)
     groups = sorted(pop[0].actors.keys())
     run.write_config({"algo": "maddpg", "args": vars(args), "agilerl_groups": groups, **runs.provenance()})
-    return pop, runs.Progress()
+    return pop, runs.Progress(), maddpg.snapshot(pop[0], agents)
 
 
 class StatusBar(tqdm):
@@ -149,7 +199,7 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, leag
 
 
 def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) -> None:
-    """Checkpoint the best member as step_<N>.pt, evaluate it, append a metrics row."""
+    """Evaluate the best member, append a metrics row, checkpoint the best member as step_<N>.pt."""
     policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
     save_to = lambda path: save_run_checkpoint(path, args, best, progress)
     step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
@@ -167,6 +217,7 @@ def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) ->
             **{f"best_{k}": v for k, v in best["hyperparameters"].items()},
         }
     )
+    save_to(step_path)
     tqdm.write(
         f"step {progress.global_step:>8d}  gen {progress.generation:>3d}  best member {best['index']}: {message}, "
         f"saturation {policy.saturation():.2f}, fitness {', '.join(f'{f:.2f}' for f in fits)}",
@@ -183,8 +234,8 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     mutations = maddpg.make_mutations(cfg, args.seed)  # seeds numpy and torch globally: first, then seed the run
     runs.seed_everything(args.seed)
     agents = harness.env_info(args.env_id)[0]
-    pop, progress = start_or_resume(args, cfg, run, agents)
     memory = ReplayBuffer(max_size=cfg.buffer_size)
+    pop, progress, best = start_or_resume(args, cfg, run, agents, memory)
     tournament = maddpg.make_tournament(cfg)
     capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
     harness.use_backend(args.backend)
@@ -199,10 +250,11 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     )
     out_of_time = lambda: args.max_time is not None and progress.wall_time >= args.max_time
 
-    best = maddpg.snapshot(pop[0], agents)
     bar = StatusBar(total=args.max_steps, initial=progress.global_step, unit="step", disable=not args.progress)
     next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
     interrupted = None
+    if run.checkpoint is not None:
+        restore_rngs(run.checkpoint["training"], mutations)
     with runs.GracefulStop() as stop:
         while budget(pool_entries()) > 0 and not out_of_time():
             t0 = time.perf_counter()
@@ -216,16 +268,14 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
             # generation's fitness games include the snapshot this evaluation adds to the pool
             evaluating = progress.global_step >= next_eval
             next_pool = pool_entries() if league is None or not evaluating else min(args.pool_size, pool_entries() + 1)
-            done = budget(next_pool) == 0 or stop.requested or out_of_time()
+            done = budget(next_pool) == 0 or out_of_time()
             if evaluating or done:
                 bar.say(f"generation {progress.generation}: evaluating the best member")
                 evaluate(args, run, progress, pop, best, fits, league, final=done)
                 next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
-            if stop.requested:
-                interrupted = stop.signum
-                break
-            if not done:  # selection and mutation; --resume continues from the saved population
+            if not done:  # selection and mutation, the run's seed drawing the mutations' sizes too
                 bar.say(f"generation {progress.generation}: selection and mutation")
+                maddpg.seed_networks(pop, np.random.default_rng([args.seed, progress.generation]))
                 pop = maddpg.next_generation(pop, tournament, mutations)
                 run.update_rows.append(
                     {
@@ -235,11 +285,17 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
                         **{f"member_{k}_steps": s for k, s in enumerate(member_steps)},
                     }
                 )
-                maddpg.save_population(pop, run.ckpt / "population")
-                save_run_checkpoint(run.ckpt / "latest.pt", args, best, progress)
-        maddpg.save_population(pop, run.ckpt / "population")  # stopped or finished: the population as it is now
-        save_run_checkpoint(run.ckpt / "latest.pt", args, best, progress)
-        run.flush_updates()
+            # the whole state after an evaluation, at the end and at a stop: --resume goes on from here (a killed
+            # run from its last evaluation) as if the run had not stopped
+            if evaluating or done or stop.requested:
+                t0 = time.perf_counter()
+                training = training_state(pop, memory, mutations)
+                save_run_checkpoint(run.ckpt / "latest.pt", args, best, progress, training)
+                run.flush_updates()
+                progress.eval_time += time.perf_counter() - t0
+            if stop.requested:
+                interrupted = stop.signum
+                break
     bar.close()
     envs.close()
 

@@ -7,9 +7,10 @@
 
 Writes results/<env>/<algo>/<run-name>_s<seed>/ (config.json, metrics.csv,
 summary.json, training_plot.png) and checkpoints/<env>/<algo>/<run-name>_s<seed>/
-(latest.pt and one step_<N>.pt per evaluation).  Ctrl-C or SIGTERM saves
-latest.pt and exits; --resume continues from it.  train_ppo.py runs this same
-loop with distillation off.
+(one step_<N>.pt per evaluation and latest.pt, each the whole training state).
+Ctrl-C or SIGTERM saves latest.pt and exits; --resume continues from the newest
+intact checkpoint (after a SIGKILL: the last evaluation's) exactly as if the run
+had not stopped.  train_ppo.py runs this same loop with distillation off.
 
 On tag (simple_tag_v3) both teams learn at once (self-play): the 3 predators
 and the prey are LA-IPPO agents on their own rewards, and distillation pairs
@@ -81,9 +82,10 @@ def main(argv=None, algo: str = "method_i") -> int:
     if "team" in given and not args.opponent:
         raise UsageError("--team needs --opponent (the frozen checkpoint it learns against)")
     args, run = runs.open_run(parser, argv, args, algo)
-    if algo == "ppo":
-        args.topology = "none"
-    return train(args, cli.dataclass_from_args(Config, args), algo, run)
+    with run:
+        if algo == "ppo":
+            args.topology = "none"
+        return train(args, cli.dataclass_from_args(Config, args), algo, run)
 
 
 # Training diagnostics of the latest update that every metrics.csv row carries.
@@ -101,9 +103,10 @@ UPDATE_METRICS = (
 
 
 def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
-    """A new learner, progress and episodes, or all three as latest.pt left them: the learner
-    with its own noise stream, and the envs mid-episode with their RNGs (--backend batched), so
-    a resumed run goes on exactly as if it had not stopped. Returns (learner, progress, obs)."""
+    """A new learner, progress and episodes, or all three as the run's checkpoint left them: the
+    learner with its own noise stream and return statistics, and the envs mid-episode with their RNGs
+    (--backend batched), so a resumed run goes on exactly as if it had not stopped. Returns
+    (learner, progress, obs)."""
     agents, obs_dims, act_dims = harness.env_info(args.env_id)
     if getattr(args, "opponent", None):  # best response: only --team learns
         agents = harness.teams(args.env_id)[args.team]
@@ -112,10 +115,9 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
         config = {"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg), **runs.provenance()}
         run.write_config(config)
         return learner, runs.Progress(), envs.reset()
-    state = checkpoints.load_checkpoint(run.ckpt / "latest.pt")
+    state = run.checkpoint  # the newest intact checkpoint of this run (runs.open_run)
     learner.load_state_dict(state["learner"])
     progress = runs.Progress.from_state_dict(state["progress"])
-    print(f"resuming {run.path} at step {progress.global_step}", file=sys.stderr)
     if state.get("envs") is not None and harness.backend() == "batched":
         envs.load_state_dict(state["envs"])
         return learner, progress, envs.observe()
@@ -123,7 +125,8 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
     return learner, progress, envs.reset()
 
 
-def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs) -> None:
+def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs, policy_only=False) -> None:
+    """The run's whole training state (what --resume continues), or with policy_only only what acting needs."""
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": algo,
@@ -133,7 +136,7 @@ def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs) 
         "envs": envs.state_dict() if harness.backend() == "batched" else None,
         "args": vars(args),
     }
-    checkpoints.save_checkpoint(state, path)
+    checkpoints.save_checkpoint(checkpoints.policy_only(state) if policy_only else state, path)
 
 
 def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: runs.Progress, opponent=None) -> dict:
@@ -150,11 +153,12 @@ def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: runs.Progress, o
 
 
 def evaluate(args, algo: str, run, progress: runs.Progress, learner: LAIPPO, envs, stats: dict, league, final: bool):
-    """Checkpoint step_<N>.pt, evaluate (spread: score; tag: Elo vs the pool), append a metrics row."""
+    """Evaluate (spread: score; tag: Elo vs the pool), append a metrics row, then checkpoint the state after
+    the evaluation as step_<N>.pt and latest.pt: a run killed at any point resumes from its last evaluation."""
     policy = lambda obs, state: learner.act(obs, deterministic=True)
-    save_to = lambda path: save(path, args, algo, learner, progress, envs)
+    snapshot = lambda path: save(path, args, algo, learner, progress, envs, policy_only=True)
     step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
-    row, message = runs.periodic_evaluation(args, run, progress, policy, save_to, step_path, league, final)
+    row, message = runs.periodic_evaluation(args, run, progress, policy, snapshot, step_path, league, final)
     diagnostics = {k: stats[k] for k in UPDATE_METRICS}
     run.append_metrics(
         {
@@ -165,6 +169,10 @@ def evaluate(args, algo: str, run, progress: runs.Progress, learner: LAIPPO, env
             "distill_loss": progress.last_distill_loss,
         }
     )
+    t0 = time.perf_counter()
+    for path in (step_path, run.ckpt / "latest.pt"):
+        save(path, args, algo, learner, progress, envs)
+    progress.eval_time += time.perf_counter() - t0
     tqdm.write(
         f"step {progress.global_step:>8d}  {message}  latent dist {stats['latent_distance']:.3f}", file=sys.stderr
     )
@@ -212,8 +220,9 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
             run.update_rows.append({"step": progress.global_step, "update": learner.num_updates, **diagnostics})
             bar.update(batch)
 
-            # checkpoint and evaluate every --eval-interval env steps and at the end
-            done = learner.num_updates >= num_updates or stop.requested or out_of_time()
+            # evaluate and checkpoint every --eval-interval env steps and at the end (a stop by a signal
+            # only saves latest.pt, so the resumed run is the run that was not stopped)
+            done = learner.num_updates >= num_updates or out_of_time()
             if progress.global_step >= next_eval or done:
                 evaluate(args, algo, run, progress, learner, envs, stats, league, final=done)
                 next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
