@@ -29,7 +29,7 @@ import harness
 from cli import positive
 from harness import UsageError
 from method_i import CheckpointError
-from runs import atomic_write
+from runs import atomic_write, check_writable
 
 RUN_FORMAT = "memeplex-run/1"
 LA_IPPO_ALGOS = ("method_i", "ppo")
@@ -347,6 +347,7 @@ def pool_set_cli(description: str, argv) -> tuple:
     p = cli.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_pool_set_arguments(p)
     args = p.parse_args(argv)
+    check_writable(Path(args.results_dir) / "tag", "--results-dir")
     torch.set_num_threads(1)
     return (args, *pool_set_runs(args))
 

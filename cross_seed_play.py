@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
     p.add_argument("--results-dir", default="results", help="the games go to <dir>/tag/cross_seed_<run-name>.json")
     args = p.parse_args(argv)
+    runs.check_writable(Path(args.results_dir) / "tag", "--results-dir")
     torch.set_num_threads(1)
     paths = {(a, s): Path(args.checkpoint_dir) / "tag" / a / f"{args.run_name}_s{s}" / "latest.pt"
              for a in args.algos for s in args.seeds}  # fmt: skip

@@ -58,10 +58,16 @@ def has_display() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def gif_path(args, ckpt_path: Path) -> Path:
+    return Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+
+
 def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path) -> dict:
     """What every eval_*.py prints and renders for a trained policy."""
     if args.render == "human" and not has_display():
         raise harness.UsageError("no display for --render human (DISPLAY is not set); use --render gif")
+    if args.render == "gif":
+        runs.check_writable(gif_path(args, ckpt_path).parent, "--out")
     if env_name == "tag":
         return _evaluate_and_render_tag(args, policy, label, ckpt_path)
     if args.opponent is not None:
@@ -82,7 +88,7 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
         out = harness.run_episodes(env_name, policy, seeds, render_env=render_env)
         render_env.close()
         if args.render == "gif":
-            path = Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+            path = gif_path(args, ckpt_path)
             runs.atomic_write(path, plots.gif(out["frames"], args.fps))
             print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
         res["render_scores"] = out["scores"]
@@ -128,7 +134,7 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
         )
         render_env.close()
         if args.render == "gif":
-            path = Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+            path = gif_path(args, ckpt_path)
             runs.atomic_write(path, plots.gif(out["frames"], args.fps))
             print(
                 f"rendered {args.render_episodes} episode(s), "

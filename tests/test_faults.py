@@ -16,6 +16,7 @@ import pytest
 
 import checkpoints
 import compare_results
+import eval_method_i
 import runs
 import train_maddpg
 import train_method_i
@@ -307,9 +308,25 @@ def test_a_run_that_fails_to_start_leaves_no_directory(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("how", ["read-only", "under a file"])
+def test_a_gif_path_that_cannot_be_written(how, tmp_path, capsys):
+    argv = ["--checkpoint", str(SHIPPED_SPREAD), "--episodes", "1", "--render", "--out", ""]
+    argv[-1] = str(unwritable(tmp_path, how) / "episode.gif")
+    assert_clean_error(cli(eval_method_i.main, argv, capsys), "--out")
+
+
+@pytest.mark.parametrize("how", ["read-only", "under a file"])
 def test_a_compare_out_dir_that_cannot_be_written(finished, how, capsys):
     argv = ["--results-dir", str(finished / "results"), "--out-dir", str(unwritable(finished, how))]
     assert_clean_error(cli(compare_results.main, argv, capsys), "cannot write")
+
+
+@pytest.mark.parametrize("script", ["evaluate_fixed_pool", "cross_play_matrix", "cross_seed_play"])
+def test_a_tag_results_dir_that_cannot_be_written(script, tmp_path, capsys):
+    """Refused before any checkpoint is read or game played."""
+    import importlib
+
+    argv = ["--results-dir", str(unwritable(tmp_path, "under a file")), "--checkpoint-dir", str(tmp_path)]
+    assert_clean_error(cli(importlib.import_module(script).main, argv, capsys), "is a file, not a directory")
 
 
 def test_resume_drops_a_cut_last_line_of_metrics(finished, capsys):
