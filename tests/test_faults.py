@@ -106,9 +106,9 @@ def test_stopped_or_killed_run_resumes_as_the_uninterrupted_run(option, tmp_path
     assert outcome(results) == whole
 
 
-MADDPG_SMALL = ["--max-steps", "2400", "--evo-steps", "300", "--population-size", "2", "--num-envs", "4",
+MADDPG_SMALL = ["--max-steps", "1800", "--evo-steps", "200", "--population-size", "2", "--num-envs", "4",
                 "--learning-delay", "100", "--batch-size", "32", "--fitness-episodes", "1", "--mut-none", "0.2",
-                "--mut-architecture", "0.6", "--mut-new-layer", "0", "--eval-interval", "600", "--eval-episodes", "2",
+                "--mut-architecture", "0.6", "--mut-new-layer", "0", "--eval-interval", "450", "--eval-episodes", "2",
                 "--final-eval-episodes", "2", "--no-progress", "--run-name", "m"]  # fmt: skip
 
 
