@@ -289,17 +289,35 @@ def untouched_global_rng():
         torch.set_rng_state(states[2])
 
 
-def find_checkpoint(path, algo_dirs, root="checkpoints") -> Path:
+# The final policies of reporting seed 1 that a clone ships (policy-only), per env and algorithm: what the eval
+# scripts evaluate when no --checkpoint is given and no run of your own exists.
+SHIPPED = {
+    "spread": {
+        "method_i": "shipped-main-tuned_s1",
+        "ppo": "shipped-main-tuned_s1",
+        "maddpg": "shipped-main-tuned-pop4_s1",
+    },
+    "tag": {"method_i": "shipped-selfplay_s1", "ppo": "shipped-selfplay_s1", "maddpg": "shipped-selfplay_s1"},
+}
+
+
+def find_checkpoint(path, algo_dirs, env: str | None = None, root="checkpoints") -> Path:
+    """The checkpoint to evaluate: `path` if given; else the newest latest.pt of a run of your own under
+    <root>/<env>/<algo>/ (env default spread); else the shipped checkpoint of algo_dirs[0] on that env."""
     if path is not None:
         return Path(path)
-    found = [p for algo in algo_dirs for p in Path(root).glob(f"*/{algo}/*/latest.pt")]
-    if not found:
-        raise UsageError(
-            f"no checkpoint under {root}/*/{{{','.join(algo_dirs)}}}/; train one first or pass --checkpoint"
-        )
-    newest = max(found, key=lambda p: p.stat().st_mtime)
-    print(f"using the newest checkpoint: {newest}", file=sys.stderr)
-    return newest
+    env = env or "spread"
+    own = [p for algo in algo_dirs for p in Path(root).glob(f"{env}/{algo}/*/latest.pt")]
+    own = [p for p in own if not p.parent.name.startswith("shipped-")]
+    if own:
+        chosen = max(own, key=lambda p: p.stat().st_mtime)
+        print(f"using your newest {env} checkpoint: {chosen}", file=sys.stderr)
+        return chosen
+    shipped = Path(root) / env / algo_dirs[0] / SHIPPED.get(env, {}).get(algo_dirs[0], "none") / "latest.pt"
+    if not shipped.is_file():
+        raise UsageError(f"no checkpoint under {root}/{env}/{{{','.join(algo_dirs)}}}/; train one or pass --checkpoint")
+    print(f"using the shipped checkpoint (no run of your own on {env}): {shipped}", file=sys.stderr)
+    return shipped
 
 
 # ----------------------------------------------------------------------------
@@ -349,6 +367,8 @@ def pool_set_cli(description: str, argv) -> tuple:
     args = p.parse_args(argv)
     check_writable(Path(args.results_dir) / "tag", "--results-dir")
     torch.set_num_threads(1)
+    # what names the outputs: a pool set of the published runs, or your own --run-name (never the published files)
+    args.label = args.pool_set if args.run_name is None else f"run-{args.run_name}"
     return (args, *pool_set_runs(args))
 
 
@@ -360,12 +380,15 @@ def pool_set_runs(args) -> tuple:
         d = Path(args.checkpoint_dir) / "tag" / algo / f"{run_name}_s{args.seed}"
         steps = sorted(d.glob("step_*.pt"))
         if not steps:
-            missing.append(
-                f"{algo}: no step_*.pt in {d} (train it: python {TRAIN_SCRIPTS[algo]} --env tag "
-                f"--run-name {run_name} --seed {args.seed}"
+            committed = (Path(args.results_dir) / "tag" / algo / d.name / "config.json").exists()
+            fix = (
+                f"its checkpoints are not in the repository: train your own with python {TRAIN_SCRIPTS[algo]} "
+                f"--env tag --run-name NAME --seed {args.seed} and pass --run-name NAME"
+                if committed
+                else f"train it: python {TRAIN_SCRIPTS[algo]} --env tag --run-name {run_name} --seed {args.seed}"
                 + (" --max-time SECONDS" if run_name.endswith("wallclock") else "")
-                + ")"
             )
+            missing.append(f"{algo}: no step_*.pt in {d} ({fix})")
             continue
         found[algo] = steps[-args.last :]
     for line in missing:

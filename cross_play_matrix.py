@@ -3,14 +3,15 @@ every other algorithm's prey snapshots.
 
     python cross_play_matrix.py --pool-set step        # the 200k-step self-play runs (run name "selfplay")
     python cross_play_matrix.py --pool-set wallclock   # Method I/IPPO runs given MADDPG's wall time
+    python cross_play_matrix.py --run-name my-selfplay # your own runs of that name
 
 For every ordered pair (A, B) of algorithms with runs in the pool set, a matrix
 of predator win-rates: rows = A's last 5 step checkpoints' predators, columns
 = B's last 5 step checkpoints' prey, --episodes test episodes per cell. A
 predator win is an episode with at least one predator-prey contact.
 
-Writes results/tag/cross_play_<pool-set>_s<seed>/<A>_vs_<B>.csv and .png (A's
-predators vs B's prey) and summary.md with each matrix's mean.
+Writes results/tag/cross_play_<pool-set>_s<seed>/ (cross_play_run-<run-name>_s<seed>/ with --run-name):
+<A>_vs_<B>.csv and .png (A's predators vs B's prey) and summary.md with each matrix's mean.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def main(argv=None) -> int:
         )
     snapshots = checkpoints.load_snapshots(found_runs)
     seeds = harness.eval_seeds("test", args.episodes)
-    out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.pool_set}_s{args.seed}"
+    out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.label}_s{args.seed}"
     lines = [
-        f"Cross-play, pool set `{args.pool_set}` (seed {args.seed}): predator win-rate of the row algorithm's "
+        f"Cross-play, pool set `{args.label}` (seed {args.seed}): predator win-rate of the row algorithm's "
         f"last {args.last} snapshots against the column algorithm's last {args.last} prey snapshots, "
         f"{args.episodes} test episodes per cell.\n",
         "| predators \\ prey | " + " | ".join(found_runs) + " |",
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
             [label for label, _ in snapshots[a]],
             [label for label, _ in snapshots[b]],
             m,
-            f"{a} predators vs {b} prey ({args.pool_set} pool)",
+            f"{a} predators vs {b} prey ({args.label} pool)",
             args.episodes,
         )
         means[(a, b)] = float(m.mean())

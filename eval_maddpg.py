@@ -1,6 +1,6 @@
 """Evaluate and render a trained MADDPG checkpoint (the best population member).
 
-    python eval_maddpg.py                                  # newest checkpoint, 100 test episodes
+    python eval_maddpg.py                                  # your newest spread run (else the shipped one), 100 test episodes
     python eval_maddpg.py --checkpoint checkpoints/spread/maddpg/RUN_s1/latest.pt --render
 
 Same protocol and output as eval_method_i.py: the mean score of deterministic
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     evaluation.add_eval_arguments(p, ("maddpg",))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    path = checkpoints.find_checkpoint(args.checkpoint, ("maddpg",))
+    path = checkpoints.find_checkpoint(args.checkpoint, ("maddpg",), args.env)
     policy, state = checkpoints.load_actor_policy(path, args.env)
     label = f"MADDPG [{path}, step {state['progress']['global_step']}]"
     evaluation.evaluate_and_render(args, state["env"], policy, label, path)

@@ -1,6 +1,6 @@
 """Evaluate and render a trained Method I (LA-IPPO) or IPPO checkpoint.
 
-    python eval_method_i.py                                 # newest checkpoint, 100 test episodes
+    python eval_method_i.py                                 # your newest spread run (else the shipped one), 100 test episodes
     python eval_method_i.py --checkpoint checkpoints/spread/method_i/RUN_s1/latest.pt
     python eval_method_i.py --render                        # + an animated GIF of one episode
     python eval_method_i.py --render human                  # + a window (needs a display)
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     evaluation.add_eval_arguments(p, checkpoints.LA_IPPO_ALGOS)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    path = checkpoints.find_checkpoint(args.checkpoint, checkpoints.LA_IPPO_ALGOS)
+    path = checkpoints.find_checkpoint(args.checkpoint, checkpoints.LA_IPPO_ALGOS, args.env)
     learner, state = checkpoints.load_learner(path, args.env)
     name = "Method I (LA-IPPO)" if state["algo"] == "method_i" else "IPPO"
     label = f"{name} [{path}, step {state['progress']['global_step']}]"

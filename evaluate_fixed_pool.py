@@ -3,6 +3,8 @@ rated against one shared, frozen opponent pool.
 
     python evaluate_fixed_pool.py --pool-set step        # the 200k-step self-play runs (run name "selfplay")
     python evaluate_fixed_pool.py --pool-set wallclock   # Method I/IPPO given MADDPG's wall time ("selfplay-wallclock")
+    python evaluate_fixed_pool.py --run-name my-selfplay # your own runs of that name (the published checkpoints
+                                                         # are not in the repository)
 
 Pool = the random team + the last 5 step checkpoints of each algorithm's run in
 the pool set; every pool member is rated 1000 and stays there. Each
@@ -15,7 +17,8 @@ score (order-free); the classic game-by-game Elo update (from 1000, K=32, games
 interleaved round-robin) is reported next to it.
 Exploitability proxy = max(0, 0.5 - its lowest win-rate against a pool member).
 
-Writes results/tag/fixed_pool_<pool-set>_s<seed>.md and .json. Runs that are missing
+Writes results/tag/fixed_pool_<pool-set>_s<seed>.md and .json (fixed_pool_run-<run-name>_s<seed> with
+--run-name, which the published report leaves out). Runs that are missing
 are listed (with the command that makes them) and the others are still rated.
 """
 
@@ -81,7 +84,8 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     out = {
-        "pool_set": args.pool_set,
+        "pool_set": args.label,
+        "run_name": args.run_name,
         "seed": args.seed,
         "episodes_per_pairing": args.episodes,
         "pool": [label for label, _ in pool],
@@ -89,7 +93,7 @@ def main(argv=None) -> int:
         "results": table,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.pool_set}_s{args.seed}"
+    stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.label}_s{args.seed}"
     runs.write_json(stem.with_suffix(".json"), out)
     runs.atomic_write(stem.with_suffix(".md"), markdown(out).encode())
     print(markdown(out))

@@ -20,7 +20,8 @@ def add_eval_arguments(parser, algo_dirs) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help=f"checkpoint file (default: the newest latest.pt under checkpoints/*/{{{','.join(algo_dirs)}}}/)",
+        help=f"checkpoint file (default: your newest latest.pt under checkpoints/ENV/{{{','.join(algo_dirs)}}}/, "
+        f"ENV = --env or spread; without one, the shipped {algo_dirs[0]} checkpoint of reporting seed 1)",
     )
     parser.add_argument("--episodes", type=cli.positive(int), default=100, help="deterministic evaluation episodes")
     parser.add_argument(

@@ -210,11 +210,6 @@ def status(run: Run, ctx) -> tuple:
             )
         return "finished", ""
     if (ckpt / "latest.pt").exists():
-        if run.script == "train_maddpg.py":  # its checkpoint has no replay buffer: a resumed run is another run
-            return "blocked", (
-                f"{ctx.rel(rdir)} was interrupted, and a MADDPG run cannot resume exactly (its replay buffer is "
-                f"not checkpointed); delete {ctx.rel(rdir)} and {ctx.rel(ckpt)} to start it again"
-            )
         return "resume", ""
     if (rdir / "config.json").exists():
         return "blocked", (

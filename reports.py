@@ -479,6 +479,7 @@ def fixed_pool_report(results: Path) -> dict:
     """evaluate_fixed_pool.py's fixed_pool_<set>_s<seed>.json: each algorithm's final teams against that
     seed's shared pool; one row per pool set and seed, then the mean over seeds."""
     outs = [json.loads(p.read_text()) for p in sorted((results / "tag").glob("fixed_pool_*_s*.json"))]
+    outs = [o for o in outs if o.get("run_name") is None]  # the published pool sets, not a --run-name of your own
     if not outs:
         return {}
     algos = [a for a in TAG_LABELS if any(a in o["results"] for o in outs)]

@@ -15,6 +15,15 @@ from harness import force_to_action
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Tiny budgets for smoke runs: the last value of an option wins, so these may follow a command's own options.
+TINY_PPO = ["--max-steps", "1024", "--num-envs", "2", "--rollout-length", "64", "--eval-interval", "512",
+            "--eval-episodes", "2", "--final-eval-episodes", "2", "--update-epochs", "2", "--no-progress"]  # fmt: skip
+TINY_MADDPG = ["--max-steps", "2000", "--evo-steps", "500", "--population-size", "2", "--num-envs", "4",
+               "--learning-delay", "100", "--batch-size", "32", "--eval-interval", "1000", "--eval-episodes", "2",
+               "--final-eval-episodes", "2", "--fitness-episodes", "2", "--no-progress"]  # fmt: skip
+TINY_TAG_EXTRA = ["--elo-episodes", "2", "--matrix-interval", "1024", "--matrix-episodes", "1", "--pool-size", "2"]
+
+
 def dirs(tmp_path):
     return ["--results-dir", str(tmp_path / "results"), "--checkpoint-dir", str(tmp_path / "checkpoints")]
 
