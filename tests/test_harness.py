@@ -75,7 +75,10 @@ def test_run_dir_never_overwrites_and_writes_complete_files(tmp_path):
     rows = runs.read_metrics(run.path / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["extra"] == 3
     assert not list(run.path.glob(".*.tmp"))  # no temp files left behind
-    with pytest.raises(harness.UsageError, match="already exists"):
+    with pytest.raises(harness.UsageError, match="in use by another process"):  # while it is open
+        runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+    run.close()
+    with pytest.raises(harness.UsageError, match="already exists"):  # and after it ended
         runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     with pytest.raises(harness.UsageError, match="no checkpoint"):
         runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
