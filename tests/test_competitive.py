@@ -408,20 +408,25 @@ def _stationary_prey_checkpoint(path):
     checkpoints.save_checkpoint(state, path)
 
 
+@pytest.mark.kernel_sensitive
 def test_best_response_learns_to_exploit_a_frozen_team(tmp_path):
+    """A tuning seed against a prey that never moves. 16 envs x 307,200 steps beat random predators by at
+    least 0.63 on each of tuning seeds 101-110 at both kernel levels (AVX-512 and AVX2); the 0.3 asked here
+    leaves room for any CPU. (The old 153,600 steps x 8 envs cleared 0.2 on only 6-7 of those 10 seeds.)"""
     _stationary_prey_checkpoint(tmp_path / "stationary.pt")
     argv = ["--env", "tag", "--opponent", str(tmp_path / "stationary.pt"), "--team", "predator",
-            "--max-steps", "153600", "--eval-interval", "51200", "--eval-episodes", "20",
-            "--final-eval-episodes", "100", "--no-progress", *dirs(tmp_path), "--run-name", "br"]  # fmt: skip
+            "--num-envs", "16", "--max-steps", "307200", "--eval-interval", "102400", "--eval-episodes", "20",
+            "--final-eval-episodes", "100", "--no-progress", *dirs(tmp_path), "--run-name", "br",
+            "--seed", "101"]  # fmt: skip
     assert train_ppo.main(argv) == 0
-    summary = json.loads((tmp_path / "results/tag/ppo/br_s1/summary.json").read_text())
+    summary = json.loads((tmp_path / "results/tag/ppo/br_s101/summary.json").read_text())
     assert summary["team"] == "predator" and summary["test_episodes"] == 100
     opponent = checkpoints.load_policy(tmp_path / "stationary.pt", "tag")[0]
     random_rate = competitive.play("tag", harness.RandomPolicy("tag"), opponent, harness.eval_seeds("test", 100))[
         "wins"
     ].mean()
-    assert summary["test_best_response_win_rate"] > random_rate + 0.2  # it learned to catch the prey
-    state = checkpoints.load_checkpoint(tmp_path / "checkpoints/tag/ppo/br_s1/latest.pt")
+    assert summary["test_best_response_win_rate"] >= random_rate + 0.3  # it learned to catch the prey
+    state = checkpoints.load_checkpoint(tmp_path / "checkpoints/tag/ppo/br_s101/latest.pt")
     assert state["learner"]["agent_ids"] == harness.teams("tag")["predator"]  # only the predators learned
     with pytest.raises(harness.UsageError, match="for --env tag"):
         train_ppo.main(["--opponent", str(tmp_path / "stationary.pt"), *dirs(tmp_path)])
