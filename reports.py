@@ -404,7 +404,8 @@ TAG_SELFPLAY_METRICS = [  # (summary key, column): the final teams' held-out tes
 def tag_report(results: Path, log=lambda name: None) -> dict:
     """The tag suites: selfplay.md (final teams against random and their own pool), fixed_pool.md
     (evaluate_fixed_pool.py per seed), cross_seed_<run>.md/.png (cross_seed_play.py) and
-    exploitability.md (best responders); log(name) is called as each starts."""
+    exploitability.md (best responders) and best_response_*.md (the best-response recipe's check); log(name) is
+    called as each starts."""
     results = Path(results)
     log("self-play and fixed pools")
     out, ratings = {**_tag_selfplay(results), **fixed_pool_report(results)}, None
@@ -420,12 +421,14 @@ def tag_report(results: Path, log=lambda name: None) -> dict:
     out.update(files)
     if ratings and responders:
         out["headline.md"] = _tag_headline(*ratings, responders)
+    log("best-response recipe")
+    out.update(best_response_recipe_report(results))
     return out
 
 
 def _tag_headline(algos: list, bt: dict, responders: list) -> str:
     """Per algorithm: its Bradley-Terry ratings from cross-seed play and how far a best responder beats
-    its final predators and prey (mean over seeds)."""
+    its final predators and prey (exploitability, the maximum over its best responders; mean over seeds)."""
     lines = ["| algorithm | predator rating | prey rating | best responder vs its predators | "
              "best responder vs its prey |", "|---|---|---|---|---|"]  # fmt: skip
     for k, algo in enumerate(algos):
@@ -435,14 +438,17 @@ def _tag_headline(algos: list, bt: dict, responders: list) -> str:
             (lo, hi), r = bt[team]["ci"][k], bt[team]["rating"][k]
             cells.append(f"{r:.0f} [{lo:.0f}, {hi:.0f}]")
         for team in ("predator", "prey"):
-            brs = [br for a, _, t, br, _ in responders if (a, t) == (label, team)]
-            cells.append(_mean_cell(brs, "{:.3f}", per_seed=False) + f" ({len(brs)} teams)" if len(brs) > 1 else "n/a")
+            sel = [r for r in responders if (r[0], r[2]) == (label, team)]
+            cell = _mean_cell([r[3] for r in sel], "{:.3f}", per_seed=False) if len(sel) > 1 else None
+            cells.append(f"{cell} ({len(sel)} teams, best of {_responder_counts(sel)})" if cell else "n/a")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return (
         "Tag, reporting seeds 1-5, 200k env steps of self-play. Ratings: Bradley-Terry on the Elo scale from "
         f"cross-seed play ({bt['anchor']}), 95% cluster-bootstrap intervals over seeds and start states; higher is "
-        "stronger. Best responder: the test win-rate of a fresh IPPO learner trained for 200k steps against the "
-        "frozen team, mean over seeds [95% CI]; higher is more exploitable.\n\n" + "\n".join(lines) + "\n"
+        "stronger. Best responder: the frozen team's exploitability, the highest test win-rate of the IPPO learners "
+        "trained against it (docs/best_response.md), mean over seeds [95% CI]; higher is more exploitable.\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
 
 
@@ -573,9 +579,11 @@ def _team_cycles(rates: np.ndarray, teams: list, algos: list, labels: list) -> s
 
 
 def _exploitability(results: Path) -> tuple:
-    """Best-response runs (train_*.py --env tag --opponent CKPT): the responder's final test win-rate
-    against each frozen team, beside that team's pool proxy from its own self-play run."""
-    rows = []
+    """Best-response runs (train_*.py --env tag --opponent CKPT): each frozen team's exploitability, the
+    highest final test win-rate among its best responders (a best response is a maximum), beside that
+    team's pool proxy from its own self-play run. Rows: (label, run, frozen team, exploitability, pool
+    proxy, every responder's win-rate)."""
+    found = {}  # (label, run, frozen team) -> (its responders' win-rates, pool proxy)
     for path in sorted((results / "tag").glob("*/*/summary.json")):
         s = json.loads(path.read_text())
         if "test_best_response_win_rate" not in s or s.get("interrupted"):
@@ -588,25 +596,30 @@ def _exploitability(results: Path) -> tuple:
             if own.exists()
             else float("nan")
         )
-        rows.append((TAG_LABELS.get(opponent.parent.parent.name, opponent.parent.parent.name), opponent.parent.name,
-                     frozen, s["test_best_response_win_rate"], proxy))  # fmt: skip
+        key = (TAG_LABELS.get(opponent.parent.parent.name, opponent.parent.parent.name), opponent.parent.name, frozen)
+        found.setdefault(key, ([], proxy))[0].append(s["test_best_response_win_rate"])
+    rows = [(*key, max(brs), proxy, brs) for key, (brs, proxy) in found.items()]
     if not rows:
         return {}, []
-    lines = ["Best-response exploitability: a fresh IPPO learner trained against each frozen final team; its win-rate "
-             "on held-out test episodes (higher = more exploitable), beside the pool proxy of the team's own run "
-             "(max(0, 0.5 - lowest win-rate against its last pool snapshots)).", "",
-             "| frozen team | run | best responder's win-rate | pool proxy |", "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {a} {team} | {run} | {br:.3f} | {proxy:.3f} |" for a, run, team, br, proxy in rows]
-    groups = sorted({(a, team) for a, _, team, _, _ in rows}, key=lambda k: (k[1], k[0]))
+    lines = ["Best-response exploitability: fresh IPPO learners (best responders, docs/best_response.md) trained "
+             "against each frozen final team; the team's exploitability is the highest of their win-rates on "
+             "held-out test episodes (a best response is a maximum; higher = more exploitable), beside the pool "
+             "proxy of the team's own run (max(0, 0.5 - lowest win-rate against its last pool snapshots)).", "",
+             "| frozen team | run | exploitability (max) | responders' win-rates | pool proxy |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {a} {team} | {run} | {br:.3f} | {' / '.join(f'{b:.3f}' for b in brs)} | {proxy:.3f} |"
+              for a, run, team, br, proxy, brs in rows]  # fmt: skip
+    groups = sorted({(r[0], r[2]) for r in rows}, key=lambda k: (k[1], k[0]))
     summary = [
-        "| frozen team | teams | best responder's win-rate, mean [95% CI] | pool proxy, mean |",
-        "|---|---|---|---|",
+        "| frozen team | teams | responders per team | exploitability, mean [95% CI] | pool proxy, mean |",
+        "|---|---|---|---|---|",
     ]
     for a, team in groups:
-        sel = [(br, proxy) for b, _, t, br, proxy in rows if (b, t) == (a, team)]
-        brs = np.array([br for br, _ in sel])
+        sel = [r for r in rows if (r[0], r[2]) == (a, team)]
+        brs = np.array([r[3] for r in sel])
         cell = _mean_cell(brs, "{:.3f}", per_seed=False) if len(sel) > 1 else f"{brs[0]:.3f}"
-        summary.append(f"| {a} {team} | {len(sel)} | {cell} | {np.nanmean([p for _, p in sel]):.3f} |")
+        proxy = np.nanmean([r[4] for r in sel])
+        summary.append(f"| {a} {team} | {len(sel)} | {_responder_counts(sel)} | {cell} | {proxy:.3f} |")
     lines[2:2] = [*summary, "", "Every team:", ""]
     br, proxy = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
     ok = ~np.isnan(proxy)
@@ -617,6 +630,68 @@ def _exploitability(results: Path) -> tuple:
         lines += ["", f"Spearman rank correlation of the proxy with the best responder's win-rate over "
                   f"{int(ok.sum())} teams: {rho:.2f}."]  # fmt: skip
     return {"exploitability.md": "\n".join(lines) + "\n"}, rows
+
+
+def _responder_counts(rows) -> str:
+    """How many best responders each frozen team of these _exploitability rows had: "3", or "2-3"."""
+    counts = sorted({len(r[5]) for r in rows})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def best_response_recipe_report(results: Path) -> dict:
+    """benchmarks/best_response.py's measurements (tag/best_response_recipe/): best_response_recipe.md, per tuning
+    seed and kernel level, the chosen recipe's (recipe.json) test win-rate against a frozen stationary prey,
+    random predators' on the same episodes, their margin and whether it clears the required one;
+    best_response_before.md, the same for the recipe it replaced (before.json); best_response_candidates.md, one
+    row per recipe and kernel level measured while choosing (candidates/*.json too)."""
+    root = Path(results) / "tag" / "best_response_recipe"
+    measured = [root / "before.json", *sorted((root / "candidates").glob("*.json")), root / "recipe.json"]
+    measured = {p: json.loads(p.read_text()) for p in measured if p.exists()}
+    out = {f"best_response_{p.stem}.md": _recipe_seeds(data) for p, data in measured.items() if p.parent == root}
+    lines = ["| recipe | file | kernels | seeds | pass | median margin | lowest margin | median wall time, s |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for path, data in measured.items():
+        for k, level in data["levels"].items():
+            margins = np.array([r["win_rate"] for r in level["runs"]]) - level["random_win_rate"]
+            seeds, wall = [r["seed"] for r in level["runs"]], np.median([r["wall_time"] for r in level["runs"]])
+            lines.append(f"| `{' '.join(data['recipe'])}` | {path.relative_to(root)} | {k} | {min(seeds)}-{max(seeds)} "
+                         f"| {int((margins >= data['margin']).sum())} of {len(margins)} | {np.median(margins):+.2f} "
+                         f"| {margins.min():+.2f} | {wall:.0f} |")  # fmt: skip
+    if measured:
+        out["best_response_candidates.md"] = "\n".join(lines) + "\n"
+    return out
+
+
+def _recipe_seeds(data: dict) -> str:
+    """One best_response.py measurement per tuning seed: the responder's and random's win-rates at each kernel level."""
+    levels = data["levels"]
+    seeds = sorted({r["seed"] for level in levels.values() for r in level["runs"]})
+    lines = ["| seed | " + " | ".join(f"{k}: responder | random | margin | pass" for k in levels) + " |",
+             "|" + "---|" * (1 + 4 * len(levels))]  # fmt: skip
+    for seed in seeds:
+        cells = []
+        for level in levels.values():
+            won, rnd = next((r["win_rate"] for r in level["runs"] if r["seed"] == seed), None), level["random_win_rate"]
+            if won is None:
+                cells += ["n/a"] * 4
+            else:
+                ok = won - rnd >= data["margin"]
+                cells += [f"{won:.2f}", f"{rnd:.2f}", f"{won - rnd:+.2f}", "yes" if ok else "NO"]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    notes = []
+    for k, level in levels.items():
+        margins = np.array([r["win_rate"] for r in level["runs"]]) - level["random_win_rate"]
+        m = level["machine"]
+        env = "".join(f", {name}={value}" for name, value in m["environment"].items())
+        notes.append(f"{k}: {int((margins >= data['margin']).sum())} of {len(margins)} seeds pass "
+                     f"({m['cpu']}, torch {m['torch']}, numpy {m['numpy']}{env})")  # fmt: skip
+    caption = (
+        f"`{' '.join(data['recipe'])}`: IPPO predators trained against a frozen stationary prey, tuning seeds "
+        f"{seeds[0]}-{seeds[-1]}, one run per seed and kernel level; win-rates on {data['test_episodes']} held-out "
+        f"test episodes; margin = responder - random predators on the same episodes; pass = margin >= "
+        f"{data['margin']}. " + "; ".join(notes) + "."
+    )
+    return caption + "\n\n" + "\n".join(lines) + "\n"
 
 
 BENCHMARK_LABELS = {
