@@ -1,6 +1,6 @@
 """Evaluate and render a trained MADDPG checkpoint (the best population member).
 
-    python eval_maddpg.py                                  # your newest spread run (else the shipped one), 100 test episodes
+    python eval_maddpg.py                                  # your newest spread run, else the shipped one
     python eval_maddpg.py --checkpoint checkpoints/spread/maddpg/RUN_s1/latest.pt --render
 
 Same protocol and output as eval_method_i.py: the mean score of deterministic

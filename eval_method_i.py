@@ -1,6 +1,6 @@
 """Evaluate and render a trained Method I (LA-IPPO) or IPPO checkpoint.
 
-    python eval_method_i.py                                 # your newest spread run (else the shipped one), 100 test episodes
+    python eval_method_i.py                                 # your newest spread run, else the shipped one
     python eval_method_i.py --checkpoint checkpoints/spread/method_i/RUN_s1/latest.pt
     python eval_method_i.py --render                        # + an animated GIF of one episode
     python eval_method_i.py --render human                  # + a window (needs a display)

@@ -1,6 +1,6 @@
 """Print the kernel levels torch and numpy run at, and fail unless they are the level asked for.
 
-    python .ci/kernels.py AVX2     # after ATEN_CPU_CAPABILITY=avx2 NPY_DISABLE_CPU_FEATURES="X86_V4 ..."
+python .ci/kernels.py AVX2     # after ATEN_CPU_CAPABILITY=avx2 NPY_DISABLE_CPU_FEATURES="X86_V4 ..."
 """
 
 import sys
