@@ -29,10 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-import cli
-import competitive
-import harness
-import runs
+from memeplex import cli, competitive, harness, runs
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 METRICS = [  # (summary key, label, format)
@@ -289,7 +286,7 @@ def write_report(results: Path, out_dir: Path) -> dict:
     """Every table and figure of the result suites (and the throughput benchmarks) into
     out_dir/<env or benchmarks>/report/; returns {"<env>/<name>": text}. Says on stderr which
     suite it is computing, as it starts."""
-    import reports
+    from memeplex import reports
 
     if not any(results.glob("**/summary.json")) and not any(results.glob("*/*.json")):
         raise harness.UsageError(f"nothing to report: no run, tag table or benchmark under {results}")
@@ -408,7 +405,7 @@ def main(argv=None) -> int:
         return 0
     table = aggregate(experiments, args.env)
     if args.env == "tag":
-        import reports
+        from memeplex import reports
 
         pools = reports.fixed_pool_report(results).get("fixed_pool.md")
     md = markdown(table, args.env) + (f"\n### Fixed pools\n\n{pools}" if args.env == "tag" and pools else "")

@@ -22,11 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import checkpoints
-import cli
-import competitive
-import harness
-import runs
+from memeplex import checkpoints, cli, competitive, harness, runs
 
 ALGOS = ("method_i", "ppo", "maddpg")
 

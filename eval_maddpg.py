@@ -14,10 +14,7 @@ import sys
 
 import torch
 
-import checkpoints
-import cli
-import evaluation
-import runs
+from memeplex import checkpoints, cli, evaluation, runs
 
 
 def main(argv=None) -> int:

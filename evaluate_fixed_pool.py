@@ -30,10 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-import checkpoints
-import competitive
-import harness
-import runs
+from memeplex import checkpoints, competitive, harness, runs
 
 TEAMS = ("predator", "prey")
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from per_agent import StackedAdam, orthogonal
+from memeplex.per_agent import StackedAdam, orthogonal
 
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
 Topology = Literal["all-to-all", "ring", "star", "none"]

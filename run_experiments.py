@@ -54,10 +54,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cli import ArgumentParser
-from experiments import Context, Run, execute, options, read_summary, report_failures, to_flags
-from harness import UsageError
-from runs import run_cli
+from memeplex.cli import ArgumentParser
+from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, to_flags
+from memeplex.harness import UsageError
+from memeplex.runs import run_cli
 
 ROOT = Path(__file__).resolve().parent
 ENV = "spread"
@@ -540,7 +540,7 @@ def suite_tag(ctx):
 def suite_ship(ctx):
     """The final checkpoints of reporting seed 1, policy-only (checkpoints.policy_only), as
     checkpoints/<env>/<algo>/shipped-<run>_s1/latest.pt: committed, so a fresh clone evaluates and renders."""
-    import checkpoints
+    from memeplex import checkpoints
 
     sources = [("spread", r.algo, r.leaf) for key in selected(ctx) for r in runs_of(key, "main-tuned", [1])]
     sources += [("tag", algo, "selfplay_s1") for algo in TAG_ALGOS]

@@ -52,12 +52,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import checkpoints
-import cli
-import harness
-import maddpg
-import runs
-from maddpg import MADDPGConfig
+from memeplex import checkpoints, cli, harness, maddpg, runs
+from memeplex.maddpg import MADDPGConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

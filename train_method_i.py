@@ -31,11 +31,8 @@ import time
 import torch
 from tqdm import tqdm
 
-import checkpoints
-import cli
-import harness
-import runs
-from harness import UsageError
+from memeplex import checkpoints, cli, harness, runs
+from memeplex.harness import UsageError
 from method_i import DISTILLATION_FIELDS, LAIPPO, Config
 
 

@@ -9,8 +9,8 @@ distillation options and writes its runs under results/<env>/ppo/.
 
 import sys
 
-import runs
 import train_method_i
+from memeplex import runs
 
 
 def main(argv=None) -> int:

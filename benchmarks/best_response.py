@@ -28,12 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import checkpoints  # noqa: E402
-import cli  # noqa: E402
-import competitive  # noqa: E402
-import harness  # noqa: E402
-import runs  # noqa: E402
 import train_ppo  # noqa: E402
+from memeplex import (
+    checkpoints,  # noqa: E402
+    cli,  # noqa: E402
+    competitive,  # noqa: E402
+    harness,  # noqa: E402
+    runs,  # noqa: E402
+)
 from method_i import LAIPPO  # noqa: E402
 from run_experiments import BEST_RESPONSE_FLAGS  # noqa: E402
 

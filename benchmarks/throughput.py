@@ -29,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-import cli  # noqa: E402
-import harness  # noqa: E402
-import runs  # noqa: E402
 import train_method_i  # noqa: E402
+from memeplex import (
+    cli,  # noqa: E402
+    harness,  # noqa: E402
+    runs,  # noqa: E402
+)
 from method_i import LAIPPO  # noqa: E402
 
 

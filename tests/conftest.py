@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness
-from harness import force_to_action
+from memeplex import harness
+from memeplex.harness import force_to_action
 
 ROOT = Path(__file__).resolve().parent.parent
 

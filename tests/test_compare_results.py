@@ -7,8 +7,7 @@ import json
 import pytest
 
 import compare_results
-import runs
-import stats
+from memeplex import runs, stats
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,14 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
-import competitive
-import harness
-import runs
 import train_maddpg
 import train_method_i
 import train_ppo
 from conftest import ChasingPredators, FleeingPrey, StationaryPolicy, assert_clean_error, dirs, run_script
+from memeplex import checkpoints, competitive, harness, runs
 
 
 def _world(seed=0):
@@ -285,7 +282,7 @@ def test_compare_results_on_tag(tag_runs, tmp_path):
 
 
 def test_tag_report_tables_fixed_pools_and_self_play(tmp_path):
-    import reports
+    from memeplex import reports
 
     tag = tmp_path / "tag"
     for seed, rate in ((1, 0.25), (2, 0.75)):
@@ -410,7 +407,7 @@ def test_best_response_finds_the_exploit_of_a_stationary_prey(tmp_path):
 
 
 def test_intransitivity_and_nash_averaging():
-    import reports
+    from memeplex import reports
 
     rps = np.array([[0.5, 0.8, 0.2], [0.2, 0.5, 0.8], [0.8, 0.2, 0.5]])  # rock-paper-scissors
     ((cycle, margin),) = reports.cycles(rps)
@@ -423,7 +420,7 @@ def test_intransitivity_and_nash_averaging():
 
 
 def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
-    import reports
+    from memeplex import reports
 
     common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path]
     proc = run_script("cross_seed_play.py", "--run-name", "selfplay", "--seeds", "1", "--episodes", "6", *common)
@@ -443,7 +440,7 @@ def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
 
 
 def test_tag_headline_joins_ratings_and_best_responders():
-    import reports
+    from memeplex import reports
 
     bt = {"anchor": "random predators at 1000",
           "predator": {"rating": [1100.0, 900.0], "ci": [(1050.0, 1150.0), (850.0, 950.0)]},
@@ -459,7 +456,7 @@ def test_tag_headline_joins_ratings_and_best_responders():
 
 
 def test_exploitability_is_the_best_of_the_responders(tmp_path):
-    import reports
+    from memeplex import reports
 
     tag = tmp_path / "tag"
     runs.write_json(tag / "ppo/selfplay_s1/summary.json", {"test_prey_exploitability": 0.25})
@@ -479,7 +476,7 @@ def test_exploitability_is_the_best_of_the_responders(tmp_path):
 
 
 def test_best_response_recipe_tables(tmp_path):
-    import reports
+    from memeplex import reports
 
     machine = {"cpu": "x", "torch": "2", "numpy": "2", "environment": {}}
     rows = lambda rates: [{"seed": 101 + i, "win_rate": r, "wall_time": 10.0} for i, r in enumerate(rates)]
@@ -501,7 +498,7 @@ def test_best_response_recipe_tables(tmp_path):
 
 
 def test_cycles_among_algorithm_seed_teams():
-    import reports
+    from memeplex import reports
 
     rps = np.array([[0.5, 0.9, 0.1], [0.1, 0.5, 0.9], [0.9, 0.1, 0.5]])  # predators of row vs prey of column
     line = reports._team_cycles(rps, ["x@s1", "y@s1", "z@s1"], ["x", "y", "z"], ["X", "Y", "Z"])

@@ -132,7 +132,7 @@ def test_every_documented_command_runs_in_a_fresh_clone(clone):
 
 
 def test_eval_default_is_your_newest_run_else_the_shipped_checkpoint(tmp_path, capsys):
-    import checkpoints
+    from memeplex import checkpoints
 
     root = tmp_path / "checkpoints"
     for rel in ("spread/method_i/shipped-main-tuned_s1", "tag/method_i/shipped-selfplay_s1", "tag/ppo/mine_s1"):

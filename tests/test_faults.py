@@ -14,13 +14,12 @@ import types
 
 import pytest
 
-import checkpoints
 import compare_results
 import eval_method_i
-import runs
 import train_maddpg
 import train_method_i
 from conftest import ROOT, assert_clean_error, dirs, run_script
+from memeplex import checkpoints, runs
 from method_i import LAIPPO
 
 SMALL = ["--max-steps", "1024", "--num-envs", "2", "--rollout-length", "64", "--update-epochs", "2",
@@ -116,7 +115,7 @@ def test_maddpg_stopped_or_killed_resumes_as_the_uninterrupted_run(tmp_path, mon
     """MADDPG's latest.pt carries the population, the replay buffer and every random stream, so a run stopped
     by SIGTERM (here during generation 2), or killed with its latest.pt left at that generation, ends as the
     uninterrupted run; architecture mutations included (their sizes come from the run's seed)."""
-    import maddpg
+    from memeplex import maddpg
 
     assert train_maddpg.main([*MADDPG_SMALL, *dirs(tmp_path / "whole")]) == 0
     whole = outcome(run_dirs(tmp_path / "whole", algo="maddpg", name="m")[0])

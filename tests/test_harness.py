@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-import harness
-import runs
+from memeplex import harness, runs
 
 
 @pytest.mark.kernel_sensitive

@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
-import harness
-import maddpg
-import runs
 import train_maddpg
 from conftest import ROOT, assert_clean_error, dirs, run_script
+from memeplex import checkpoints, harness, maddpg, runs
 
 TINY = [
     "--max-steps",

@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
-import harness
 import method_i
-import per_agent
+from memeplex import checkpoints, harness, per_agent
+from memeplex.per_agent import StackedAdam
 from method_i import LAIPPO, AgentGroup, CheckpointError, Config, compute_gae, ppo_losses, topology_pairs
-from per_agent import StackedAdam
 
 
 # ---------------------------------------------------------------- GAE
@@ -403,7 +401,7 @@ def test_random_encoder_control_is_frozen_and_pulls_the_student():
 
 
 def test_policy_only_checkpoint_acts_like_the_full_one(tmp_path):
-    import checkpoints
+    from memeplex import checkpoints
 
     learner, obs = _trained_learner()
     state = {"format": checkpoints.RUN_FORMAT, "algo": "method_i", "env": "spread", "learner": learner.state_dict(),

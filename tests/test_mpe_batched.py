@@ -9,7 +9,7 @@ import torch
 from mpe2 import simple_spread_v3, simple_tag_v3
 from pettingzoo.utils.env_logger import EnvLogger
 
-from mpe_batched import BatchedMPE
+from memeplex.mpe_batched import BatchedMPE
 
 pytestmark = pytest.mark.kernel_sensitive  # bit-identity to mpe2 must hold at every kernel level
 

@@ -32,8 +32,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import runs  # noqa: E402
 import train_method_i  # noqa: E402
+from memeplex import runs  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference_metrics.json"
 COMMON = ["--num-envs", "4", "--rollout-length", "64", "--update-epochs", "2", "--final-eval-episodes", "4",

@@ -8,8 +8,8 @@ import time
 import pytest
 import ray
 
-import experiments
 import run_experiments as rx
+from memeplex import experiments
 
 TINY = (
     "--max-steps",

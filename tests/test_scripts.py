@@ -10,11 +10,10 @@ import time
 
 import pytest
 
-import harness
-import runs
 import train_method_i
 import train_ppo
 from conftest import ROOT, assert_clean_error, dirs, run_script
+from memeplex import harness, runs
 
 TINY = [
     "--max-steps",
@@ -244,7 +243,7 @@ def test_help_and_one_line_errors_do_not_import_agilerl(tmp_path):
     wait for it."""
     probe = f"""
 import importlib, json, sys
-import runs
+from memeplex import runs
 out = {{}}
 for name in {SCRIPTS!r}:
     mod = importlib.import_module(name)
@@ -386,7 +385,7 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
 
 
 def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_path):
-    import reports
+    from memeplex import reports
 
     out = tmp_path / "benchmarks" / "throughput.json"
     proc = run_script("benchmarks/throughput.py", "--envs", "spread", "--rounds", "1", "--env-steps", "80",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import stats
+from memeplex import stats
 
 REPS = 2_000
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-import stats
-from runs import read_metrics
+from memeplex import stats
+from memeplex.runs import read_metrics
 
 METRIC = "test_normalised"  # the held-out test episodes' normalised score: 0 = random, 1 = oracle
 MAIN = [  # (label, algorithm directory, run name) of the main suite, in table order
@@ -294,7 +294,7 @@ def spread_report(results: Path, log=lambda name: None) -> dict:
 
 def _curves(label_rows, key: str, ylabel: str, title: str):
     """Mean over seeds of a metrics.csv column over env steps, with the min-max band across seeds."""
-    from plots import _pyplot
+    from memeplex.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -323,7 +323,7 @@ def _curve_matrix(rows, key: str) -> tuple:
 
 
 def _interval_figure(data: dict, title: str):
-    from plots import _pyplot
+    from memeplex.plots import _pyplot
 
     labels = list(data)
     fig, ax = _pyplot().subplots(figsize=(7.5, 0.9 + 0.35 * len(labels)))
@@ -553,7 +553,7 @@ def _cross_seed(data: dict, stem: str) -> tuple:
         lines.append("No cycle among the algorithms (a > b > c > a): the ratings order them consistently.")
     rates = np.nanmean(w5, axis=4).transpose(0, 2, 1, 3).reshape(len(data["teams"]), len(data["teams"]))
     lines.append(_team_cycles(rates, data["teams"], algos, labels))
-    from plots import matrix
+    from memeplex.plots import matrix
 
     fig = matrix(
         data["teams"],

@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-import cli
-import competitive
-import harness
-from cli import positive
-from harness import UsageError
+from memeplex import cli, competitive, harness
+from memeplex.cli import positive
+from memeplex.harness import UsageError
+from memeplex.runs import atomic_write, check_writable
 from method_i import CheckpointError
-from runs import atomic_write, check_writable
 
 RUN_FORMAT = "memeplex-run/1"
 LA_IPPO_ALGOS = ("method_i", "ppo")

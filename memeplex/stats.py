@@ -2,7 +2,7 @@
 
 Spread (one score per run, e.g. summary.json's `test_normalised`), with rliable:
 
-    import stats
+    from memeplex import stats
     table = stats.aggregate({"method_i": mi_scores, "ppo": ppo_scores})   # IQM and mean, 95% CIs
     p, (lo, hi) = stats.probability_of_improvement(mi_scores, ppo_scores)  # P(Method I > IPPO)
     taus, profiles, cis = stats.performance_profile({"method_i": mi_scores, "ppo": ppo_scores})

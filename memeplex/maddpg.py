@@ -22,9 +22,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-import competitive
-import harness
-from checkpoints import ActorPolicy, actor_state
+from memeplex import competitive, harness
+from memeplex.checkpoints import ActorPolicy, actor_state
 
 FITNESS_SESSION = 10**6  # fitness episodes use training-style seeds in their own session block
 

@@ -30,13 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-import competitive
-import harness
-import plots
-from cli import positive
-from harness import UsageError
+from memeplex import competitive, harness, plots
+from memeplex.cli import positive
+from memeplex.harness import UsageError
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 
 
 # ----------------------------------------------------------------------------
@@ -580,7 +578,7 @@ def open_run(parser, argv, args, algo: str):
             args = _resumed_args(parser, argv, run.saved_config()["args"])
         args.env_id = harness.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
         if args.resume:
-            from checkpoints import resume_checkpoint
+            from memeplex.checkpoints import resume_checkpoint
 
             path, run.checkpoint = resume_checkpoint(run.ckpt, algo, args.env_id, args.run_name, args.seed, run.rows)
             step = run.checkpoint["progress"]["global_step"]

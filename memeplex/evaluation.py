@@ -8,12 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-import checkpoints
-import cli
-import competitive
-import harness
-import plots
-import runs
+from memeplex import checkpoints, cli, competitive, harness, plots, runs
 
 
 def add_eval_arguments(parser, algo_dirs) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-import harness
+from memeplex import harness
 
 ELO_K = 32.0
 ELO_ANCHOR = 1000.0  # the random policy's fixed rating

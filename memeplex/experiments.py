@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness import UsageError
+from memeplex.harness import UsageError
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 
 
 STOP_GRACE = 120.0  # seconds a stopped script gets to save latest.pt before it is killed

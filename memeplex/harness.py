@@ -183,7 +183,7 @@ class VecEnv:
     """
 
     def __init__(self, name: str, num_envs: int, seed: int, session: int = 0):
-        from mpe_batched import BatchedMPE
+        from memeplex.mpe_batched import BatchedMPE
 
         self.name, self.num_envs, self.seed, self.session = name, num_envs, seed, session
         self.world = BatchedMPE(env_spec(name).family, num_envs, **dict(env_spec(name).kwargs))
@@ -350,7 +350,7 @@ def _episodes(name: str, policy, seeds: list, render_env=None) -> dict:
     """One batch of episodes side by side, on this process's backend."""
     if _backend[0] == "mpe2" and render_env is None:
         return _episodes_mpe2(name, policy, seeds)
-    from mpe_batched import BatchedMPE
+    from memeplex.mpe_batched import BatchedMPE
 
     agents = env_info(name)[0]
     world = BatchedMPE(env_spec(name).family, len(seeds), **dict(env_spec(name).kwargs))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from competitive import ELO_ANCHOR
+from memeplex.competitive import ELO_ANCHOR
 
 
 def training(

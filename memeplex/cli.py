@@ -11,7 +11,7 @@ import inspect
 import textwrap
 import typing
 
-from harness import UsageError
+from memeplex.harness import UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):
