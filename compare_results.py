@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, harness, runs
+from memeplex import cli, competitive, errors, harness, runs
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 METRICS = [  # (summary key, label, format)
@@ -289,7 +289,7 @@ def write_report(results: Path, out_dir: Path) -> dict:
     from memeplex import reports
 
     if not any(results.glob("**/summary.json")) and not any(results.glob("*/*.json")):
-        raise harness.UsageError(f"nothing to report: no run, tag table or benchmark under {results}")
+        raise errors.UsageError(f"nothing to report: no run, tag table or benchmark under {results}")
     start = time.perf_counter()
     log = lambda name: print(f"[{time.perf_counter() - start:3.0f} s] {name}", file=sys.stderr, flush=True)
     texts = {}
@@ -307,7 +307,7 @@ def write_report(results: Path, out_dir: Path) -> dict:
             else:
                 runs.save_figure(item, path)
     if not texts:
-        raise harness.UsageError(f"nothing to report: no result suite, tag table or benchmark under {results}")
+        raise errors.UsageError(f"nothing to report: no result suite, tag table or benchmark under {results}")
     return texts
 
 
@@ -392,7 +392,7 @@ def main(argv=None) -> int:
         return report(results, args.check)
     experiments = find_runs(results, args.env, args.run_name)
     if not experiments:
-        raise harness.UsageError(
+        raise errors.UsageError(
             f"no finished runs under {results / args.env}"
             + (f" named {args.run_name}_s<seed>" if args.run_name else "")
         )

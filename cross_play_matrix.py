@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, competitive, harness, runs
+from memeplex import checkpoints, competitive, errors, harness, runs
 
 
 def main(argv=None) -> int:
     args, found_runs, missing = checkpoints.pool_set_cli(__doc__, argv)
     if len(found_runs) < 2:
-        raise harness.UsageError(
-            f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}"
-        )
+        raise errors.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}")
     snapshots = checkpoints.load_snapshots(found_runs)
     seeds = harness.eval_seeds("test", args.episodes)
     out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.label}_s{args.seed}"

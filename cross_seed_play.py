@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memeplex import checkpoints, cli, competitive, harness, runs
+from memeplex import checkpoints, cli, competitive, errors, harness, runs
 
 ALGOS = ("method_i", "ppo", "maddpg")
 
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
              for a in args.algos for s in args.seeds}  # fmt: skip
     missing = [str(path) for path in paths.values() if not path.exists()]
     if missing:
-        raise harness.UsageError(f"{len(missing)} final checkpoints missing, e.g. {missing[0]} (train the runs first)")
+        raise errors.UsageError(f"{len(missing)} final checkpoints missing, e.g. {missing[0]} (train the runs first)")
     t0 = time.perf_counter()
     teams = {key: checkpoints.load_policy(path, "tag")[0] for key, path in paths.items()}
     seeds = harness.eval_seeds("test", args.episodes)

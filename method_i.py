@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from memeplex.errors import CheckpointError
 from memeplex.per_agent import StackedAdam, orthogonal
 
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
@@ -57,10 +58,6 @@ DISTILLATION_FIELDS = (
 )
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-class CheckpointError(Exception):
-    """A checkpoint is missing, unreadable, or does not fit the environment."""
 
 
 @dataclass

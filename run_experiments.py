@@ -55,8 +55,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from memeplex.cli import ArgumentParser
+from memeplex.errors import UsageError
 from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, to_flags
-from memeplex.harness import UsageError
 from memeplex.runs import run_cli
 
 ROOT = Path(__file__).resolve().parent

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from memeplex import checkpoints, cli, harness, runs
-from memeplex.harness import UsageError
+from memeplex.errors import UsageError
 from method_i import DISTILLATION_FIELDS, LAIPPO, Config
 
 

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from memeplex import errors
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -80,7 +82,7 @@ def train_responder(opponent: Path, seed: int, flags: list, work: Path) -> dict:
             "--no-progress", "--torch-threads", "1",
             "--results-dir", str(work / "results"), "--checkpoint-dir", str(work / "checkpoints")]  # fmt: skip
     if train_ppo.main(argv) != 0:
-        raise harness.UsageError(f"train_ppo.py {shlex.join(argv)} failed")
+        raise errors.UsageError(f"train_ppo.py {shlex.join(argv)} failed")
     return json.loads((work / f"results/tag/ppo/br_s{seed}/summary.json").read_text())
 
 
@@ -101,12 +103,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     first, last = args.seeds
     if not 101 <= first <= last <= 199:
-        raise harness.UsageError(f"--seeds {first} {last}: tuning seeds are 101-199")
+        raise errors.UsageError(f"--seeds {first} {last}: tuning seeds are 101-199")
     flags = shlex.split(args.flags)
     try:  # read before training: the other kernel levels' rows are kept
         data = json.loads(args.out.read_text()) if args.out.exists() else {}
     except (OSError, ValueError) as exc:
-        raise harness.UsageError(f"--out {args.out}: cannot read it ({exc})") from exc
+        raise errors.UsageError(f"--out {args.out}: cannot read it ({exc})") from exc
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work_dir or Path(tmp)
         opponent = work / "stationary_prey.pt"

@@ -25,9 +25,8 @@ import numpy as np
 
 from memeplex import cli, competitive, harness
 from memeplex.cli import positive
-from memeplex.harness import UsageError
+from memeplex.errors import CheckpointError, UsageError
 from memeplex.runs import atomic_write, check_writable
-from method_i import CheckpointError
 
 RUN_FORMAT = "memeplex-run/1"
 LA_IPPO_ALGOS = ("method_i", "ppo")

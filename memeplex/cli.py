@@ -11,7 +11,7 @@ import inspect
 import textwrap
 import typing
 
-from memeplex.harness import UsageError
+from memeplex.errors import UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import harness
+from memeplex import errors, harness
 
 ELO_K = 32.0
 ELO_ANCHOR = 1000.0  # the random policy's fixed rating
@@ -221,7 +221,7 @@ class SelfPlayPool:
         self.entries = []
         for e in state["entries"]:
             if not Path(e["path"]).exists():
-                raise harness.UsageError(
+                raise errors.UsageError(
                     f"--resume: pool snapshot {e['path']} is missing (pool files must not be pruned "
                     f"while a run is still to be resumed)"
                 )

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from memeplex import checkpoints, cli, competitive, harness, plots, runs
+from memeplex import checkpoints, cli, competitive, errors, harness, plots, runs
 
 
 def add_eval_arguments(parser, algo_dirs) -> None:
@@ -61,13 +61,13 @@ def gif_path(args, ckpt_path: Path) -> Path:
 def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path) -> dict:
     """What every eval_*.py prints and renders for a trained policy."""
     if args.render == "human" and not has_display():
-        raise harness.UsageError("no display for --render human (DISPLAY is not set); use --render gif")
+        raise errors.UsageError("no display for --render human (DISPLAY is not set); use --render gif")
     if args.render == "gif":
         runs.check_writable(gif_path(args, ckpt_path).parent, "--out")
     if env_name == "tag":
         return _evaluate_and_render_tag(args, policy, label, ckpt_path)
     if args.opponent is not None:
-        raise harness.UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
+        raise errors.UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
     res = harness.evaluate(env_name, policy, args.split, args.episodes)
     refs = res["references"]
     print(

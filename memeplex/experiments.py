@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from memeplex.harness import UsageError
+from memeplex.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memeplex.errors import UsageError
+
 # Evaluation seeds (< 2**32) never overlap training seeds (>= 2**32, see train_env_seed).
 MAX_SEED = 1_000_000  # run seeds are in [0, MAX_SEED)
 MAX_ENVS = 4096
@@ -34,10 +36,6 @@ def train_env_seed(seed: int, env_index: int, session: int = 0) -> int:
     Every (seed, env, session) gets its own seed, and all are >= 2**32."""
     assert 0 <= seed < MAX_SEED and 0 <= env_index < MAX_ENVS and session >= 0
     return 2**32 * (1 + session) + seed * MAX_ENVS + env_index
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line on stderr, exit code 2."""
 
 
 # ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import numpy as np
 
 from memeplex import competitive, harness, plots
 from memeplex.cli import positive
-from memeplex.harness import UsageError
+from memeplex.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 
@@ -408,7 +408,7 @@ class Progress:
 
 def run_cli(main, argv=None) -> int:
     """Run a script's main(): user errors become one line on stderr + exit 2."""
-    from method_i import CheckpointError
+    from memeplex.errors import CheckpointError
 
     try:
         return main(argv) or 0

@@ -11,7 +11,7 @@ import train_maddpg
 import train_method_i
 import train_ppo
 from conftest import ChasingPredators, FleeingPrey, StationaryPolicy, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, competitive, harness, runs
+from memeplex import checkpoints, competitive, errors, harness, runs
 
 
 def _world(seed=0):
@@ -121,7 +121,7 @@ def test_pool_rotation_keeps_files_and_rates_a_strong_team_up(tmp_path):
     again.load_state_dict(state)
     assert [e["step"] for e in again.entries] == [3, 4, 5, 6, 7] and again.ratings == pool.ratings
     (tmp_path / "step_3.pt").unlink()
-    with pytest.raises(harness.UsageError, match="step_3.pt is missing"):
+    with pytest.raises(errors.UsageError, match="step_3.pt is missing"):
         again.load_state_dict(state)
     labels, m = pool.matrix(episodes=4)
     assert labels[0] == "random" and m.shape == (6, 6)
@@ -402,7 +402,7 @@ def test_best_response_finds_the_exploit_of_a_stationary_prey(tmp_path):
     assert np.median(rates) - random_rate >= br.MARGIN, (rates, random_rate)  # it found the exploit
     state = checkpoints.load_checkpoint(tmp_path / "checkpoints/tag/ppo/br_s101/latest.pt")
     assert state["learner"]["agent_ids"] == harness.teams("tag")["predator"]  # only the predators learned
-    with pytest.raises(harness.UsageError, match="for --env tag"):
+    with pytest.raises(errors.UsageError, match="for --env tag"):
         train_ppo.main(["--opponent", str(opponent), *dirs(tmp_path)])
 
 

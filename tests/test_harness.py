@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from memeplex import harness, runs
+from memeplex import errors, harness, runs
 
 
 @pytest.mark.kernel_sensitive
@@ -74,18 +74,18 @@ def test_run_dir_never_overwrites_and_writes_complete_files(tmp_path):
     rows = runs.read_metrics(run.path / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["extra"] == 3
     assert not list(run.path.glob(".*.tmp"))  # no temp files left behind
-    with pytest.raises(harness.UsageError, match="in use by another process"):  # while it is open
+    with pytest.raises(errors.UsageError, match="in use by another process"):  # while it is open
         runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     run.close()
-    with pytest.raises(harness.UsageError, match="already exists"):  # and after it ended
+    with pytest.raises(errors.UsageError, match="already exists"):  # and after it ended
         runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
-    with pytest.raises(harness.UsageError, match="no checkpoint"):
+    with pytest.raises(errors.UsageError, match="no checkpoint"):
         runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
     assert json.loads((run.path / "config.json").read_text()) == {"a": 1}
 
 
 def test_unknown_env_is_a_usage_error():
-    with pytest.raises(harness.UsageError, match="unknown env"):
+    with pytest.raises(errors.UsageError, match="unknown env"):
         harness.make_env("spreadd")
 
 

@@ -11,7 +11,7 @@ import torch
 
 import train_maddpg
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, harness, maddpg, runs
+from memeplex import checkpoints, errors, harness, maddpg, runs
 
 TINY = [
     "--max-steps",
@@ -190,9 +190,9 @@ def test_a_population_of_one_plays_no_fitness_games_and_is_never_mutated(tmp_pat
 
 
 def test_maddpg_bad_input_and_resume(tmp_path):
-    with pytest.raises(harness.UsageError, match="tournament-size"):
+    with pytest.raises(errors.UsageError, match="tournament-size"):
         train_maddpg.main([*TINY, *dirs(tmp_path), "--tournament-size", "3"])
-    with pytest.raises(harness.UsageError, match="no checkpoint"):
+    with pytest.raises(errors.UsageError, match="no checkpoint"):
         train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "x", "--resume"])
     assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "r", "--max-steps", "1000"]) == 0
     # continue the finished run to a larger budget: population and progress come back
@@ -201,7 +201,7 @@ def test_maddpg_bad_input_and_resume(tmp_path):
     )
     rows = runs.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
     assert [r["step"] for r in rows] == [996, 2000] and rows[1]["generation"] == 2  # budgets include fitness games
-    with pytest.raises(harness.UsageError, match="differs"):
+    with pytest.raises(errors.UsageError, match="differs"):
         train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--lr-actor", "0.5"])
 
 

@@ -13,7 +13,7 @@ import pytest
 import train_method_i
 import train_ppo
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import harness, runs
+from memeplex import errors, harness, runs
 
 TINY = [
     "--max-steps",
@@ -188,7 +188,7 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     assert summary["env_steps"] == stopped_at + 256 and not summary["interrupted"]
     rows = runs.read_metrics(metrics)
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one row per evaluation, in order
-    with pytest.raises(harness.UsageError, match="differs"):
+    with pytest.raises(errors.UsageError, match="differs"):
         train_method_i.main([*dirs(tmp_path), "--run-name", "sig", "--resume", "--lr", "0.5"])
 
 
@@ -214,7 +214,7 @@ def test_compare_results_tables_and_plot(tmp_path):
     assert (results / "spread/comparison_plot.png").stat().st_size > 1000
     assert compare_results.main(["--results-dir", str(results), "--by-run"]) == 0
     assert "lr=0.0005" in (results / "spread/runs.md").read_text()
-    with pytest.raises(harness.UsageError, match="no finished runs"):
+    with pytest.raises(errors.UsageError, match="no finished runs"):
         compare_results.main(["--results-dir", str(results), "--run-name", "missing"])
 
 
