@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, errors, harness, runs
+from memeplex import cli, competitive, errors, files, harness, options
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 METRICS = [  # (summary key, label, format)
@@ -188,7 +188,7 @@ def _by_run_table(experiments: dict, env: str, algo: str) -> str:
     entries = [(seed, d) for es in experiments.values() for seed, d in es]
     configs = [json.loads((d / "config.json").read_text()) for _, d in entries]
     values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
-    ignored = IGNORED_ARGS | (set() if env == "tag" else set(runs.SELF_PLAY_OPTIONS))  # tag-only options
+    ignored = IGNORED_ARGS | (set() if env == "tag" else set(options.SELF_PLAY_OPTIONS))  # tag-only options
     keys = sorted({k for v in values for k in v} - ignored)
     varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
     dumped = {k: [json.dumps(v.get(k)) for v in values] for k in varying}
@@ -230,7 +230,7 @@ def plot_tag(experiments: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 6.5))
     for k, (algo, entries) in enumerate(sorted(experiments.items())):
-        curves = [runs.read_metrics(d / "metrics.csv") for _, d in entries]
+        curves = [files.read_metrics(d / "metrics.csv") for _, d in entries]
         length = min(len(c) for c in curves)
         steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         for team, style in (("predator", "-"), ("prey", "--")):
@@ -243,7 +243,7 @@ def plot_tag(experiments: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     fig.tight_layout()
-    runs.save_figure(fig, path)
+    files.save_figure(fig, path)
 
 
 def plot(experiments: dict, env: str, path: Path) -> None:
@@ -257,7 +257,7 @@ def plot(experiments: dict, env: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     refs = None
     for k, (algo, entries) in enumerate(sorted(experiments.items())):
-        curves = [runs.read_metrics(d / "metrics.csv") for _, d in entries]
+        curves = [files.read_metrics(d / "metrics.csv") for _, d in entries]
         length = min(len(c) for c in curves)
         steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         scores = np.array([[r["eval_score"] for r in c[:length]] for c in curves], dtype=float)
@@ -276,7 +276,7 @@ def plot(experiments: dict, env: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    runs.save_figure(fig, path)
+    files.save_figure(fig, path)
 
 
 REPORT_BLOCK = re.compile(r"(<!-- report:(?P<name>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
@@ -302,10 +302,10 @@ def write_report(results: Path, out_dir: Path) -> dict:
         for name, item in make(results, log=lambda suite: log(f"{env}: {suite}")).items():
             path = out_dir / env / "report" / name
             if isinstance(item, str):
-                runs.atomic_write(path, item)
+                files.atomic_write(path, item)
                 texts[f"{env}/{name}"] = item
             else:
-                runs.save_figure(item, path)
+                files.save_figure(item, path)
     if not texts:
         raise errors.UsageError(f"nothing to report: no result suite, tag table or benchmark under {results}")
     return texts
@@ -333,7 +333,7 @@ def documents(root: Path) -> list:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
+def report(results: Path, check: bool, root: Path = files.ROOT) -> int:
     """Write the report and fill the README/docs blocks (or, with check, regenerate the report elsewhere
     and compare every committed table and every README/docs block with it). Returns the exit code:
     1 if something differs or a block names no generated table."""
@@ -355,7 +355,7 @@ def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
         if filled != doc.read_text() and check:
             differ.append(str(doc))
         elif filled != doc.read_text():
-            runs.atomic_write(doc, filled)
+            files.atomic_write(doc, filled)
             print(f"updated {doc}")
     for name in differ:
         print(f"differs from the regenerated report: {name}", file=sys.stderr)
@@ -399,7 +399,7 @@ def main(argv=None) -> int:
     out = Path(args.out_dir) if args.out_dir else results / args.env
     if args.by_run:
         md = by_run_markdown(experiments, args.env)
-        runs.atomic_write(out / "runs.md", md)
+        files.atomic_write(out / "runs.md", md)
         print(md)
         print(f"wrote {out / 'runs.md'}")
         return 0
@@ -409,8 +409,8 @@ def main(argv=None) -> int:
 
         pools = reports.fixed_pool_report(results).get("fixed_pool.md")
     md = markdown(table, args.env) + (f"\n### Fixed pools\n\n{pools}" if args.env == "tag" and pools else "")
-    runs.atomic_write(out / "comparison.md", md)
-    runs.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
+    files.atomic_write(out / "comparison.md", md)
+    files.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
     plot(experiments, args.env, out / "comparison_plot.png")
     print(md)
     print(f"wrote {out / 'comparison.md'}, {out / 'comparison.json'}, {out / 'comparison_plot.png'}")
@@ -418,4 +418,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, competitive, errors, harness, runs
+from memeplex import checkpoints, cli, competitive, errors, harness, pools
+from memeplex.evaluators import write_matrix
+from memeplex.files import atomic_write
 
 
 def main(argv=None) -> int:
-    args, found_runs, missing = checkpoints.pool_set_cli(__doc__, argv)
+    args, found_runs, missing = pools.pool_set_cli(__doc__, argv)
     if len(found_runs) < 2:
         raise errors.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}")
     snapshots = checkpoints.load_snapshots(found_runs)
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
                 for _, pred in snapshots[a]
             ]
         )
-        runs.write_matrix(
+        write_matrix(
             out_dir / f"{a}_vs_{b}",
             [label for label, _ in snapshots[a]],
             [label for label, _ in snapshots[b]],
@@ -62,11 +64,11 @@ def main(argv=None) -> int:
     if missing:
         lines += ["", "Missing runs:"] + [f"- {m}" for m in missing]
     md = "\n".join(lines) + "\n"
-    runs.atomic_write(out_dir / "summary.md", md.encode())
+    atomic_write(out_dir / "summary.md", md.encode())
     print(md)
     print(f"written: {out_dir}/")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

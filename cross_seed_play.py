@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memeplex import checkpoints, cli, competitive, errors, harness, runs
+from memeplex import checkpoints, cli, competitive, errors, harness
+from memeplex.files import check_writable, write_json
 
 ALGOS = ("method_i", "ppo", "maddpg")
 
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
     p.add_argument("--results-dir", default="results", help="the games go to <dir>/tag/cross_seed_<run-name>.json")
     args = p.parse_args(argv)
-    runs.check_writable(Path(args.results_dir) / "tag", "--results-dir")
+    check_writable(Path(args.results_dir) / "tag", "--results-dir")
     torch.set_num_threads(1)
     paths = {(a, s): Path(args.checkpoint_dir) / "tag" / a / f"{args.run_name}_s{s}" / "latest.pt"
              for a in args.algos for s in args.seeds}  # fmt: skip
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
            "wins": wins, "seconds": round(time.perf_counter() - t0, 1),
            "note": "wins[i][j][k]: team i's predators vs team j's prey, start state k (1 = predator win)"}  # fmt: skip
     path = Path(args.results_dir) / "tag" / f"cross_seed_{args.run_name}.json"
-    runs.write_json(path, out)
+    write_json(path, out)
     rate = np.mean([[c.count("1") / len(c) for c in row] for row in wins])
     print(f"{len(keys)} x {len(keys)} teams, {args.episodes} games per pairing, mean predator win-rate {rate:.3f}")
     print(f"written: {path}")
@@ -64,4 +65,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

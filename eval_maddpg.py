@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from memeplex import checkpoints, cli, evaluation, runs
+from memeplex import checkpoints, cli, evaluation, maddpg
 
 
 def main(argv=None) -> int:
@@ -26,9 +26,9 @@ def main(argv=None) -> int:
     policy, state = checkpoints.load_actor_policy(path, args.env)
     label = f"MADDPG [{path}, step {state['progress']['global_step']}]"
     evaluation.evaluate_and_render(args, state["env"], policy, label, path)
-    print(f"actor saturation (|tanh output| > {checkpoints.ACT_SATURATION}): {policy.saturation():.3f}")
+    print(f"actor saturation (|tanh output| > {maddpg.ACT_SATURATION}): {policy.saturation():.3f}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from memeplex import checkpoints, cli, evaluation, runs
+from memeplex import checkpoints, cli, evaluation
 
 
 def main(argv=None) -> int:
@@ -34,4 +34,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

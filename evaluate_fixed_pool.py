@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, competitive, harness, runs
+from memeplex import checkpoints, cli, competitive, harness, pools
+from memeplex.files import atomic_write, write_json
 
 TEAMS = ("predator", "prey")
 
@@ -60,7 +61,7 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
 
 
 def main(argv=None) -> int:
-    args, found_runs, missing = checkpoints.pool_set_cli(__doc__, argv)
+    args, found_runs, missing = pools.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
     pool = [("random", harness.RandomPolicy("tag"))]
     for snapshots in checkpoints.load_snapshots(found_runs).values():
@@ -91,8 +92,8 @@ def main(argv=None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
     }
     stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.label}_s{args.seed}"
-    runs.write_json(stem.with_suffix(".json"), out)
-    runs.atomic_write(stem.with_suffix(".md"), markdown(out).encode())
+    write_json(stem.with_suffix(".json"), out)
+    atomic_write(stem.with_suffix(".md"), markdown(out).encode())
     print(markdown(out))
     print(f"written: {stem}.md, {stem}.json")
     return 0
@@ -131,4 +132,4 @@ def markdown(out: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

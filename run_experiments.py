@@ -54,10 +54,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from memeplex.cli import ArgumentParser
+from memeplex.cli import ArgumentParser, run_cli
 from memeplex.errors import UsageError
 from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, to_flags
-from memeplex.runs import run_cli
 
 ROOT = Path(__file__).resolve().parent
 ENV = "spread"

@@ -47,18 +47,23 @@ import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from memeplex import checkpoints, cli, harness, maddpg, runs
+from memeplex import checkpoints, cli, evaluators, harness, maddpg, options, training
 from memeplex.maddpg import MADDPGConfig
+from memeplex.options import RunOptions
+from memeplex.rundir import RunDir, provenance
+from memeplex.training import Progress as RunProgress
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: the run options and one option per MADDPGConfig field."""
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    runs.add_run_arguments(
+    options.add_run_arguments(
         p, budget_note="summed over all population members, fitness episodes included", envs=("spread", "tag")
     )
     cli.add_dataclass_arguments(p.add_argument_group("MADDPG and evolutionary HPO (maddpg.MADDPGConfig)"), MADDPGConfig)
@@ -66,30 +71,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    cli.dataclass_from_args(MADDPGConfig, args)  # bad values fail before a run directory exists
-    args, run = runs.open_run(parser, argv, args, "maddpg")
+    cmd = options.parse(build_parser(), argv)
+    cli.dataclass_from_args(MADDPGConfig, cmd.args)  # bad values fail before a run directory exists
+    args, run = training.open_run(cmd, "maddpg")
     with run:
-        return train(args, cli.dataclass_from_args(MADDPGConfig, args), run)
+        return train(RunOptions.from_namespace(args), cli.dataclass_from_args(MADDPGConfig, args), run)
 
 
-def save_run_checkpoint(path, args, best: dict, progress: runs.Progress, training: dict | None = None) -> None:
+@dataclass
+class Progress(RunProgress):
+    """Where a MADDPG run stands: training.Progress and the population's counters."""
+
+    generation: int = 0
+    """generations completed"""
+    session: int = 0
+    """env reset sessions so far (one per member per generation)"""
+    learn_calls: int = 0
+    """learning calls so far"""
+    fitness_steps: int = 0
+    """env steps of fitness episodes (included in global_step)"""
+
+
+def save_run_checkpoint(path, opts: RunOptions, best: dict, progress: Progress, training: dict | None = None) -> None:
     """The best member's actors as a run checkpoint (eval_maddpg.py, pools); latest.pt also carries the
     `training` state that --resume continues (training_state)."""
-    agents, obs_dims, _ = harness.env_info(args.env_id)
+    agents, obs_dims, _ = harness.env_info(opts.env_id)
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": "maddpg",
-        "env": args.env_id,
+        "env": opts.env_id,
         "agent_ids": agents,
         "obs_dims": obs_dims,
         "actors": best["actors"],
         "best_member": best["index"],
         "hyperparameters": best["hyperparameters"],
         "progress": progress.state_dict(),
-        "args": vars(args),
+        "args": opts.record,
     }
     checkpoints.save_checkpoint({**state, "training": training} if training else state, path)
 
@@ -140,7 +157,7 @@ def restore_rngs(training: dict, mutations) -> None:
     mutations.rng.bit_generator.state, mutations._fp_rng.bit_generator.state = streams["mutations"]
 
 
-def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents, memory):
+def start_or_resume(opts: RunOptions, cfg: MADDPGConfig, run: RunDir, agents, memory):
     """A new population, progress and best member, or all three and the replay buffer as the run's checkpoint
     left them (its random streams come back at the start of the loop). Returns (population, progress, best)."""
     if run.checkpoint is not None:
@@ -148,13 +165,13 @@ def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents, memory):
         pop = maddpg.population_from_state(state["training"]["population"], maddpg.algo_class(cfg.shared_networks))
         restore_memory(memory, state["training"]["memory"])
         best = {"index": state["best_member"], "actors": state["actors"], "hyperparameters": state["hyperparameters"]}
-        return pop, runs.Progress.from_state_dict(state["progress"]), best
-    env = harness.make_env(args.env_id)
+        return pop, Progress.from_state_dict(state["progress"]), best
+    env = harness.make_env(opts.env_id)
     obs_spaces, act_spaces = [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
-    pop = maddpg.make_population(cfg, args.num_envs, agents, obs_spaces, act_spaces)
+    pop = maddpg.make_population(cfg, opts.num_envs, agents, obs_spaces, act_spaces)
     groups = sorted(pop[0].actors.keys())
-    run.write_config({"algo": "maddpg", "args": vars(args), "agilerl_groups": groups, **runs.provenance()})
-    return pop, runs.Progress(), maddpg.snapshot(pop[0], agents)
+    run.write_config({"algo": "maddpg", "args": opts.record, "agilerl_groups": groups, **provenance()})
+    return pop, Progress(), maddpg.snapshot(pop[0], agents)
 
 
 class StatusBar(tqdm):
@@ -166,7 +183,7 @@ class StatusBar(tqdm):
             self.set_description_str(text)
 
 
-def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, league, capture_grama, bar) -> tuple:
+def play_generation(pop, evo_steps: int, envs, memory, progress, opts, cfg, evaluator, capture_grama, bar) -> tuple:
     """Every member trains evo_steps env steps, then (population > 1) plays its fitness games; the
     progress bar counts the steps as they are taken and says which of these it is doing.
     Returns (fitnesses, the best member's snapshot, each member's training steps)."""
@@ -186,20 +203,19 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, leag
     if len(pop) == 1:  # nothing to select: no fitness games
         return [float("nan")], maddpg.snapshot(pop[0], agents), member_steps
     bar.say(f"generation {progress.generation + 1}: fitness games")
-    seeds = maddpg.fitness_seeds(args.seed, progress.generation, cfg.fitness_episodes)
-    fits, steps = zip(*[maddpg.fitness(m, args.env_id, agents, seeds, league) for m in pop])
+    seeds = maddpg.fitness_seeds(opts.seed, progress.generation, cfg.fitness_episodes)
+    fits, steps = zip(*[maddpg.fitness(m, agents, seeds, evaluator) for m in pop])
     progress.global_step += sum(steps)
     progress.fitness_steps += sum(steps)
     bar.update(sum(steps))
     return list(fits), maddpg.snapshot(pop[int(np.argmax(fits))], agents), member_steps
 
 
-def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) -> None:
+def evaluate(opts, run, progress, pop, best: dict, fits, evaluator, final: bool) -> None:
     """Evaluate the best member, append a metrics row, checkpoint the best member as step_<N>.pt."""
-    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
-    save_to = lambda path: save_run_checkpoint(path, args, best, progress)
-    step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
-    res, message = runs.periodic_evaluation(args, run, progress, policy, save_to, step_path, league, final)
+    policy = maddpg.load_actor_policy_from(best["actors"], harness.env_info(opts.env_id)[0])
+    save_to = lambda path: save_run_checkpoint(path, opts, best, progress)
+    res, message = evaluator.evaluate(policy, progress, save_to, final)
     run.append_metrics(
         {
             "step": progress.global_step,
@@ -213,7 +229,7 @@ def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) ->
             **{f"best_{k}": v for k, v in best["hyperparameters"].items()},
         }
     )
-    save_to(step_path)
+    save_to(run.step_checkpoint(progress.global_step))
     tqdm.write(
         f"step {progress.global_step:>8d}  gen {progress.generation:>3d}  best member {best['index']}: {message}, "
         f"saturation {policy.saturation():.2f}, fitness {', '.join(f'{f:.2f}' for f in fits)}",
@@ -221,41 +237,50 @@ def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) ->
     )
 
 
-def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
-    if args.progress:  # the import takes seconds, and the bar only starts after it
+def train(opts: RunOptions, cfg: MADDPGConfig, run: RunDir) -> int:
+    """The whole run: set up (or resume) the population, play generations until a budget ends or a
+    signal stops it, finish."""
+    if opts.progress:  # the import takes seconds, and the bar only starts after it
         print("importing AgileRL and building the population ...", file=sys.stderr, flush=True)
     from agilerl.components.replay_buffer import ReplayBuffer
 
-    torch.set_num_threads(args.torch_threads)
-    mutations = maddpg.make_mutations(cfg, args.seed)  # seeds numpy and torch globally: first, then seed the run
-    runs.seed_everything(args.seed)
-    agents = harness.env_info(args.env_id)[0]
+    torch.set_num_threads(opts.torch_threads)
+    mutations = maddpg.make_mutations(cfg, opts.seed)  # seeds numpy and torch globally: first, then seed the run
+    training.seed_everything(opts.seed)
+    agents = harness.env_info(opts.env_id)[0]
     memory = ReplayBuffer(max_size=cfg.buffer_size)
-    pop, progress, best = start_or_resume(args, cfg, run, agents, memory)
+    pop, progress, best = start_or_resume(opts, cfg, run, agents, memory)
     tournament = maddpg.make_tournament(cfg)
-    capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
-    harness.use_backend(args.backend)
-    envs = harness.make_vec_env(args.env_id, args.num_envs, args.seed)
-    league = checkpoints.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
-    if league is not None and progress.league is not None:
-        league.load_state_dict(progress.league)
-    refs = harness.reference_scores(args.env_id, "validation", args.eval_episodes) if league is None else {}  # spread
-    pool_entries = lambda: len(league.entries) if league is not None else None
-    budget = lambda pool: maddpg.member_budget(
-        cfg, args.env_id, args.max_steps, progress.global_step, args.num_envs, pool
-    )
-    out_of_time = lambda: args.max_time is not None and progress.wall_time >= args.max_time
+    harness.use_backend(opts.backend)
+    envs = harness.make_vec_env(opts.env_id, opts.num_envs, opts.seed)
+    evaluator = evaluators.for_run(opts, run)  # tag: rolling pool of the best member's snapshots, and Elo
+    evaluator.resume(progress)
+    state = {"pop": pop, "best": best, "memory": memory, "mutations": mutations, "tournament": tournament}
+    interrupted = play_generations(opts, cfg, run, envs, progress, evaluator, state)
+    envs.close()
+    return finish(opts, cfg, run, progress, state["best"], evaluator, interrupted)
 
-    bar = StatusBar(total=args.max_steps, initial=progress.global_step, unit="step", disable=not args.progress)
-    next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
+
+def play_generations(opts, cfg: MADDPGConfig, run: RunDir, envs, progress, evaluator, state: dict):
+    """Generations until the step or time budget ends or a signal asks to stop. `state` holds the
+    population, the best member, the replay buffer, the mutations and the tournament (pop and best change
+    as it goes).
+    Returns the stopping signal or None."""
+    pop, memory, mutations, tournament = state["pop"], state["memory"], state["mutations"], state["tournament"]
+    capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
+    budget = lambda games: maddpg.member_budget(cfg, opts.env_id, opts.max_steps, progress.global_step,
+                                                opts.num_envs, games)  # fmt: skip
+    out_of_time = lambda: opts.max_time is not None and progress.wall_time >= opts.max_time
+    bar = StatusBar(total=opts.max_steps, initial=progress.global_step, unit="step", disable=not opts.progress)
+    next_eval = (progress.global_step // opts.eval_interval + 1) * opts.eval_interval
     interrupted = None
     if run.checkpoint is not None:
         restore_rngs(run.checkpoint["training"], mutations)
-    with runs.GracefulStop() as stop:
-        while budget(pool_entries()) > 0 and not out_of_time():
+    with training.GracefulStop() as stop:
+        while budget(evaluator.score_games()) > 0 and not out_of_time():
             t0 = time.perf_counter()
-            fits, best, member_steps = play_generation(
-                pop, budget(pool_entries()), envs, memory, progress, args, cfg, league, capture_grama, bar
+            fits, state["best"], member_steps = play_generation(
+                pop, budget(evaluator.score_games()), envs, memory, progress, opts, cfg, evaluator, capture_grama, bar
             )
             progress.generation += 1
             progress.train_time += time.perf_counter() - t0
@@ -263,54 +288,59 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
             # evaluate the best member every --eval-interval env steps and at the end; the next
             # generation's fitness games include the snapshot this evaluation adds to the pool
             evaluating = progress.global_step >= next_eval
-            next_pool = pool_entries() if league is None or not evaluating else min(args.pool_size, pool_entries() + 1)
-            done = budget(next_pool) == 0 or out_of_time()
+            done = budget(evaluator.score_games(grown=evaluating)) == 0 or out_of_time()
             if evaluating or done:
                 bar.say(f"generation {progress.generation}: evaluating the best member")
-                evaluate(args, run, progress, pop, best, fits, league, final=done)
-                next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
+                evaluate(opts, run, progress, pop, state["best"], fits, evaluator, final=done)
+                next_eval = (progress.global_step // opts.eval_interval + 1) * opts.eval_interval
             if not done:  # selection and mutation, the run's seed drawing the mutations' sizes too
                 bar.say(f"generation {progress.generation}: selection and mutation")
-                maddpg.seed_networks(pop, np.random.default_rng([args.seed, progress.generation]))
-                pop = maddpg.next_generation(pop, tournament, mutations)
-                run.update_rows.append(
-                    {
-                        "generation": progress.generation,
-                        "step": progress.global_step,
-                        "mutations": " ".join(f"{m.index}:{m.mut}" for m in pop),
-                        **{f"member_{k}_steps": s for k, s in enumerate(member_steps)},
-                    }
+                pop = state["pop"] = select_and_mutate(
+                    pop, tournament, mutations, opts.seed, progress, member_steps, run
                 )
             # the whole state after an evaluation, at the end and at a stop: --resume goes on from here (a killed
             # run from its last evaluation) as if the run had not stopped
             if evaluating or done or stop.requested:
                 t0 = time.perf_counter()
-                training = training_state(pop, memory, mutations)
-                save_run_checkpoint(run.ckpt / "latest.pt", args, best, progress, training)
+                saved = training_state(pop, memory, mutations)
+                save_run_checkpoint(run.ckpt / "latest.pt", opts, state["best"], progress, saved)
                 run.flush_updates()
                 progress.eval_time += time.perf_counter() - t0
             if stop.requested:
                 interrupted = stop.signum
                 break
     bar.close()
-    envs.close()
-
-    return finish(args, cfg, run, progress, best, refs, interrupted, league)
+    return interrupted
 
 
-def finish(args, cfg: MADDPGConfig, run, progress, best: dict, refs: dict, interrupted, league) -> int:
+def select_and_mutate(pop, tournament, mutations, seed: int, progress, member_steps, run: RunDir) -> list:
+    """Selection and mutation (the run's seed drawing the mutations' sizes too), recorded in updates.csv."""
+    maddpg.seed_networks(pop, np.random.default_rng([seed, progress.generation]))
+    pop = maddpg.next_generation(pop, tournament, mutations)
+    run.update_rows.append(
+        {
+            "generation": progress.generation,
+            "step": progress.global_step,
+            "mutations": " ".join(f"{m.index}:{m.mut}" for m in pop),
+            **{f"member_{k}_steps": s for k, s in enumerate(member_steps)},
+        }
+    )
+    return pop
+
+
+def finish(opts: RunOptions, cfg: MADDPGConfig, run, progress, best: dict, evaluator, interrupted) -> int:
     """summary.json (with the population's numbers), the final test evaluation of the best member, the plot."""
-    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
+    policy = maddpg.load_actor_policy_from(best["actors"], harness.env_info(opts.env_id)[0])
     per_member = progress.global_step / cfg.population_size / max(progress.train_time, 1e-9)
     extra = {"generations": progress.generation, "population_size": cfg.population_size,
              "fitness_env_steps": progress.fitness_steps, "throughput_per_member": round(per_member, 1),
              "best_member_hyperparameters": best["hyperparameters"]}  # fmt: skip
-    title = f"MADDPG (AgileRL, population {cfg.population_size}) on {args.env_id}, seed {args.seed}"
-    return runs.finish_run(args, run, progress, refs, interrupted, policy, title, extra=extra,
-                           panels=(("eval_saturation", "actor saturation"),),
-                           after_test=lambda: {"test_saturation": policy.saturation()}, league=league)  # fmt: skip
+    title = f"MADDPG (AgileRL, population {cfg.population_size}) on {opts.env_id}, seed {opts.seed}"
+    return training.finish_run(opts, run, progress, evaluator, interrupted, policy, title, extra=extra,
+                               panels=(("eval_saturation", "actor saturation"),),
+                               after_test=lambda: {"test_saturation": policy.saturation()})  # fmt: skip
 
 
 if __name__ == "__main__":
     maddpg.fix_hash_seed()
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

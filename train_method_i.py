@@ -27,16 +27,21 @@ import dataclasses
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
-from memeplex import checkpoints, cli, harness, runs
+from memeplex import checkpoints, cli, evaluators, harness, options, training
 from memeplex.errors import UsageError
+from memeplex.options import RunOptions
+from memeplex.rundir import RunDir, provenance
+from memeplex.training import Progress as RunProgress
 from method_i import DISTILLATION_FIELDS, LAIPPO, Config
 
 
 def build_parser(algo: str) -> argparse.ArgumentParser:
+    """The command line of train_method_i.py (algo method_i) or train_ppo.py (ppo: no distillation options)."""
     p = cli.ArgumentParser(
         description=(
             "Train Method I (LA-IPPO): independent PPO agents whose encoders are periodically "
@@ -46,17 +51,10 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    runs.add_run_arguments(
+    options.add_run_arguments(
         p, budget_note="rounded up to whole rollouts of num-envs x rollout-length", envs=("spread", "tag")
     )
-    br = p.add_argument_group("best response (tag): train one team against a frozen checkpoint")
-    br.add_argument(
-        "--opponent",
-        default=None,
-        help="a tag checkpoint of any algorithm: its other team plays frozen (deterministic), and only "
-        "--team learns; evaluation is --team's win-rate against it",
-    )
-    br.add_argument("--team", choices=("predator", "prey"), default="predator", help="the team that learns")
+    options.add_best_response_arguments(p)
     cli.add_dataclass_arguments(
         p.add_argument_group("LA-IPPO hyperparameters (method_i.Config)"),
         Config,
@@ -66,23 +64,28 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
 
 
 def main(argv=None, algo: str = "method_i") -> int:
-    parser = build_parser(algo)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    if getattr(args, "topology", None) == "none":  # no option is accepted and then ignored
-        unused = [k for k in DISTILLATION_FIELDS[1:] if k in runs.explicit_options(parser, argv)]
+    cmd = options.parse(build_parser(algo), argv)
+    if getattr(cmd.args, "topology", None) == "none":  # no option is accepted and then ignored
+        unused = [k for k in DISTILLATION_FIELDS[1:] if k in cmd.given]
         if unused:
             raise UsageError(f"--{unused[0].replace('_', '-')} has no effect with --topology none")
-    given = runs.explicit_options(parser, argv)
-    if args.env != "tag" and ("opponent" in given or "team" in given):
+    if cmd.args.env != "tag" and ("opponent" in cmd.given or "team" in cmd.given):
         raise UsageError("--opponent and --team are for --env tag (best-response training)")
-    if "team" in given and not args.opponent:
+    if "team" in cmd.given and not cmd.args.opponent:
         raise UsageError("--team needs --opponent (the frozen checkpoint it learns against)")
-    args, run = runs.open_run(parser, argv, args, algo)
+    args, run = training.open_run(cmd, algo)
     with run:
         if algo == "ppo":
             args.topology = "none"
-        return train(args, cli.dataclass_from_args(Config, args), algo, run)
+        return train(RunOptions.from_namespace(args), cli.dataclass_from_args(Config, args), algo, run)
+
+
+@dataclass
+class Progress(RunProgress):
+    """Where an LA-IPPO run stands (training.Progress and the latest distillation loss)."""
+
+    last_distill_loss: float = math.nan
+    """the latest distillation loss (NaN before the first distillation)"""
 
 
 # Training diagnostics of the latest update that every metrics.csv row carries.
@@ -99,22 +102,22 @@ UPDATE_METRICS = (
 )
 
 
-def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
+def start_or_resume(opts: RunOptions, cfg: Config, algo: str, run: RunDir, envs):
     """A new learner, progress and episodes, or all three as the run's checkpoint left them: the
     learner with its own noise stream and return statistics, and the envs mid-episode with their RNGs
     (--backend batched), so a resumed run goes on exactly as if it had not stopped. Returns
     (learner, progress, obs)."""
-    agents, obs_dims, act_dims = harness.env_info(args.env_id)
-    if getattr(args, "opponent", None):  # best response: only --team learns
-        agents = harness.teams(args.env_id)[args.team]
-    learner = LAIPPO(agents, obs_dims, act_dims, cfg, args.num_envs, seed=args.seed)
-    if not args.resume:
-        config = {"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg), **runs.provenance()}
+    agents, obs_dims, act_dims = harness.env_info(opts.env_id)
+    if opts.opponent:  # best response: only --team learns
+        agents = harness.teams(opts.env_id)[opts.team]
+    learner = LAIPPO(agents, obs_dims, act_dims, cfg, opts.num_envs, seed=opts.seed)
+    if not opts.resume:
+        config = {"algo": algo, "args": opts.record, "method_config": dataclasses.asdict(cfg), **provenance()}
         run.write_config(config)
-        return learner, runs.Progress(), envs.reset()
-    state = run.checkpoint  # the newest intact checkpoint of this run (runs.open_run)
+        return learner, Progress(), envs.reset()
+    state = run.checkpoint  # the newest intact checkpoint of this run (training.open_run)
     learner.load_state_dict(state["learner"])
-    progress = runs.Progress.from_state_dict(state["progress"])
+    progress = Progress.from_state_dict(state["progress"])
     if state.get("envs") is not None and harness.backend() == "batched":
         envs.load_state_dict(state["envs"])
         return learner, progress, envs.observe()
@@ -122,40 +125,40 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
     return learner, progress, envs.reset()
 
 
-def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs, policy_only=False) -> None:
+def save(path, opts: RunOptions, algo: str, learner: LAIPPO, progress: Progress, envs, policy_only=False) -> None:
     """The run's whole training state (what --resume continues), or with policy_only only what acting needs."""
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": algo,
-        "env": args.env_id,
+        "env": opts.env_id,
         "learner": learner.state_dict(),
         "progress": progress.state_dict(),
         "envs": envs.state_dict() if harness.backend() == "batched" else None,
-        "args": vars(args),
+        "args": opts.record,
     }
     checkpoints.save_checkpoint(checkpoints.policy_only(state) if policy_only else state, path)
 
 
-def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: runs.Progress, opponent=None) -> dict:
-    """One rollout of rollout_length steps in every env (with a frozen opponent acting for the agents the
-    learner does not control); returns the observation to act on next."""
+def collect_rollout(learner: LAIPPO, envs, obs: dict, progress: Progress, opponent=None) -> dict:
+    """One rollout of rollout_length steps in every env (with a frozen opponent policy acting for the agents
+    the learner does not control); returns the observation to act on next."""
     for _ in range(learner.rollout_length):
         actions = learner.act_and_store(obs)
         if opponent is not None:
-            actions = {**opponent.opponent(obs, None), **actions}
+            actions = {**opponent(obs, None), **actions}
         obs, rewards, dones, terminated, final_obs, finished = envs.step(actions)
         learner.store_step(rewards, dones, terminated, final_obs)
         progress.add_train_scores(ep["score"] for ep in finished)
     return obs
 
 
-def evaluate(args, algo: str, run, progress: runs.Progress, learner: LAIPPO, envs, stats: dict, league, final: bool):
+def evaluate(opts, algo: str, run: RunDir, progress: Progress, learner: LAIPPO, envs, stats: dict, evaluator,
+             final: bool) -> None:  # fmt: skip
     """Evaluate (spread: score; tag: Elo vs the pool), append a metrics row, then checkpoint the state after
     the evaluation as step_<N>.pt and latest.pt: a run killed at any point resumes from its last evaluation."""
     policy = lambda obs, state: learner.act(obs, deterministic=True)
-    snapshot = lambda path: save(path, args, algo, learner, progress, envs, policy_only=True)
-    step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
-    row, message = runs.periodic_evaluation(args, run, progress, policy, snapshot, step_path, league, final)
+    snapshot = lambda path: save(path, opts, algo, learner, progress, envs, policy_only=True)
+    row, message = evaluator.evaluate(policy, progress, snapshot, final)
     diagnostics = {k: stats[k] for k in UPDATE_METRICS}
     run.append_metrics(
         {
@@ -167,47 +170,53 @@ def evaluate(args, algo: str, run, progress: runs.Progress, learner: LAIPPO, env
         }
     )
     t0 = time.perf_counter()
-    for path in (step_path, run.ckpt / "latest.pt"):
-        save(path, args, algo, learner, progress, envs)
+    for path in (run.step_checkpoint(progress.global_step), run.ckpt / "latest.pt"):
+        save(path, opts, algo, learner, progress, envs)
     progress.eval_time += time.perf_counter() - t0
     tqdm.write(
         f"step {progress.global_step:>8d}  {message}  latent dist {stats['latent_distance']:.3f}", file=sys.stderr
     )
 
 
-def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
-    torch.set_num_threads(args.torch_threads)
-    runs.seed_everything(args.seed)
-    batch = args.num_envs * cfg.rollout_length
+def train(opts: RunOptions, cfg: Config, algo: str, run: RunDir) -> int:
+    """The whole run: set up (or resume), train until a budget ends or a signal stops it, finish."""
+    torch.set_num_threads(opts.torch_threads)
+    training.seed_everything(opts.seed)
+    batch = opts.num_envs * cfg.rollout_length
     if batch < cfg.num_minibatches:
         raise UsageError(f"rollout of {batch} steps cannot be split into {cfg.num_minibatches} minibatches")
-    num_updates = math.ceil(args.max_steps / batch)
-    harness.use_backend(args.backend)
-    envs = harness.make_vec_env(args.env_id, args.num_envs, args.seed)
-    learner, progress, obs = start_or_resume(args, cfg, algo, run, envs)
-    league = checkpoints.make_league(args)  # tag: the rolling pool of frozen snapshots and the Elo ratings
-    if league is not None and progress.league is not None:
-        league.load_state_dict(progress.league)
-    refs = harness.reference_scores(args.env_id, "validation", args.eval_episodes) if league is None else {}  # spread
-    policy = lambda obs, state: learner.act(obs, deterministic=True)
+    harness.use_backend(opts.backend)
+    envs = harness.make_vec_env(opts.env_id, opts.num_envs, opts.seed)
+    learner, progress, obs = start_or_resume(opts, cfg, algo, run, envs)
+    opponent = checkpoints.load_policy(opts.opponent, "tag")[0] if opts.opponent else None  # best response
+    evaluator = evaluators.for_run(opts, run, opponent)
+    evaluator.resume(progress)
+    interrupted = train_updates(opts, cfg, algo, run, learner, envs, obs, progress, evaluator, opponent)
+    envs.close()
 
-    next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
-    out_of_time = lambda: args.max_time is not None and progress.wall_time >= args.max_time
-    bar = tqdm(
-        total=num_updates * batch,
-        initial=progress.global_step,
-        unit="step",
-        disable=not args.progress,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
+    name = "Method I (LA-IPPO)" if algo == "method_i" else "IPPO"
+    policy = lambda obs, state: learner.act(obs, deterministic=True)
+    title = f"{name} on {opts.env_id}, seed {opts.seed}"
+    extra = {"updates": learner.num_updates}
+    return training.finish_run(opts, run, progress, evaluator, interrupted, policy, title, extra=extra)
+
+
+def train_updates(opts, cfg: Config, algo: str, run: RunDir, learner, envs, obs, progress, evaluator, opponent):
+    """PPO updates until the step or time budget ends or a signal asks to stop; evaluates every
+    --eval-interval env steps and at the end, then saves latest.pt. Returns the stopping signal or None."""
+    batch = opts.num_envs * cfg.rollout_length
+    num_updates = math.ceil(opts.max_steps / batch)
+    next_eval = (progress.global_step // opts.eval_interval + 1) * opts.eval_interval
+    out_of_time = lambda: opts.max_time is not None and progress.wall_time >= opts.max_time
+    bar = tqdm(total=num_updates * batch, initial=progress.global_step, unit="step", disable=not opts.progress,
+               dynamic_ncols=True, smoothing=0.1)  # fmt: skip
     interrupted = None
-    with runs.GracefulStop() as stop:
+    with training.GracefulStop() as stop:
         while learner.num_updates < num_updates and not out_of_time():
             t0 = time.perf_counter()
-            obs = collect_rollout(learner, envs, obs, progress, league if getattr(args, "opponent", None) else None)
+            obs = collect_rollout(learner, envs, obs, progress, opponent)
             step_frac = learner.num_updates / num_updates  # first update at full LR, last at lr / num_updates
-            time_frac = progress.wall_time / args.max_time if args.max_time else 0.0
+            time_frac = progress.wall_time / opts.max_time if opts.max_time else 0.0
             stats = learner.learn(obs, lr_frac=max(step_frac, time_frac) if cfg.anneal_lr else 0.0)
             if not math.isnan(stats["distill_loss"]):
                 progress.last_distill_loss = stats["distill_loss"]
@@ -221,29 +230,16 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
             # only saves latest.pt, so the resumed run is the run that was not stopped)
             done = learner.num_updates >= num_updates or out_of_time()
             if progress.global_step >= next_eval or done:
-                evaluate(args, algo, run, progress, learner, envs, stats, league, final=done)
-                next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval
+                evaluate(opts, algo, run, progress, learner, envs, stats, evaluator, final=done)
+                next_eval = (progress.global_step // opts.eval_interval + 1) * opts.eval_interval
             if stop.requested:
                 interrupted = stop.signum
                 break
-        save(run.ckpt / "latest.pt", args, algo, learner, progress, envs)
+        save(run.ckpt / "latest.pt", opts, algo, learner, progress, envs)
         run.flush_updates()
     bar.close()
-    envs.close()
-
-    name = "Method I (LA-IPPO)" if algo == "method_i" else "IPPO"
-    return runs.finish_run(
-        args,
-        run,
-        progress,
-        refs,
-        interrupted,
-        policy,
-        f"{name} on {args.env_id}, seed {args.seed}",
-        extra={"updates": learner.num_updates},
-        league=league,
-    )
+    return interrupted
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

@@ -10,7 +10,7 @@ distillation options and writes its runs under results/<env>/ppo/.
 import sys
 
 import train_method_i
-from memeplex import runs
+from memeplex import cli
 
 
 def main(argv=None) -> int:
@@ -18,4 +18,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

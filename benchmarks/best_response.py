@@ -35,8 +35,8 @@ from memeplex import (
     checkpoints,  # noqa: E402
     cli,  # noqa: E402
     competitive,  # noqa: E402
+    files,  # noqa: E402
     harness,  # noqa: E402
-    runs,  # noqa: E402
 )
 from method_i import LAIPPO  # noqa: E402
 from run_experiments import BEST_RESPONSE_FLAGS  # noqa: E402
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
                    help="tuning seeds FIRST..LAST (101-199; reporting seeds never inform a choice)")  # fmt: skip
     p.add_argument("--flags", default=shlex.join(BEST_RESPONSE_FLAGS),
                    help="the recipe's train_ppo.py flags (default: run_experiments.BEST_RESPONSE_FLAGS)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=runs.ROOT / "results/tag/best_response_recipe/recipe.json")
+    p.add_argument("--out", type=Path, default=files.ROOT / "results/tag/best_response_recipe/recipe.json")
     p.add_argument("--work-dir", type=Path, default=None, help="where the runs go (default: a temporary directory)")
     args = p.parse_args(argv)
     first, last = args.seeds
@@ -124,10 +124,10 @@ def main(argv=None) -> int:
     if data.get("recipe") != flags:
         data = {"recipe": flags, "margin": MARGIN, "test_episodes": TEST_EPISODES, "levels": {}}
     data["levels"][level["torch_capability"]] = {"machine": level, "random_win_rate": random_rate, "runs": rows}
-    runs.atomic_write(args.out, json.dumps(data, indent=1) + "\n")
+    files.atomic_write(args.out, json.dumps(data, indent=1) + "\n")
     print(f"wrote {args.out} ({level['torch_capability']})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

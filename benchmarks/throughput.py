@@ -32,8 +32,9 @@ import torch  # noqa: E402
 import train_method_i  # noqa: E402
 from memeplex import (
     cli,  # noqa: E402
+    files,  # noqa: E402
     harness,  # noqa: E402
-    runs,  # noqa: E402
+    rundir,  # noqa: E402
 )
 from method_i import LAIPPO  # noqa: E402
 
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
         measures["maddpg"] = lambda env, b: maddpg_sps(env, b, args.num_envs, args.maddpg_steps)
     result = {
         "args": vars(args),
-        "machine": runs.cpu_info(),
+        "machine": rundir.cpu_info(),
         "load_average_1min": {"start": round(os.getloadavg()[0], 2)},  # other work on the machine
         "units": {"env": "env steps/s", "train": "env steps/s", "eval": "episodes/s", "maddpg": "env steps/s"},
         "results": {},
@@ -159,10 +160,10 @@ def main(argv=None) -> int:
             )
     result["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
     if args.out:
-        runs.write_json(args.out, result)
+        files.write_json(args.out, result)
         print(f"written: {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(runs.run_cli(main))
+    sys.exit(cli.run_cli(main))

@@ -8,29 +8,25 @@ algorithm, the env, the run's arguments and progress, and either
     constructor arguments and weights.
 `load_policy` turns any of them into a deterministic policy(obs, worlds);
 loading checks the env, agents and spaces and never touches global RNG state.
-Also here: the pool sets of finished tag runs (evaluate_fixed_pool.py,
-cross_play_matrix.py).
+Also here: finding the checkpoint an eval script evaluates, and loading pool
+snapshots as policies (pools.py finds them).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
 import io
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, harness
-from memeplex.cli import positive
+from memeplex import harness
 from memeplex.errors import CheckpointError, UsageError
-from memeplex.runs import atomic_write, check_writable
+from memeplex.files import atomic_write
 
 RUN_FORMAT = "memeplex-run/1"
 LA_IPPO_ALGOS = ("method_i", "ppo")
-ACT_SATURATION = 0.99  # |tanh output| above this counts as saturated
 
 
 def save_checkpoint(obj: dict, path) -> None:
@@ -164,70 +160,12 @@ def _learner_from(state: dict, path):
 
 
 # ----------------------------------------------------------------------------
-# MADDPG actors
+# MADDPG actors (their serialisation: maddpg.actor_state)
 # ----------------------------------------------------------------------------
 
 
-class ActorPolicy:
-    """Deterministic policy of a set of AgileRL actors (no noise), for the
-    shared evaluation protocol; also records tanh-output saturation."""
-
-    def __init__(self, actors: dict, agent_ids):
-        self.actors = actors  # agent id -> DeterministicActor (shared actors may repeat)
-        self.agent_ids = list(agent_ids)
-        self.saturated, self.outputs = 0, 0
-
-    def __call__(self, obs, worlds=None):
-        import torch
-
-        out = {}
-        with torch.no_grad():
-            for a in self.agent_ids:
-                actor = self.actors[a]
-                raw = actor(torch.as_tensor(obs[a], dtype=torch.float32))
-                self.saturated += int((raw.abs() > ACT_SATURATION).sum())
-                self.outputs += raw.numel()
-                out[a] = actor.rescale_output_action(raw).numpy()
-        return out
-
-    def saturation(self) -> float:
-        return self.saturated / max(self.outputs, 1)
-
-
-def actor_state(actor) -> dict:
-    """An actor as plain tensors and strings: loadable with weights_only=True."""
-    import torch
-
-    init = {}
-    for k, v in actor.init_dict.items():
-        if hasattr(v, "low") and hasattr(v, "high"):  # a gymnasium Box
-            init[k] = {"box_low": torch.as_tensor(v.low), "box_high": torch.as_tensor(v.high)}
-        else:
-            init[k] = v
-    return {"init": copy.deepcopy(init), "state_dict": {k: v.detach().clone() for k, v in actor.state_dict().items()}}
-
-
-def actor_from_state(state):
-    from agilerl.networks.actors import DeterministicActor
-    from gymnasium import spaces
-
-    init = {
-        k: spaces.Box(v["box_low"].numpy(), v["box_high"].numpy()) if isinstance(v, dict) and "box_low" in v else v
-        for k, v in state["init"].items()
-    }
-    actor = DeterministicActor(**init)
-    actor.load_state_dict(state["state_dict"])
-    actor.eval()
-    return actor
-
-
-def load_actor_policy_from(actors: dict, agents) -> ActorPolicy:
-    """The policy of saved actors {agent: actor_state(...)}."""
-    return ActorPolicy({a: actor_from_state(actors[a]) for a in agents}, agents)
-
-
 def load_actor_policy(path, env_name=None):
-    """(ActorPolicy, checkpoint dict) from a train_maddpg.py checkpoint."""
+    """(maddpg.ActorPolicy, checkpoint dict) from a train_maddpg.py checkpoint."""
     return _actor_policy_from(load_run_checkpoint(path, env_name, ("maddpg",)), path)
 
 
@@ -237,6 +175,8 @@ def _actor_policy_from(state: dict, path):
     agents, obs_dims, _ = harness.env_info(state["env"])
     if list(state["agent_ids"]) != agents or any(int(state["obs_dims"][a]) != obs_dims[a] for a in agents):
         raise CheckpointError(f"{path}: agents/spaces {state['agent_ids']} do not match the {state['env']} environment")
+    from memeplex.maddpg import load_actor_policy_from  # torch at first use, as for LA-IPPO
+
     return load_actor_policy_from(state["actors"], agents), state
 
 
@@ -256,18 +196,6 @@ def load_policy(path, env_name: str | None = None):
             return _actor_policy_from(state, path)
         learner, state = _learner_from(state, path)
         return (lambda obs, world_state: learner.act(obs, deterministic=True)), state
-
-
-def make_league(args):
-    """How a tag run is evaluated: the rolling self-play pool (loading its snapshots with load_policy),
-    or, with --opponent, the trained team's win-rate against that frozen checkpoint. None on spread."""
-    if args.env != "tag":
-        return None
-    if getattr(args, "opponent", None):
-        return competitive.BestResponse(args.env, args.team, load_policy(args.opponent, "tag")[0], args.eval_episodes)
-    return competitive.SelfPlayPool(
-        args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0]
-    )
 
 
 @contextlib.contextmanager
@@ -317,84 +245,7 @@ def find_checkpoint(path, algo_dirs, env: str | None = None, root="checkpoints")
     return shipped
 
 
-# ----------------------------------------------------------------------------
-# Pools of finished tag runs (evaluate_fixed_pool.py, cross_play_matrix.py)
-# ----------------------------------------------------------------------------
-
-# The run each pool set reads, per algorithm. wallclock: Method I and IPPO trained for MADDPG's wall time
-# (--max-time), against MADDPG's own 200k-step run, which sets that time.
-POOL_SET_RUN_NAMES = {
-    "step": {"maddpg": "selfplay", "method_i": "selfplay", "ppo": "selfplay"},
-    "wallclock": {"maddpg": "selfplay", "method_i": "selfplay-wallclock", "ppo": "selfplay-wallclock"},
-}
-COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
-TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
-
-
-def add_pool_set_arguments(p) -> None:
-    p.add_argument(
-        "--pool-set",
-        choices=sorted(POOL_SET_RUN_NAMES),
-        default="step",
-        help="step: the 200k-step self-play runs (run name 'selfplay'); wallclock: Method I and IPPO runs given "
-        "MADDPG's wall time ('selfplay-wallclock') with MADDPG's 'selfplay' run",
-    )
-    p.add_argument(
-        "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(COMPETITIVE_ALGOS), help="algorithms to include"
-    )
-    p.add_argument("--run-name", default=None, help="read this run name for every algorithm instead")
-    p.add_argument("--seed", type=int, default=1, help="seed of the runs to read")
-    p.add_argument("--last", type=positive(int), default=5, help="snapshots per run: its last N step checkpoints")
-    p.add_argument(
-        "--episodes",
-        type=positive(int),
-        default=100,
-        help="episodes per pairing (100 gives a 95%% CI within +-0.1), on the held-out test seeds",
-    )
-    p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
-    p.add_argument("--results-dir", default="results", help="where the tables and plots go (under <dir>/tag/)")
-
-
-def pool_set_cli(description: str, argv) -> tuple:
-    """What evaluate_fixed_pool.py and cross_play_matrix.py start with: (args, runs, missing)."""
-    import torch
-
-    p = cli.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_pool_set_arguments(p)
-    args = p.parse_args(argv)
-    check_writable(Path(args.results_dir) / "tag", "--results-dir")
-    torch.set_num_threads(1)
-    # what names the outputs: a pool set of the published runs, or your own --run-name (never the published files)
-    args.label = args.pool_set if args.run_name is None else f"run-{args.run_name}"
-    return (args, *pool_set_runs(args))
-
-
-def pool_set_runs(args) -> tuple:
-    """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
-    found, missing = {}, []
-    for algo in args.algos:
-        run_name = args.run_name or POOL_SET_RUN_NAMES[args.pool_set][algo]
-        d = Path(args.checkpoint_dir) / "tag" / algo / f"{run_name}_s{args.seed}"
-        steps = sorted(d.glob("step_*.pt"))
-        if not steps:
-            committed = (Path(args.results_dir) / "tag" / algo / d.name / "config.json").exists()
-            fix = (
-                f"its checkpoints are not in the repository: train your own with python {TRAIN_SCRIPTS[algo]} "
-                f"--env tag --run-name NAME --seed {args.seed} and pass --run-name NAME"
-                if committed
-                else f"train it: python {TRAIN_SCRIPTS[algo]} --env tag --run-name {run_name} --seed {args.seed}"
-                + (" --max-time SECONDS" if run_name.endswith("wallclock") else "")
-            )
-            missing.append(f"{algo}: no step_*.pt in {d} ({fix})")
-            continue
-        found[algo] = steps[-args.last :]
-    for line in missing:
-        print(f"missing run: {line}", file=sys.stderr)
-    if not found:
-        raise UsageError(
-            f"no tag runs for pool set {args.pool_set!r} under {args.checkpoint_dir}/tag/ (seed {args.seed})"
-        )
-    return found, missing
+# Pool snapshots as policies (pools.pool_set_runs finds them)
 
 
 def snapshot_label(algo: str, path) -> str:

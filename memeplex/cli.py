@@ -1,6 +1,6 @@
-"""Command-line plumbing shared by every script: argparse with one-line errors, options generated
-from a dataclass of hyperparameters (each field's type, default and the docstring under it), and
-argument types."""
+"""Command-line plumbing shared by every script: run_cli (user errors as one line and exit code 2),
+argparse with one-line errors, options generated from a dataclass of hyperparameters (each field's
+type, default and the docstring under it), and argument types."""
 
 from __future__ import annotations
 
@@ -8,10 +8,23 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import sys
 import textwrap
 import typing
 
-from memeplex.errors import UsageError
+from memeplex.errors import CheckpointError, UsageError
+
+
+def run_cli(main, argv=None) -> int:
+    """Run a script's main(): user errors become one line on stderr + exit 2."""
+    try:
+        return main(argv) or 0
+    except (UsageError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 class ArgumentParser(argparse.ArgumentParser):

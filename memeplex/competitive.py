@@ -98,12 +98,17 @@ class BestResponse:
     def __init__(self, name: str, team: str, opponent, episodes: int):
         self.name, self.team, self.opponent, self.episodes = name, team, opponent, episodes
 
-    def evaluate(self, policy, split: str = "validation", episodes: int | None = None) -> dict:
-        n = episodes or self.episodes
+    def play(self, policy, seeds) -> dict:
+        """Episodes of the learning team's `policy` against the opponent; "wins" are the team's."""
         hunters, hunted = (policy, self.opponent) if self.team == "predator" else (self.opponent, policy)
-        out = play(self.name, hunters, hunted, harness.eval_seeds(split, n))
-        wins = out["wins"] if self.team == "predator" else ~out["wins"]
-        rate, ci = rate_ci(wins)
+        out = play(self.name, hunters, hunted, seeds)
+        return {**out, "wins": out["wins"] if self.team == "predator" else ~out["wins"]}
+
+    def evaluate(self, policy, split: str = "validation", episodes: int | None = None) -> dict:
+        """The team's win-rate (95% CI) and contacts per episode against the opponent on `split`'s seeds."""
+        n = episodes or self.episodes
+        out = self.play(policy, harness.eval_seeds(split, n))
+        rate, ci = rate_ci(out["wins"])
         return {
             "best_response_win_rate": rate,
             "best_response_win_rate_ci": ci,

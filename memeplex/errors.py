@@ -1,5 +1,5 @@
 """The errors a command prints as one line on stderr (exit code 2) instead of a traceback
-(memeplex.runs.run_cli catches them)."""
+(memeplex.cli.run_cli catches them)."""
 
 
 class UsageError(Exception):

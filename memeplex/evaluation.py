@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from memeplex import checkpoints, cli, competitive, errors, harness, plots, runs
+from memeplex import checkpoints, cli, competitive, errors, harness, plots
+from memeplex.files import atomic_write, check_writable
 
 
 def add_eval_arguments(parser, algo_dirs) -> None:
@@ -63,7 +64,7 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
     if args.render == "human" and not has_display():
         raise errors.UsageError("no display for --render human (DISPLAY is not set); use --render gif")
     if args.render == "gif":
-        runs.check_writable(gif_path(args, ckpt_path).parent, "--out")
+        check_writable(gif_path(args, ckpt_path).parent, "--out")
     if env_name == "tag":
         return _evaluate_and_render_tag(args, policy, label, ckpt_path)
     if args.opponent is not None:
@@ -85,7 +86,7 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
         render_env.close()
         if args.render == "gif":
             path = gif_path(args, ckpt_path)
-            runs.atomic_write(path, plots.gif(out["frames"], args.fps))
+            atomic_write(path, plots.gif(out["frames"], args.fps))
             print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
         res["render_scores"] = out["scores"]
     return res
@@ -131,7 +132,7 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
         render_env.close()
         if args.render == "gif":
             path = gif_path(args, ckpt_path)
-            runs.atomic_write(path, plots.gif(out["frames"], args.fps))
+            atomic_write(path, plots.gif(out["frames"], args.fps))
             print(
                 f"rendered {args.render_episodes} episode(s), "
                 f"contacts {', '.join(str(c) for c in out['contacts'])}: {path}"

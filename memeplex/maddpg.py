@@ -4,13 +4,16 @@ The parts of train_maddpg.py's loop, each a plain function: the population
 (AgileRL's `MADDPG.population`), one member's training turn (`collect`), its
 fitness games (`fitness`), the step budget of a generation
 (`member_budget`), and the next generation (tournament selection, then
-mutations of every member but the elite). AgileRL is imported only inside
+mutations of every member but the elite); the actors as plain tensors for the
+run's checkpoints (`actor_state`) and as a deterministic policy (`ActorPolicy`).
+AgileRL is imported only inside
 the functions that need it: it pulls in transformers and jax (8-27 s), which
 --help and one-line errors must not wait for.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import io
 import json
@@ -22,10 +25,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from memeplex import competitive, harness
-from memeplex.checkpoints import ActorPolicy, actor_state
+from memeplex import harness
 
 FITNESS_SESSION = 10**6  # fitness episodes use training-style seeds in their own session block
+ACT_SATURATION = 0.99  # |tanh output| above this counts as saturated
 
 
 @dataclass
@@ -329,21 +332,11 @@ def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, cap
     return steps, scores
 
 
-def fitness(member, env: str, agents, seeds, league) -> tuple:
-    """(fitness, env steps it took). spread: mean deterministic score. tag: mean win-rate of
-    the member's predators and of its prey against the random team and every snapshot in the
-    rolling pool (AgileRL's test() would sum the rewards of two opposing teams: meaningless)."""
-    policy = ActorPolicy(member_actors(member, agents), agents)
-    if league is None:
-        out = harness.run_episodes(env, policy, seeds)
-        score, steps = float(out["scores"].mean()), out["env_steps"]
-    else:
-        games = [
-            (competitive.play(env, policy, o, seeds), competitive.play(env, o, policy, seeds))
-            for o in [harness.RandomPolicy(env)] + [e["policy"] for e in league.entries]
-        ]
-        score = float(np.mean([0.5 * hunt["wins"].mean() + 0.5 * (1.0 - flee["wins"].mean()) for hunt, flee in games]))
-        steps = sum(hunt["env_steps"] + flee["env_steps"] for hunt, flee in games)
+def fitness(member, agents, seeds, evaluator) -> tuple:
+    """(fitness, env steps it took): the run's evaluator's score of the member's deterministic policy
+    (evaluators.Evaluator.score: spread its mean score; tag the mean win-rate of its predators and
+    its prey against the random team and every snapshot in the rolling pool)."""
+    score, steps = evaluator.score(ActorPolicy(member_actors(member, agents), agents), seeds)
     member.metrics.add_fitness(score)  # (member.fitness is a read-only copy)
     return score, steps
 
@@ -352,11 +345,10 @@ def fitness_seeds(run_seed: int, generation: int, episodes: int) -> list:
     return [harness.train_env_seed(run_seed, k, FITNESS_SESSION + generation) for k in range(episodes)]
 
 
-def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int, num_envs: int, pool_entries) -> int:
+def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int, num_envs: int, games: int) -> int:
     """Env steps each member trains in the next generation: --evo-steps, or less in the last
     generation so that training and the fitness episodes stay within --max-steps (0: none fits).
-    pool_entries: the tag pool's size at the fitness games (None on spread)."""
-    games = 1 if pool_entries is None else 2 * (1 + pool_entries)  # tag: both teams, vs random + each snapshot
+    games: episodes a fitness seed plays (evaluators.Evaluator.score_games)."""
     fitness_steps = (
         cfg.population_size * cfg.fitness_episodes * games * harness.episode_length(env)
         if cfg.population_size > 1
@@ -365,6 +357,67 @@ def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int,
     room = (max_steps - global_step - fitness_steps) // cfg.population_size
     whole = lambda n: n // num_envs * num_envs  # members collect whole vector steps
     return max(0, min(whole(cfg.evo_steps + num_envs - 1), whole(room)))
+
+
+# ----------------------------------------------------------------------------
+# The actors as plain tensors (checkpoints) and as a deterministic policy
+# ----------------------------------------------------------------------------
+
+
+class ActorPolicy:
+    """Deterministic policy of a set of AgileRL actors (no noise), for the
+    shared evaluation protocol; also records tanh-output saturation."""
+
+    def __init__(self, actors: dict, agent_ids):
+        self.actors = actors  # agent id -> DeterministicActor (shared actors may repeat)
+        self.agent_ids = list(agent_ids)
+        self.saturated, self.outputs = 0, 0
+
+    def __call__(self, obs, worlds=None):
+        out = {}
+        with torch.no_grad():
+            for a in self.agent_ids:
+                actor = self.actors[a]
+                raw = actor(torch.as_tensor(obs[a], dtype=torch.float32))
+                self.saturated += int((raw.abs() > ACT_SATURATION).sum())
+                self.outputs += raw.numel()
+                out[a] = actor.rescale_output_action(raw).numpy()
+        return out
+
+    def saturation(self) -> float:
+        """The fraction of action outputs so far with |tanh output| > ACT_SATURATION."""
+        return self.saturated / max(self.outputs, 1)
+
+
+def actor_state(actor) -> dict:
+    """An actor as plain tensors and strings: loadable with weights_only=True."""
+    init = {}
+    for k, v in actor.init_dict.items():
+        if hasattr(v, "low") and hasattr(v, "high"):  # a gymnasium Box
+            init[k] = {"box_low": torch.as_tensor(v.low), "box_high": torch.as_tensor(v.high)}
+        else:
+            init[k] = v
+    return {"init": copy.deepcopy(init), "state_dict": {k: v.detach().clone() for k, v in actor.state_dict().items()}}
+
+
+def actor_from_state(state):
+    """The DeterministicActor actor_state saved, in eval mode."""
+    from agilerl.networks.actors import DeterministicActor
+    from gymnasium import spaces
+
+    init = {
+        k: spaces.Box(v["box_low"].numpy(), v["box_high"].numpy()) if isinstance(v, dict) and "box_low" in v else v
+        for k, v in state["init"].items()
+    }
+    actor = DeterministicActor(**init)
+    actor.load_state_dict(state["state_dict"])
+    actor.eval()
+    return actor
+
+
+def load_actor_policy_from(actors: dict, agents) -> ActorPolicy:
+    """The policy of saved actors {agent: actor_state(...)}."""
+    return ActorPolicy({a: actor_from_state(actors[a]) for a in agents}, agents)
 
 
 # ----------------------------------------------------------------------------

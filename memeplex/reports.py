@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from memeplex import stats
-from memeplex.runs import read_metrics
+from memeplex.files import read_metrics
 
 METRIC = "test_normalised"  # the held-out test episodes' normalised score: 0 = random, 1 = oracle
 MAIN = [  # (label, algorithm directory, run name) of the main suite, in table order

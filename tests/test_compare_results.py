@@ -7,7 +7,7 @@ import json
 import pytest
 
 import compare_results
-from memeplex import runs, stats
+from memeplex import cli, files, stats
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,11 +23,11 @@ def fake_run(results, algo, name, seed, score, max_steps=30_000, test_episodes=7
     """A finished spread run of `max_steps` env steps with the files the report reads."""
     d = results / "spread" / algo / f"{name}_s{seed}"
     args = {"max_steps": max_steps, "max_time": None, "eval_episodes": 3, "eval_interval": 5_000}
-    runs.write_json(d / "config.json", {"args": args})
+    files.write_json(d / "config.json", {"args": args})
     summary = {"test_normalised": score, "test_episodes": test_episodes, "env_steps": max_steps, "interrupted": False}
-    runs.write_json(d / "summary.json", summary)
+    files.write_json(d / "summary.json", summary)
     curve = [{"step": 5_000 * (k + 1), "eval_normalised": score * k / 2, "latent_cka": 0.5} for k in range(3)]
-    runs.write_csv(d / "metrics.csv", curve)
+    files.write_csv(d / "metrics.csv", curve)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def tree(tmp_path_factory):
         fake_run(results, "ppo", "main-tuned", seed, 0.05 * seed)
     chosen = {"tuning_seeds": [201, 202], "tuning_steps": 40_000,
               "algorithms": {"ppo": {"label": "IPPO", "candidates": [{}, {}]}}}  # fmt: skip
-    runs.write_json(results / "spread" / "tuning" / "chosen.json", chosen)
+    files.write_json(results / "spread" / "tuning" / "chosen.json", chosen)
     (root / "docs").mkdir()
     (root / "README.md").write_text("# x\n<!-- report:spread/main.md -->\nold\n<!-- /report -->\n")
     assert compare_results.report(results, check=False, root=root) == 0
@@ -87,7 +87,7 @@ def test_a_changed_caption_fact_fails_check(tree, capsys):
     config = tree / "results/spread/ppo/main-tuned_s4/config.json"
     good = config.read_text()
     try:
-        runs.write_json(config, {"args": {**json.loads(good)["args"], "max_steps": 60_000}})
+        files.write_json(config, {"args": {**json.loads(good)["args"], "max_steps": 60_000}})
         code, err = check(tree, capsys)
         assert code == 1 and "spread/main.md" in err
     finally:
@@ -102,6 +102,6 @@ def test_nothing_to_check_is_refused_with_one_line(tmp_path, capsys, mode, tree_
         (results / "spread").mkdir(parents=True)
     elif tree_kind == "file":
         results.write_text("not a directory")
-    assert runs.run_cli(compare_results.main, [mode, "--results-dir", str(results)]) == 2
+    assert cli.run_cli(compare_results.main, [mode, "--results-dir", str(results)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: nothing to report") and len(err.strip().splitlines()) == 1, err

@@ -11,7 +11,8 @@ import train_maddpg
 import train_method_i
 import train_ppo
 from conftest import ChasingPredators, FleeingPrey, StationaryPolicy, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, competitive, errors, harness, runs
+from memeplex import checkpoints, competitive, errors, harness
+from memeplex.files import read_metrics, write_json
 
 
 def _world(seed=0):
@@ -176,7 +177,7 @@ def tag_runs(tmp_path_factory):
 def test_tag_training_writes_competitive_metrics(tag_runs):
     for algo in ("method_i", "ppo", "maddpg"):
         run = tag_runs / "results/tag" / algo / "selfplay_s1"
-        rows = runs.read_metrics(run / "metrics.csv")
+        rows = read_metrics(run / "metrics.csv")
         assert [r["step"] for r in rows][-1] >= 1024
         for r in rows:
             assert 0 <= r["predator_win_vs_random"] <= 1 and 0 <= r["prey_exploitability"] <= 0.5
@@ -210,7 +211,7 @@ def test_method_i_tag_distills_predators_only(tag_runs):
 def test_tag_resume_restores_the_pool(tmp_path):
     assert train_method_i.main([*TAG, *PPO, *dirs(tmp_path), "--run-name", "r", "--max-steps", "512"]) == 0
     assert train_method_i.main([*TAG, *PPO, *dirs(tmp_path), "--run-name", "r", "--max-steps", "1024", "--resume"]) == 0
-    rows = runs.read_metrics(tmp_path / "results/tag/method_i/r_s1/metrics.csv")
+    rows = read_metrics(tmp_path / "results/tag/method_i/r_s1/metrics.csv")
     assert [r["step"] for r in rows] == [512, 1024] and rows[-1]["pool"] == "512 1024"
 
 
@@ -232,7 +233,7 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("maddpg_vs_method_i", "method_i_vs_maddpg"):
         assert (tmp_path / f"tag/cross_play_step_s1/{name}.png").stat().st_size > 1000
-        assert len(runs.read_metrics(tmp_path / f"tag/cross_play_step_s1/{name}.csv")) == 2
+        assert len(read_metrics(tmp_path / f"tag/cross_play_step_s1/{name}.csv")) == 2
     # the wallclock pool set lacks the time-matched runs: they are named, the rest is still rated
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "wallclock", *common)
     assert proc.returncode == 0, proc.stderr
@@ -287,10 +288,10 @@ def test_tag_report_tables_fixed_pools_and_self_play(tmp_path):
     tag = tmp_path / "tag"
     for seed, rate in ((1, 0.25), (2, 0.75)):
         res = {"maddpg": {"predator": {"win_rate_vs_pool": rate}, "prey": {"win_rate_vs_pool": 1 - rate}}}
-        runs.write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
+        write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
         summary = {key: 0.1 * seed for key, _ in reports.TAG_SELFPLAY_METRICS}
-        runs.write_json(tag / "ppo" / f"selfplay_s{seed}" / "summary.json",
-                        {**summary, "env_steps": 1000 * seed, "wall_time": 10.0 * seed})  # fmt: skip
+        write_json(tag / "ppo" / f"selfplay_s{seed}" / "summary.json",
+                   {**summary, "env_steps": 1000 * seed, "wall_time": 10.0 * seed})  # fmt: skip
     out = reports.tag_report(tmp_path)
     md = out["fixed_pool.md"]
     assert "| step | 1 | 0 | 0.250 | 0.750 |" in md and "| step | 2 | 0 | 0.750 | 0.250 |" in md
@@ -459,15 +460,15 @@ def test_exploitability_is_the_best_of_the_responders(tmp_path):
     from memeplex import reports
 
     tag = tmp_path / "tag"
-    runs.write_json(tag / "ppo/selfplay_s1/summary.json", {"test_prey_exploitability": 0.25})
+    write_json(tag / "ppo/selfplay_s1/summary.json", {"test_prey_exploitability": 0.25})
     # three responders against IPPO's seed-1 prey, two against its seed-2 prey, one interrupted (not counted)
     for seed, (team_seed, rate, interrupted) in enumerate(
         [(1, 0.2, False), (1, 0.7, False), (1, 0.4, False), (1, 0.9, True), (2, 0.1, False), (2, 0.3, False)]
     ):
         opponent = f"checkpoints/tag/ppo/selfplay_s{team_seed}/latest.pt"
-        runs.write_json(tag / f"ppo/br-ppo-s{team_seed}-predator_s{seed}/summary.json",
-                        {"test_best_response_win_rate": rate, "team": "predator", "opponent": opponent,
-                         "interrupted": interrupted})  # fmt: skip
+        write_json(tag / f"ppo/br-ppo-s{team_seed}-predator_s{seed}/summary.json",
+                   {"test_best_response_win_rate": rate, "team": "predator", "opponent": opponent,
+                    "interrupted": interrupted})  # fmt: skip
     files, rows = reports._exploitability(tmp_path)
     assert [r[:4] for r in rows] == [("IPPO", "selfplay_s1", "prey", 0.7), ("IPPO", "selfplay_s2", "prey", 0.3)]
     md = files["exploitability.md"]
@@ -483,8 +484,8 @@ def test_best_response_recipe_tables(tmp_path):
     level = lambda rates: {"machine": machine, "random_win_rate": 0.1, "runs": rows(rates)}
     data = {"recipe": ["--max-steps", "9"], "margin": 0.3, "test_episodes": 100,
             "levels": {"AVX512": level([0.9, 0.3]), "AVX2": level([0.5])}}  # fmt: skip
-    runs.write_json(tmp_path / "tag/best_response_recipe/recipe.json", data)
-    runs.write_json(tmp_path / "tag/best_response_recipe/candidates/01.json", {**data, "recipe": ["--lr", "1"]})
+    write_json(tmp_path / "tag/best_response_recipe/recipe.json", data)
+    write_json(tmp_path / "tag/best_response_recipe/candidates/01.json", {**data, "recipe": ["--lr", "1"]})
     out = reports.best_response_recipe_report(tmp_path)
     assert sorted(out) == ["best_response_candidates.md", "best_response_recipe.md"]
     assert "| 101 | 0.90 | 0.10 | +0.80 | yes | 0.50 | 0.10 | +0.40 | yes |" in out["best_response_recipe.md"]

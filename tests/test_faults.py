@@ -19,7 +19,8 @@ import eval_method_i
 import train_maddpg
 import train_method_i
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, runs
+from memeplex import checkpoints, files, rundir
+from memeplex.cli import run_cli
 from method_i import LAIPPO
 
 SMALL = ["--max-steps", "1024", "--num-envs", "2", "--rollout-length", "64", "--update-epochs", "2",
@@ -38,7 +39,7 @@ def run_dirs(root, env="spread", algo="method_i", name="r", seed=1):
 def outcome(results) -> dict:
     """Every CSV of a run directory (metrics, updates, win-rate matrices) and its summary, without timings."""
     untimed = lambda row: json.dumps({k: v for k, v in row.items() if not k.startswith(TIMING)}, sort_keys=True)
-    out = {p.name: [untimed(r) for r in runs.read_metrics(p)] for p in sorted(results.glob("*.csv"))}
+    out = {p.name: [untimed(r) for r in files.read_metrics(p)] for p in sorted(results.glob("*.csv"))}
     out["summary.json"] = untimed(json.loads((results / "summary.json").read_text()))
     return out
 
@@ -67,11 +68,11 @@ def kill_inside_evaluation(results, ckpt, last: int, cut: int) -> None:
     checkpoints.save_checkpoint(checkpoints.policy_only(checkpoints.load_checkpoint(snapshot)), snapshot)
     (ckpt / "latest.pt").write_bytes((ckpt / "latest.pt").read_bytes()[:5000])
     for name in ("metrics.csv", "updates.csv"):
-        runs.write_csv(results / name, [r for r in runs.read_metrics(results / name) if r["step"] <= cut])
+        files.write_csv(results / name, [r for r in files.read_metrics(results / name) if r["step"] <= cut])
     text = (results / "metrics.csv").read_text()
     (results / "metrics.csv").write_text(text + text.splitlines()[-1][:20])
     (results / "summary.json").unlink()
-    assert runs.read_metrics(results / "metrics.csv", drop_cut_last_line=True)[-1]["step"] == cut > last
+    assert files.read_metrics(results / "metrics.csv", drop_cut_last_line=True)[-1]["step"] == cut > last
 
 
 RESUME_OPTIONS = {
@@ -95,7 +96,7 @@ def test_stopped_or_killed_run_resumes_as_the_uninterrupted_run(option, tmp_path
     stop_after(monkeypatch, 3)
     assert train_method_i.main([*argv, *dirs(tmp_path / "parted")]) == 128 + signal.SIGTERM
     monkeypatch.undo()
-    assert [r["step"] for r in runs.read_metrics(results / "metrics.csv")] == [256]  # no evaluation at the stop
+    assert [r["step"] for r in files.read_metrics(results / "metrics.csv")] == [256]  # no evaluation at the stop
     resume = [*dirs(tmp_path / "parted"), "--env", env, "--run-name", "r", "--resume"]
     assert train_method_i.main(resume) == 0
     assert outcome(results) == whole
@@ -119,7 +120,7 @@ def test_maddpg_stopped_or_killed_resumes_as_the_uninterrupted_run(tmp_path, mon
 
     assert train_maddpg.main([*MADDPG_SMALL, *dirs(tmp_path / "whole")]) == 0
     whole = outcome(run_dirs(tmp_path / "whole", algo="maddpg", name="m")[0])
-    assert "_node" in str(runs.read_metrics(tmp_path / "whole/results/spread/maddpg/m_s1/updates.csv"))
+    assert "_node" in str(files.read_metrics(tmp_path / "whole/results/spread/maddpg/m_s1/updates.csv"))
 
     collect, turns = maddpg.collect, []
 
@@ -152,7 +153,7 @@ def test_sigkill_then_resume_is_the_uninterrupted_run(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     results, ckpt = run_dirs(tmp_path / "killed", name="k", seed=5)
     deadline = time.time() + 120
-    while not ((results / "metrics.csv").exists() and len(runs.read_metrics(results / "metrics.csv")) >= 3):
+    while not ((results / "metrics.csv").exists() and len(files.read_metrics(results / "metrics.csv")) >= 3):
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.02)
     proc.kill()
@@ -165,7 +166,7 @@ def test_sigkill_then_resume_is_the_uninterrupted_run(tmp_path):
 
 def test_a_run_is_held_by_one_process(tmp_path):
     """A second process on the same run is refused with one line (exit 2) and changes nothing."""
-    with runs.RunDir(tmp_path / "results", tmp_path / "checkpoints", "spread", "method_i", "same", 1, resume=False):
+    with rundir.RunDir(tmp_path / "results", tmp_path / "checkpoints", "spread", "method_i", "same", 1, resume=False):
         proc = run_script("train_method_i.py", *SMALL, *dirs(tmp_path), "--run-name", "same")
         assert_clean_error(proc, "in use by another process")
         assert not any(p.is_file() for p in tmp_path.rglob("*"))
@@ -184,10 +185,10 @@ def finished(tmp_path):
 
 
 def cli(main, argv, capsys):
-    """A script's main through runs.run_cli, as `python script.py` runs it: (exit code, stderr) for
+    """A script's main through run_cli, as `python script.py` runs it: (exit code, stderr) for
     conftest.assert_clean_error."""
     capsys.readouterr()
-    code = runs.run_cli(main, argv)
+    code = run_cli(main, argv)
     return types.SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
 
@@ -216,7 +217,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(finished, capsys):
         shutil.copytree(results_or_ckpt, results_or_ckpt.parent / "q_s1")
     config = json.loads((run_dirs(finished, name="q")[0] / "config.json").read_text())
     config["args"]["run_name"] = "q"
-    runs.write_json(run_dirs(finished, name="q")[0] / "config.json", config)
+    files.write_json(run_dirs(finished, name="q")[0] / "config.json", config)
     proc = cli(train_method_i.main, [*dirs(finished), "--run-name", "q", "--resume"], capsys)
     assert_clean_error(proc, "belongs to another run (run name 'r', this run's is 'q')")
 
@@ -332,9 +333,9 @@ def test_resume_drops_a_cut_last_line_of_metrics(finished, capsys):
     """A cut last row (a file damaged outside a run) is dropped on --resume, and the run resumes from the
     checkpoint before it (step_768.pt: latest.pt counts the lost evaluation), which makes it again."""
     results, _ = run_dirs(finished)
-    rows = runs.read_metrics(results / "metrics.csv")
+    rows = files.read_metrics(results / "metrics.csv")
     (results / "metrics.csv").write_bytes((results / "metrics.csv").read_bytes()[:-9])
     assert train_method_i.main(resume(finished, "--max-steps", "1280")) == 0
     assert "step_000000768.pt at step 768" in capsys.readouterr().err
-    now = runs.read_metrics(results / "metrics.csv")
+    now = files.read_metrics(results / "metrics.csv")
     assert [r["step"] for r in now] == [256, 512, 768, 1024, 1280] and repr(now[:3]) == repr(rows[:3])

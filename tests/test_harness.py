@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from memeplex import errors, harness, runs
+from memeplex import errors, files, harness, rundir
 
 
 @pytest.mark.kernel_sensitive
@@ -67,20 +67,20 @@ def test_mean_ci():
 
 
 def test_run_dir_never_overwrites_and_writes_complete_files(tmp_path):
-    run = runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+    run = rundir.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     run.write_config({"a": 1})
     run.append_metrics({"step": 1, "eval_score": -50.0})
     run.append_metrics({"step": 2, "eval_score": -40.0, "extra": 3})
-    rows = runs.read_metrics(run.path / "metrics.csv")
+    rows = files.read_metrics(run.path / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["extra"] == 3
     assert not list(run.path.glob(".*.tmp"))  # no temp files left behind
     with pytest.raises(errors.UsageError, match="in use by another process"):  # while it is open
-        runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+        rundir.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     run.close()
     with pytest.raises(errors.UsageError, match="already exists"):  # and after it ended
-        runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+        rundir.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     with pytest.raises(errors.UsageError, match="no checkpoint"):
-        runs.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
+        rundir.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
     assert json.loads((run.path / "config.json").read_text()) == {"a": 1}
 
 

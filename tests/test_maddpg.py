@@ -11,7 +11,7 @@ import torch
 
 import train_maddpg
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, errors, harness, maddpg, runs
+from memeplex import errors, files, harness, maddpg
 
 TINY = [
     "--max-steps",
@@ -72,16 +72,16 @@ def test_actor_policy_matches_agilerl_and_round_trips_weights_only(shared):
     member.set_training_mode(False)
     obs = {a: np.random.default_rng(0).normal(size=(3, 18)).astype(np.float32) for a in agents}
     expected, _ = member.get_action(obs)
-    policy = checkpoints.ActorPolicy(maddpg.member_actors(member, agents), agents)
+    policy = maddpg.ActorPolicy(maddpg.member_actors(member, agents), agents)
     got = policy(obs)
     for a in agents:
         np.testing.assert_allclose(got[a], expected[a], rtol=1e-6, atol=1e-6)
         assert (got[a] >= 0).all() and (got[a] <= 1).all()
     buf = io.BytesIO()
-    torch.save({a: checkpoints.actor_state(policy.actors[a]) for a in agents}, buf)
+    torch.save({a: maddpg.actor_state(policy.actors[a]) for a in agents}, buf)
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
-    loaded = checkpoints.ActorPolicy({a: checkpoints.actor_from_state(state[a]) for a in agents}, agents)
+    loaded = maddpg.ActorPolicy({a: maddpg.actor_from_state(state[a]) for a in agents}, agents)
     for a in agents:
         np.testing.assert_array_equal(loaded(obs)[a], got[a])
 
@@ -89,7 +89,7 @@ def test_actor_policy_matches_agilerl_and_round_trips_weights_only(shared):
 def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
     assert train_maddpg.main([*TINY, *dirs(tmp_path), "--run-name", "smoke"]) == 0
     run = tmp_path / "results/spread/maddpg/smoke_s1"
-    rows = runs.read_metrics(run / "metrics.csv")
+    rows = files.read_metrics(run / "metrics.csv")
     # generation 1: 2 members x 500 steps + 2 members x 2 fitness episodes x 25 steps = 1100;
     # generation 2 is shortened to 2 x 400 steps so that its fitness episodes fit the 2000-step budget
     assert [r["step"] for r in rows] == [1100, 2000]
@@ -102,7 +102,7 @@ def test_tiny_population_run_checkpoints_the_fittest_member(tmp_path):
     assert summary["env_steps"] == 2000 and "test_normalised" in summary
     assert summary["fitness_env_steps"] == 2 * 2 * 2 * 25  # counted within the budget, reported on their own
     assert summary["throughput_per_member"] == pytest.approx(summary["throughput_without_eval"] / 2, rel=0.01)
-    mutations = runs.read_metrics(run / "updates.csv")
+    mutations = files.read_metrics(run / "updates.csv")
     assert len(mutations) == 1 and str(mutations[0]["mutations"]).count(":") == 2  # one record per member
     assert [mutations[0][f"member_{k}_steps"] for k in range(2)] == [500, 500]
     ckpt = tmp_path / "checkpoints/spread/maddpg/smoke_s1/latest.pt"
@@ -185,7 +185,7 @@ def test_a_population_of_one_plays_no_fitness_games_and_is_never_mutated(tmp_pat
     )
     summary = json.loads((tmp_path / "results/spread/maddpg/one_s1/summary.json").read_text())
     assert summary["fitness_env_steps"] == 0 and summary["env_steps"] == 2000
-    mutations = runs.read_metrics(tmp_path / "results/spread/maddpg/one_s1/updates.csv")
+    mutations = files.read_metrics(tmp_path / "results/spread/maddpg/one_s1/updates.csv")
     assert [str(m["mutations"]).split(":")[1] for m in mutations] == ["None"]
 
 
@@ -199,7 +199,7 @@ def test_maddpg_bad_input_and_resume(tmp_path):
     assert (
         train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--max-steps", "2000", "--no-progress"]) == 0
     )
-    rows = runs.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
+    rows = files.read_metrics(tmp_path / "results/spread/maddpg/r_s1/metrics.csv")
     assert [r["step"] for r in rows] == [996, 2000] and rows[1]["generation"] == 2  # budgets include fitness games
     with pytest.raises(errors.UsageError, match="differs"):
         train_maddpg.main([*dirs(tmp_path), "--run-name", "r", "--resume", "--lr-actor", "0.5"])
@@ -244,6 +244,6 @@ def test_same_seed_reproduces_a_population_run(tmp_path):
             env=env,
         )
         assert proc.returncode == 0, proc.stderr
-        rows.append(runs.read_metrics(tmp_path / str(k) / "results/spread/maddpg/det_s1/metrics.csv"))
+        rows.append(files.read_metrics(tmp_path / str(k) / "results/spread/maddpg/det_s1/metrics.csv"))
         rows[-1] = [{key: v for key, v in r.items() if not key.startswith(("throughput", "wall"))} for r in rows[-1]]
     assert len(rows[0]) == 2 and rows[0] == rows[1]

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import train_method_i  # noqa: E402
-from memeplex import runs  # noqa: E402
+from memeplex import files, rundir  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference_metrics.json"
 COMMON = ["--num-envs", "4", "--rollout-length", "64", "--update-epochs", "2", "--final-eval-episodes", "4",
@@ -62,7 +62,7 @@ def machine() -> dict:
     except OSError:
         pass
     return {
-        "cpu_vendor": vendor or runs.cpu_info()["cpu_model"],
+        "cpu_vendor": vendor or rundir.cpu_info()["cpu_model"],
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "numpy_simd": " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)),
         "torch": torch.__version__,
@@ -82,7 +82,7 @@ def run_metrics(env: str, root: Path, backend: str = "batched") -> list:
     run = root / "results" / env / "method_i" / "ref_s3"
     summary = json.loads((run / "summary.json").read_text())
     untimed = lambda row: {k: v for k, v in row.items() if not k.startswith(TIMING)}
-    return [untimed(r) for r in runs.read_metrics(run / "metrics.csv")] + [untimed(summary)]
+    return [untimed(r) for r in files.read_metrics(run / "metrics.csv")] + [untimed(summary)]
 
 
 def as_text(rows: list, keys_from: list | None = None) -> list:
@@ -134,7 +134,7 @@ def record() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         recorded = {env: run_metrics(env, Path(tmp) / env) for env in sorted(RUNS)}
     records[key(machine())] = {"commit": commit, "machine": machine(), "runs": recorded}
-    runs.write_json(REFERENCE, {"records": dict(sorted(records.items()))})
+    files.write_json(REFERENCE, {"records": dict(sorted(records.items()))})
     print(f"recorded {REFERENCE} for {key(machine())}")
 
 

@@ -13,7 +13,7 @@ import pytest
 import train_method_i
 import train_ppo
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import errors, harness, runs
+from memeplex import errors, files, harness
 
 TINY = [
     "--max-steps",
@@ -41,7 +41,7 @@ def test_train_method_i_writes_run_directory(tmp_path):
     assert config["args"]["distill_interval"] == 2 and config["method_config"]["topology"] == "ring"
     assert config["packages"]["torch"].startswith("2.13")
     assert config["cpu_model"] and config["torch_cpu_capability"]  # runs are bit-identical only on one CPU and build
-    rows = runs.read_metrics(run / "metrics.csv")
+    rows = files.read_metrics(run / "metrics.csv")
     assert [r["step"] for r in rows] == [512, 1024]
     assert all(r["distill_loss"] == r["distill_loss"] for r in rows[1:])  # distillation happened: not nan
     summary = json.loads((run / "summary.json").read_text())
@@ -62,7 +62,7 @@ def test_train_method_i_writes_run_directory(tmp_path):
     assert (run / "training_plot.png").stat().st_size > 1000
     ckpt = tmp_path / "checkpoints/spread/method_i/smoke_s1"
     assert sorted(p.name for p in ckpt.iterdir()) == ["latest.pt", "step_000000512.pt", "step_000001024.pt"]
-    updates = runs.read_metrics(run / "updates.csv")  # diagnostics of every update
+    updates = files.read_metrics(run / "updates.csv")  # diagnostics of every update
     assert [u["update"] for u in updates] == list(range(1, 9))
     assert {"policy_loss", "value_loss", "entropy", "distill_loss", "log_std", "lr", "latent_distance"} <= set(
         updates[0]
@@ -75,7 +75,7 @@ def test_train_ppo_is_method_i_without_distillation(tmp_path):
     run = tmp_path / "results/spread/ppo/smoke_s1"
     config = json.loads((run / "config.json").read_text())
     assert config["algo"] == "ppo" and config["method_config"]["topology"] == "none"
-    rows = runs.read_metrics(run / "metrics.csv")
+    rows = files.read_metrics(run / "metrics.csv")
     assert all(r["distill_loss"] != r["distill_loss"] for r in rows)  # nan: never distilled
     with pytest.raises(SystemExit):  # no option is accepted and then ignored
         train_ppo.main([*TINY, *dirs(tmp_path), "--topology", "ring"])
@@ -85,11 +85,11 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     for name in ("a", "b"):
         train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", name, "--seed", "7", "--distill-interval", "1"])
     timing = {"wall_time", "throughput_with_eval", "throughput_without_eval"}
-    rows = [runs.read_metrics(tmp_path / f"results/spread/method_i/{n}_s7/metrics.csv") for n in ("a", "b")]
+    rows = [files.read_metrics(tmp_path / f"results/spread/method_i/{n}_s7/metrics.csv") for n in ("a", "b")]
     strip = lambda rs: [{k: v for k, v in r.items() if k not in timing} for r in rs]
     assert strip(rows[0]) == strip(rows[1])
     train_method_i.main([*TINY, *dirs(tmp_path), "--run-name", "c", "--seed", "8"])
-    other = runs.read_metrics(tmp_path / "results/spread/method_i/c_s8/metrics.csv")
+    other = files.read_metrics(tmp_path / "results/spread/method_i/c_s8/metrics.csv")
     assert strip(other) != strip(rows[0])
 
 
@@ -167,7 +167,7 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     )
     metrics = tmp_path / "results/spread/method_i/sig_s1/metrics.csv"
     deadline = time.time() + 120
-    while not (metrics.exists() and len(runs.read_metrics(metrics)) >= 2) and time.time() < deadline:
+    while not (metrics.exists() and len(files.read_metrics(metrics)) >= 2) and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -186,7 +186,7 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     )
     summary = json.loads((tmp_path / "results/spread/method_i/sig_s1/summary.json").read_text())
     assert summary["env_steps"] == stopped_at + 256 and not summary["interrupted"]
-    rows = runs.read_metrics(metrics)
+    rows = files.read_metrics(metrics)
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one row per evaluation, in order
     with pytest.raises(errors.UsageError, match="differs"):
         train_method_i.main([*dirs(tmp_path), "--run-name", "sig", "--resume", "--lr", "0.5"])
@@ -243,7 +243,7 @@ def test_help_and_one_line_errors_do_not_import_agilerl(tmp_path):
     wait for it."""
     probe = f"""
 import importlib, json, sys
-from memeplex import runs
+from memeplex import cli
 out = {{}}
 for name in {SCRIPTS!r}:
     mod = importlib.import_module(name)
@@ -253,7 +253,7 @@ for name in {SCRIPTS!r}:
         pass
     out[name] = sorted(m for m in ("agilerl", "transformers", "jax") if m in sys.modules)
 for name in ("eval_method_i", "eval_maddpg"):
-    code = runs.run_cli(importlib.import_module(name).main, ["--checkpoint", {str(tmp_path / "missing.pt")!r}])
+    code = cli.run_cli(importlib.import_module(name).main, ["--checkpoint", {str(tmp_path / "missing.pt")!r}])
     out[name + " missing checkpoint"] = [code] + sorted(m for m in ("agilerl", "transformers") if m in sys.modules)
 print(json.dumps(out))
 """
@@ -308,7 +308,7 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path):
     )
     metrics = tmp_path / "b/results/spread/method_i/x_s5/metrics.csv"
     deadline = time.time() + 120
-    while not (metrics.exists() and len(runs.read_metrics(metrics)) >= 2) and time.time() < deadline:
+    while not (metrics.exists() and len(files.read_metrics(metrics)) >= 2) and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -318,8 +318,8 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path):
     assert train_method_i.main([*dirs(tmp_path / "b"), "--run-name", "x", "--seed", "5", "--resume"]) == 0
     timing = ("wall_time", "throughput", "train_time", "eval_time")
     untimed = lambda row: json.dumps({k: v for k, v in row.items() if not k.startswith(timing)}, sort_keys=True)
-    whole = {r["step"]: untimed(r) for r in runs.read_metrics(tmp_path / "a/results/spread/method_i/x_s5/metrics.csv")}
-    parted = {r["step"]: untimed(r) for r in runs.read_metrics(metrics)}
+    whole = {r["step"]: untimed(r) for r in files.read_metrics(tmp_path / "a/results/spread/method_i/x_s5/metrics.csv")}
+    parted = {r["step"]: untimed(r) for r in files.read_metrics(metrics)}
     assert max(whole) == 3072 and [s for s in whole if s > stopped_at]  # evaluations after the resume are compared
     assert all(parted[s] == row for s, row in whole.items()), "the resumed run parted from the uninterrupted one"
     summaries = [
@@ -344,9 +344,9 @@ def test_num_agents_trains_and_evaluates_a_larger_team(tmp_path):
 
 def _fake_run(results, algo, name, seed, score, curve=(0.1, 0.2)):
     d = results / "spread" / algo / f"{name}_s{seed}"
-    runs.write_json(d / "config.json", {"args": {"max_time": None}})
-    runs.write_json(d / "summary.json", {"test_normalised": score, "env_steps": 200_000, "interrupted": False})
-    runs.write_csv(
+    files.write_json(d / "config.json", {"args": {"max_time": None}})
+    files.write_json(d / "summary.json", {"test_normalised": score, "env_steps": 200_000, "interrupted": False})
+    files.write_csv(
         d / "metrics.csv",
         [{"step": 10_000 * (k + 1), "eval_normalised": v, "latent_cka": 0.5} for k, v in enumerate(curve)],
     )
