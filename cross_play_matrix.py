@@ -28,16 +28,16 @@ from memeplex.files import atomic_write
 
 
 def main(argv=None) -> int:
-    args, found_runs, missing = pools.pool_set_cli(__doc__, argv)
+    opts, found_runs, missing = pools.pool_set_cli(__doc__, argv)
     if len(found_runs) < 2:
         raise errors.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}")
     snapshots = checkpoints.load_snapshots(found_runs)
-    seeds = harness.eval_seeds("test", args.episodes)
-    out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.label}_s{args.seed}"
+    seeds = harness.eval_seeds("test", opts.episodes)
+    out_dir = Path(opts.results_dir) / "tag" / f"cross_play_{opts.label}_s{opts.seed}"
     lines = [
-        f"Cross-play, pool set `{args.label}` (seed {args.seed}): predator win-rate of the row algorithm's "
-        f"last {args.last} snapshots against the column algorithm's last {args.last} prey snapshots, "
-        f"{args.episodes} test episodes per cell.\n",
+        f"Cross-play, pool set `{opts.label}` (seed {opts.seed}): predator win-rate of the row algorithm's "
+        f"last {opts.last} snapshots against the column algorithm's last {opts.last} prey snapshots, "
+        f"{opts.episodes} test episodes per cell.\n",
         "| predators \\ prey | " + " | ".join(found_runs) + " |",
         "|---" * (len(found_runs) + 1) + "|",
     ]
@@ -54,8 +54,8 @@ def main(argv=None) -> int:
             [label for label, _ in snapshots[a]],
             [label for label, _ in snapshots[b]],
             m,
-            f"{a} predators vs {b} prey ({args.label} pool)",
-            args.episodes,
+            f"{a} predators vs {b} prey ({opts.label} pool)",
+            opts.episodes,
         )
         means[(a, b)] = float(m.mean())
         print(f"{a} predators vs {b} prey: mean predator win-rate {m.mean():.3f}", file=sys.stderr)

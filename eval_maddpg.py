@@ -20,12 +20,12 @@ from memeplex import checkpoints, cli, evaluation, maddpg
 def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluation.add_eval_arguments(p, ("maddpg",))
-    args = p.parse_args(argv)
+    opts = evaluation.parse_eval_options(p, argv)
     torch.set_num_threads(1)
-    path = checkpoints.find_checkpoint(args.checkpoint, ("maddpg",), args.env)
-    policy, state = checkpoints.load_actor_policy(path, args.env)
+    path = checkpoints.find_checkpoint(opts.checkpoint, ("maddpg",), opts.env)
+    policy, state = checkpoints.load_actor_policy(path, opts.env)
     label = f"MADDPG [{path}, step {state['progress']['global_step']}]"
-    evaluation.evaluate_and_render(args, state["env"], policy, label, path)
+    evaluation.evaluate_and_render(opts, state["env"], policy, label, path)
     print(f"actor saturation (|tanh output| > {maddpg.ACT_SATURATION}): {policy.saturation():.3f}")
     return 0
 

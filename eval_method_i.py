@@ -21,14 +21,14 @@ from memeplex import checkpoints, cli, evaluation
 def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluation.add_eval_arguments(p, checkpoints.LA_IPPO_ALGOS)
-    args = p.parse_args(argv)
+    opts = evaluation.parse_eval_options(p, argv)
     torch.set_num_threads(1)
-    path = checkpoints.find_checkpoint(args.checkpoint, checkpoints.LA_IPPO_ALGOS, args.env)
-    learner, state = checkpoints.load_learner(path, args.env)
+    path = checkpoints.find_checkpoint(opts.checkpoint, checkpoints.LA_IPPO_ALGOS, opts.env)
+    learner, state = checkpoints.load_learner(path, opts.env)
     name = "Method I (LA-IPPO)" if state["algo"] == "method_i" else "IPPO"
     label = f"{name} [{path}, step {state['progress']['global_step']}]"
     evaluation.evaluate_and_render(
-        args, state["env"], lambda obs, worlds: learner.act(obs, deterministic=True), label, path
+        opts, state["env"], lambda obs, worlds: learner.act(obs, deterministic=True), label, path
     )
     return 0
 

@@ -61,12 +61,12 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
 
 
 def main(argv=None) -> int:
-    args, found_runs, missing = pools.pool_set_cli(__doc__, argv)
+    opts, found_runs, missing = pools.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
     pool = [("random", harness.RandomPolicy("tag"))]
     for snapshots in checkpoints.load_snapshots(found_runs).values():
         pool += snapshots
-    seeds = harness.eval_seeds("test", args.episodes)
+    seeds = harness.eval_seeds("test", opts.episodes)
     table = {}
     for algo, paths in found_runs.items():
         final = paths[-1].parent / "latest.pt"
@@ -82,16 +82,16 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     out = {
-        "pool_set": args.label,
-        "run_name": args.run_name,
-        "seed": args.seed,
-        "episodes_per_pairing": args.episodes,
+        "pool_set": opts.label,
+        "run_name": opts.run_name,
+        "seed": opts.seed,
+        "episodes_per_pairing": opts.episodes,
         "pool": [label for label, _ in pool],
         "missing": missing,
         "results": table,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    stem = Path(args.results_dir) / "tag" / f"fixed_pool_{args.label}_s{args.seed}"
+    stem = Path(opts.results_dir) / "tag" / f"fixed_pool_{opts.label}_s{opts.seed}"
     write_json(stem.with_suffix(".json"), out)
     atomic_write(stem.with_suffix(".md"), markdown(out).encode())
     print(markdown(out))

@@ -6,13 +6,42 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from memeplex import checkpoints, cli, competitive, errors, harness, plots
 from memeplex.files import atomic_write, check_writable
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """An eval script's command line (add_eval_arguments), parsed once by parse_eval_options."""
+
+    checkpoint: str | None
+    """the checkpoint file (None: find_checkpoint's default)"""
+    env: str | None
+    """the environment the checkpoint must be of (None: its own)"""
+    episodes: int
+    split: str
+    """evaluation seed set: test or validation"""
+    render: str | None
+    """None, gif or human"""
+    render_episodes: int
+    out: str | None
+    """GIF path (None: next to the checkpoint)"""
+    fps: int
+    opponent: str | None
+    """tag: a checkpoint to play against"""
+
+
+def parse_eval_options(parser, argv=None) -> EvalOptions:
+    """The options of an eval script's command line."""
+    args = parser.parse_args(argv)
+    return EvalOptions(**{f.name: getattr(args, f.name) for f in fields(EvalOptions)})
+
+
 def add_eval_arguments(parser, algo_dirs) -> None:
+    """The options every eval_*.py shares (EvalOptions)."""
     parser.add_argument(
         "--checkpoint",
         default=None,
@@ -52,57 +81,59 @@ def add_eval_arguments(parser, algo_dirs) -> None:
 
 
 def has_display() -> bool:
+    """Whether a window can open (--render human)."""
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def gif_path(args, ckpt_path: Path) -> Path:
-    return Path(args.out) if args.out else ckpt_path.with_suffix(".gif")
+def gif_path(opts: EvalOptions, ckpt_path: Path) -> Path:
+    """Where --render gif writes the GIF."""
+    return Path(opts.out) if opts.out else ckpt_path.with_suffix(".gif")
 
 
-def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path) -> dict:
+def evaluate_and_render(opts: EvalOptions, env_name: str, policy, label: str, ckpt_path: Path) -> dict:
     """What every eval_*.py prints and renders for a trained policy."""
-    if args.render == "human" and not has_display():
+    if opts.render == "human" and not has_display():
         raise errors.UsageError("no display for --render human (DISPLAY is not set); use --render gif")
-    if args.render == "gif":
-        check_writable(gif_path(args, ckpt_path).parent, "--out")
+    if opts.render == "gif":
+        check_writable(gif_path(opts, ckpt_path).parent, "--out")
     if env_name == "tag":
-        return _evaluate_and_render_tag(args, policy, label, ckpt_path)
-    if args.opponent is not None:
+        return _evaluate_and_render_tag(opts, policy, label, ckpt_path)
+    if opts.opponent is not None:
         raise errors.UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
-    res = harness.evaluate(env_name, policy, args.split, args.episodes)
+    res = harness.evaluate(env_name, policy, opts.split, opts.episodes)
     refs = res["references"]
     print(
         f"{label} on {env_name}: mean score {res['score']:.2f} ± {res['ci']:.2f} (95% CI, {res['episodes']} episodes, "
-        f"{args.split} seeds)"
+        f"{opts.split} seeds)"
     )
     print(
         f"normalised score {res['normalised']:.3f}  "
         f"(0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})"
     )
-    if args.render:
-        render_env = harness.make_env(env_name, render_mode="rgb_array" if args.render == "gif" else "human")
-        seeds = harness.eval_seeds(args.split, args.render_episodes)
+    if opts.render:
+        render_env = harness.make_env(env_name, render_mode="rgb_array" if opts.render == "gif" else "human")
+        seeds = harness.eval_seeds(opts.split, opts.render_episodes)
         out = harness.run_episodes(env_name, policy, seeds, render_env=render_env)
         render_env.close()
-        if args.render == "gif":
-            path = gif_path(args, ckpt_path)
-            atomic_write(path, plots.gif(out["frames"], args.fps))
+        if opts.render == "gif":
+            path = gif_path(opts, ckpt_path)
+            atomic_write(path, plots.gif(out["frames"], opts.fps))
             print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
         res["render_scores"] = out["scores"]
     return res
 
 
-def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
+def _evaluate_and_render_tag(opts: EvalOptions, policy, label: str, ckpt_path: Path) -> dict:
     """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
     against random, against themselves and against an --opponent checkpoint."""
-    seeds = harness.eval_seeds(args.split, args.episodes)
+    seeds = harness.eval_seeds(opts.split, opts.episodes)
     opponents = [
         ("random", harness.RandomPolicy("tag"))
     ]  # competitive.play() starts it afresh in every pairing, as the run's test games do
-    if args.opponent is not None:
-        opponents.append((f"opponent {args.opponent}", checkpoints.load_policy(args.opponent, "tag")[0]))
+    if opts.opponent is not None:
+        opponents.append((f"opponent {opts.opponent}", checkpoints.load_policy(opts.opponent, "tag")[0]))
     print(
-        f"{label} on tag: {args.episodes} episodes per pairing ({args.split} seeds); a predator win = at least one "
+        f"{label} on tag: {opts.episodes} episodes per pairing ({opts.split} seeds); a predator win = at least one "
         f"predator-prey contact"
     )
     res = {}
@@ -120,21 +151,21 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
             f"  vs {name}: predators win {p:.2f} ± {pci:.2f} (contacts/episode {as_pred['contacts'].mean():.2f}), "
             f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})"
         )
-    if args.render:
-        render_env = harness.make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
-        prey = opponents[-1][1] if args.opponent is not None else policy
+    if opts.render:
+        render_env = harness.make_env("tag", render_mode="rgb_array" if opts.render == "gif" else "human")
+        prey = opponents[-1][1] if opts.opponent is not None else policy
         out = harness.run_episodes(
             "tag",
             competitive.combine("tag", policy, prey),
-            harness.eval_seeds(args.split, args.render_episodes),
+            harness.eval_seeds(opts.split, opts.render_episodes),
             render_env=render_env,
         )
         render_env.close()
-        if args.render == "gif":
-            path = gif_path(args, ckpt_path)
-            atomic_write(path, plots.gif(out["frames"], args.fps))
+        if opts.render == "gif":
+            path = gif_path(opts, ckpt_path)
+            atomic_write(path, plots.gif(out["frames"], opts.fps))
             print(
-                f"rendered {args.render_episodes} episode(s), "
+                f"rendered {opts.render_episodes} episode(s), "
                 f"contacts {', '.join(str(c) for c in out['contacts'])}: {path}"
             )
     return res

@@ -1,5 +1,5 @@
 """Figures of runs and pools: each function returns a matplotlib Figure and
-the caller saves it (runs.save_figure), so no file layout is decided here."""
+the caller saves it (files.save_figure), so no file layout is decided here."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from memeplex import cli
@@ -20,6 +21,25 @@ POOL_SET_RUN_NAMES = {
 }
 COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
 TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
+
+
+@dataclass(frozen=True)
+class PoolSetOptions:
+    """The command line of evaluate_fixed_pool.py and cross_play_matrix.py (add_pool_set_arguments)."""
+
+    pool_set: str
+    algos: list
+    run_name: str | None
+    """read this run name for every algorithm instead of the pool set's"""
+    seed: int
+    last: int
+    """snapshots per run"""
+    episodes: int
+    """episodes per pairing"""
+    checkpoint_dir: str
+    results_dir: str
+    label: str
+    """what names the outputs: the pool set of the published runs, or run-<run-name> for your own"""
 
 
 def add_pool_set_arguments(p) -> None:
@@ -48,7 +68,7 @@ def add_pool_set_arguments(p) -> None:
 
 
 def pool_set_cli(description: str, argv) -> tuple:
-    """What evaluate_fixed_pool.py and cross_play_matrix.py start with: (args, runs, missing)."""
+    """What evaluate_fixed_pool.py and cross_play_matrix.py start with: (PoolSetOptions, runs, missing)."""
     import torch
 
     p = cli.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,33 +77,34 @@ def pool_set_cli(description: str, argv) -> tuple:
     check_writable(Path(args.results_dir) / "tag", "--results-dir")
     torch.set_num_threads(1)
     # what names the outputs: a pool set of the published runs, or your own --run-name (never the published files)
-    args.label = args.pool_set if args.run_name is None else f"run-{args.run_name}"
-    return (args, *pool_set_runs(args))
+    label = args.pool_set if args.run_name is None else f"run-{args.run_name}"
+    opts = PoolSetOptions(**vars(args), label=label)
+    return (opts, *pool_set_runs(opts))
 
 
-def pool_set_runs(args) -> tuple:
+def pool_set_runs(opts: PoolSetOptions) -> tuple:
     """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
     found, missing = {}, []
-    for algo in args.algos:
-        run_name = args.run_name or POOL_SET_RUN_NAMES[args.pool_set][algo]
-        d = Path(args.checkpoint_dir) / "tag" / algo / f"{run_name}_s{args.seed}"
+    for algo in opts.algos:
+        run_name = opts.run_name or POOL_SET_RUN_NAMES[opts.pool_set][algo]
+        d = Path(opts.checkpoint_dir) / "tag" / algo / f"{run_name}_s{opts.seed}"
         steps = sorted(d.glob("step_*.pt"))
         if not steps:
-            committed = (Path(args.results_dir) / "tag" / algo / d.name / "config.json").exists()
+            committed = (Path(opts.results_dir) / "tag" / algo / d.name / "config.json").exists()
             fix = (
                 f"its checkpoints are not in the repository: train your own with python {TRAIN_SCRIPTS[algo]} "
-                f"--env tag --run-name NAME --seed {args.seed} and pass --run-name NAME"
+                f"--env tag --run-name NAME --seed {opts.seed} and pass --run-name NAME"
                 if committed
-                else f"train it: python {TRAIN_SCRIPTS[algo]} --env tag --run-name {run_name} --seed {args.seed}"
+                else f"train it: python {TRAIN_SCRIPTS[algo]} --env tag --run-name {run_name} --seed {opts.seed}"
                 + (" --max-time SECONDS" if run_name.endswith("wallclock") else "")
             )
             missing.append(f"{algo}: no step_*.pt in {d} ({fix})")
             continue
-        found[algo] = steps[-args.last :]
+        found[algo] = steps[-opts.last :]
     for line in missing:
         print(f"missing run: {line}", file=sys.stderr)
     if not found:
         raise UsageError(
-            f"no tag runs for pool set {args.pool_set!r} under {args.checkpoint_dir}/tag/ (seed {args.seed})"
+            f"no tag runs for pool set {opts.pool_set!r} under {opts.checkpoint_dir}/tag/ (seed {opts.seed})"
         )
     return found, missing
