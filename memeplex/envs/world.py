@@ -3,10 +3,11 @@
 `BatchedWorld` holds the state of E independent environment instances in
 NumPy float64 arrays and steps all of them with array code (no Python loop
 over envs; the only loops are over a handful of agents/entity pairs, each a
-whole-batch operation).  It is the physics, the observations and the state
-shared by every scenario; a scenario (spread.py, tag.py) is a subclass that
-names mpe2's world, its defaults and reset ranges, its observation extras and
-its rewards.  Together they reproduce mpe2 1.1.1 (the reference; see
+whole-batch operation).  It is what every scenario shares: the physics, the
+resets, the observations (gathered as observations.py lays them out) and the
+state (saved and copied to mpe2 by snapshot.py); a scenario (spread.py, tag.py)
+is a subclass that names mpe2's world, its defaults and reset ranges, its
+observation extras and its rewards.  Together they reproduce mpe2 1.1.1 (the reference; see
 `_mpe_utils/core.py`, `_mpe_utils/simple_env.py` and the scenario modules) for
 the configurations this repository uses, continuous actions only.  The float64
 world state and every observation, reward and truncation flag equal what mpe2's
@@ -204,6 +205,7 @@ class BatchedWorld:
         raise NotImplementedError
 
     def contacts(self) -> np.ndarray:
+        """[E] int64: touching (predator, prey) pairs in the current state (tag only)."""
         raise ValueError("contacts() is defined for tag only")
 
     # ------------------------------------------------------------ construction
