@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, errors, harness, runs
+from memeplex import cli, competitive, errors, runs
+from memeplex.envs import spec
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 METRICS = [  # (summary key, label, format)
@@ -179,7 +180,7 @@ def sweep_report(results: Path, log=lambda name: None) -> dict:
     log("by-run tables")
     return {
         f"{env}_{algo}.md": table
-        for env in sorted(harness.ENVS)
+        for env in sorted(spec.ENVS)
         for algo, table in by_run_tables(find_runs(results / "sweeps", env, None), env).items()
     }
 
@@ -381,7 +382,7 @@ def main(argv=None) -> int:
         action="store_true",
         help="regenerate the report elsewhere; exit 1 if a committed table or README/docs block differs",
     )
-    p.add_argument("--env", default="spread", choices=sorted(harness.ENVS))
+    p.add_argument("--env", default="spread", choices=sorted(spec.ENVS))
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--run-name", default=None, help="only runs named <run-name>_s<seed> (default: all)")
     p.add_argument("--out-dir", default=None, help="where to write the comparison (default: <results-dir>/<env>)")

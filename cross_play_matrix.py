@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, competitive, errors, harness, runs
+from memeplex import checkpoints, competitive, errors, protocol, runs
 
 
 def main(argv=None) -> int:
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     if len(found_runs) < 2:
         raise errors.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}")
     snapshots = checkpoints.load_snapshots(found_runs)
-    seeds = harness.eval_seeds("test", args.episodes)
+    seeds = protocol.eval_seeds("test", args.episodes)
     out_dir = Path(args.results_dir) / "tag" / f"cross_play_{args.label}_s{args.seed}"
     lines = [
         f"Cross-play, pool set `{args.label}` (seed {args.seed}): predator win-rate of the row algorithm's "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, competitive, harness, runs
+from memeplex import checkpoints, competitive, protocol, runs
 
 TEAMS = ("predator", "prey")
 
@@ -62,10 +62,10 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
 def main(argv=None) -> int:
     args, found_runs, missing = checkpoints.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
-    pool = [("random", harness.RandomPolicy("tag"))]
+    pool = [("random", protocol.RandomPolicy("tag"))]
     for snapshots in checkpoints.load_snapshots(found_runs).values():
         pool += snapshots
-    seeds = harness.eval_seeds("test", args.episodes)
+    seeds = protocol.eval_seeds("test", args.episodes)
     table = {}
     for algo, paths in found_runs.items():
         final = paths[-1].parent / "latest.pt"

@@ -12,7 +12,7 @@ steps. Then every member's fitness is measured: its mean score over
 and AgileRL's `Mutations` (architecture, new layer, parameters, RL
 hyperparameters) make the next generation; the fittest member (the elite) is
 kept unchanged. After each generation, the fittest member is evaluated with the
-shared protocol (harness.evaluate) and checkpointed. Run directories are the
+shared protocol (memeplex.protocol.evaluate) and checkpointed. Run directories are the
 same as Method I's. After every evaluation (and at the end, or at Ctrl-C or
 SIGTERM after the current generation) latest.pt also holds the whole training
 state: the population, the replay buffer and every random stream, so --resume
@@ -52,7 +52,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from memeplex import checkpoints, cli, harness, maddpg, runs
+from memeplex import checkpoints, cli, maddpg, protocol, runs
+from memeplex.envs import spec, vec
 from memeplex.maddpg import MADDPGConfig
 
 
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
 def save_run_checkpoint(path, args, best: dict, progress: runs.Progress, training: dict | None = None) -> None:
     """The best member's actors as a run checkpoint (eval_maddpg.py, pools); latest.pt also carries the
     `training` state that --resume continues (training_state)."""
-    agents, obs_dims, _ = harness.env_info(args.env_id)
+    agents, obs_dims, _ = spec.env_info(args.env_id)
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": "maddpg",
@@ -149,7 +150,7 @@ def start_or_resume(args, cfg: MADDPGConfig, run: runs.RunDir, agents, memory):
         restore_memory(memory, state["training"]["memory"])
         best = {"index": state["best_member"], "actors": state["actors"], "hyperparameters": state["hyperparameters"]}
         return pop, runs.Progress.from_state_dict(state["progress"]), best
-    env = harness.make_env(args.env_id)
+    env = spec.make_env(args.env_id)
     obs_spaces, act_spaces = [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
     pop = maddpg.make_population(cfg, args.num_envs, agents, obs_spaces, act_spaces)
     groups = sorted(pop[0].actors.keys())
@@ -187,7 +188,7 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, leag
         return [float("nan")], maddpg.snapshot(pop[0], agents), member_steps
     bar.say(f"generation {progress.generation + 1}: fitness games")
     seeds = maddpg.fitness_seeds(args.seed, progress.generation, cfg.fitness_episodes)
-    fits, steps = zip(*[maddpg.fitness(m, args.env_id, agents, seeds, league) for m in pop])
+    fits, steps = zip(*[maddpg.fitness(m, args.env_id, agents, seeds, league, args.backend) for m in pop])
     progress.global_step += sum(steps)
     progress.fitness_steps += sum(steps)
     bar.update(sum(steps))
@@ -196,7 +197,7 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, args, cfg, leag
 
 def evaluate(args, run, progress, pop, best: dict, fits, league, final: bool) -> None:
     """Evaluate the best member, append a metrics row, checkpoint the best member as step_<N>.pt."""
-    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
+    policy = checkpoints.load_actor_policy_from(best["actors"], spec.env_info(args.env_id)[0])
     save_to = lambda path: save_run_checkpoint(path, args, best, progress)
     step_path = run.ckpt / f"step_{progress.global_step:09d}.pt"
     res, message = runs.periodic_evaluation(args, run, progress, policy, save_to, step_path, league, final)
@@ -229,17 +230,18 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
     torch.set_num_threads(args.torch_threads)
     mutations = maddpg.make_mutations(cfg, args.seed)  # seeds numpy and torch globally: first, then seed the run
     runs.seed_everything(args.seed)
-    agents = harness.env_info(args.env_id)[0]
+    agents = spec.env_info(args.env_id)[0]
     memory = ReplayBuffer(max_size=cfg.buffer_size)
     pop, progress, best = start_or_resume(args, cfg, run, agents, memory)
     tournament = maddpg.make_tournament(cfg)
     capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
-    harness.use_backend(args.backend)
-    envs = harness.make_vec_env(args.env_id, args.num_envs, args.seed)
+    envs = vec.make_vec_env(args.env_id, args.num_envs, args.seed, backend=args.backend)
     league = checkpoints.make_league(args)  # tag: rolling pool of the best member's snapshots, and Elo
     if league is not None and progress.league is not None:
         league.load_state_dict(progress.league)
-    refs = harness.reference_scores(args.env_id, "validation", args.eval_episodes) if league is None else {}  # spread
+    refs = (
+        protocol.reference_scores(args.env_id, "validation", args.eval_episodes, args.backend) if league is None else {}
+    )
     pool_entries = lambda: len(league.entries) if league is not None else None
     budget = lambda pool: maddpg.member_budget(
         cfg, args.env_id, args.max_steps, progress.global_step, args.num_envs, pool
@@ -300,7 +302,7 @@ def train(args, cfg: MADDPGConfig, run: runs.RunDir) -> int:
 
 def finish(args, cfg: MADDPGConfig, run, progress, best: dict, refs: dict, interrupted, league) -> int:
     """summary.json (with the population's numbers), the final test evaluation of the best member, the plot."""
-    policy = checkpoints.load_actor_policy_from(best["actors"], harness.env_info(args.env_id)[0])
+    policy = checkpoints.load_actor_policy_from(best["actors"], spec.env_info(args.env_id)[0])
     per_member = progress.global_step / cfg.population_size / max(progress.train_time, 1e-9)
     extra = {"generations": progress.generation, "population_size": cfg.population_size,
              "fitness_env_steps": progress.fitness_steps, "throughput_per_member": round(per_member, 1),

@@ -31,7 +31,8 @@ import time
 import torch
 from tqdm import tqdm
 
-from memeplex import checkpoints, cli, harness, runs
+from memeplex import checkpoints, cli, protocol, runs
+from memeplex.envs import spec, vec
 from memeplex.errors import UsageError
 from method_i import DISTILLATION_FIELDS, LAIPPO, Config
 
@@ -104,9 +105,9 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
     learner with its own noise stream and return statistics, and the envs mid-episode with their RNGs
     (--backend batched), so a resumed run goes on exactly as if it had not stopped. Returns
     (learner, progress, obs)."""
-    agents, obs_dims, act_dims = harness.env_info(args.env_id)
+    agents, obs_dims, act_dims = spec.env_info(args.env_id)
     if getattr(args, "opponent", None):  # best response: only --team learns
-        agents = harness.teams(args.env_id)[args.team]
+        agents = spec.teams(args.env_id)[args.team]
     learner = LAIPPO(agents, obs_dims, act_dims, cfg, args.num_envs, seed=args.seed)
     if not args.resume:
         config = {"algo": algo, "args": vars(args), "method_config": dataclasses.asdict(cfg), **runs.provenance()}
@@ -115,7 +116,7 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
     state = run.checkpoint  # the newest intact checkpoint of this run (runs.open_run)
     learner.load_state_dict(state["learner"])
     progress = runs.Progress.from_state_dict(state["progress"])
-    if state.get("envs") is not None and harness.backend() == "batched":
+    if state.get("envs") is not None and args.backend == "batched":
         envs.load_state_dict(state["envs"])
         return learner, progress, envs.observe()
     envs.session = learner.num_updates  # no env state saved (--backend mpe2): fresh episodes, still not eval seeds
@@ -130,7 +131,7 @@ def save(path, args, algo: str, learner: LAIPPO, progress: runs.Progress, envs, 
         "env": args.env_id,
         "learner": learner.state_dict(),
         "progress": progress.state_dict(),
-        "envs": envs.state_dict() if harness.backend() == "batched" else None,
+        "envs": envs.state_dict() if args.backend == "batched" else None,
         "args": vars(args),
     }
     checkpoints.save_checkpoint(checkpoints.policy_only(state) if policy_only else state, path)
@@ -182,13 +183,14 @@ def train(args, cfg: Config, algo: str, run: runs.RunDir) -> int:
     if batch < cfg.num_minibatches:
         raise UsageError(f"rollout of {batch} steps cannot be split into {cfg.num_minibatches} minibatches")
     num_updates = math.ceil(args.max_steps / batch)
-    harness.use_backend(args.backend)
-    envs = harness.make_vec_env(args.env_id, args.num_envs, args.seed)
+    envs = vec.make_vec_env(args.env_id, args.num_envs, args.seed, backend=args.backend)
     learner, progress, obs = start_or_resume(args, cfg, algo, run, envs)
     league = checkpoints.make_league(args)  # tag: the rolling pool of frozen snapshots and the Elo ratings
     if league is not None and progress.league is not None:
         league.load_state_dict(progress.league)
-    refs = harness.reference_scores(args.env_id, "validation", args.eval_episodes) if league is None else {}  # spread
+    refs = (
+        protocol.reference_scores(args.env_id, "validation", args.eval_episodes, args.backend) if league is None else {}
+    )
     policy = lambda obs, state: learner.act(obs, deterministic=True)
 
     next_eval = (progress.global_step // args.eval_interval + 1) * args.eval_interval

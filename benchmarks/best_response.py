@@ -31,13 +31,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import train_ppo  # noqa: E402
-from memeplex import (
-    checkpoints,  # noqa: E402
-    cli,  # noqa: E402
-    competitive,  # noqa: E402
-    harness,  # noqa: E402
-    runs,  # noqa: E402
-)
+from memeplex import checkpoints, cli, competitive, protocol, runs  # noqa: E402
+from memeplex.envs import spec  # noqa: E402
 from method_i import LAIPPO  # noqa: E402
 from run_experiments import BEST_RESPONSE_FLAGS  # noqa: E402
 
@@ -50,8 +45,8 @@ KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MA
 def save_stationary_prey(path) -> None:
     """A tag checkpoint (LA-IPPO) whose prey outputs zero actions, so it never moves: the frozen team
     with a known exploit (walk to it) that the best-response recipe is checked against."""
-    learner = LAIPPO(*harness.env_info("tag"), seed=0)
-    prey = next(g for g in learner.groups if harness.teams("tag")["prey"][0] in g.agent_ids)
+    learner = LAIPPO(*spec.env_info("tag"), seed=0)
+    prey = next(g for g in learner.groups if spec.teams("tag")["prey"][0] in g.agent_ids)
     with torch.no_grad():
         prey.head_w.zero_()
         prey.head_b.zero_()
@@ -89,7 +84,7 @@ def train_responder(opponent: Path, seed: int, flags: list, work: Path) -> dict:
 def random_win_rate(opponent: Path) -> float:
     """Random predators against the frozen team on the test episodes a responder is scored on."""
     frozen = competitive.BestResponse("tag", "predator", checkpoints.load_policy(opponent, "tag")[0], TEST_EPISODES)
-    return frozen.evaluate(harness.RandomPolicy("tag"), split="test")["best_response_win_rate"]
+    return frozen.evaluate(protocol.RandomPolicy("tag"), split="test")["best_response_win_rate"]
 
 
 def main(argv=None) -> int:

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, harness
+from memeplex import cli, competitive
 from memeplex.cli import positive
+from memeplex.envs import spec
 from memeplex.errors import CheckpointError, UsageError
 from memeplex.runs import atomic_write, check_writable
 
@@ -159,7 +160,7 @@ def _learner_from(state: dict, path):
 
     if "learner" not in state:
         raise CheckpointError(f"{path} holds no LA-IPPO learner")
-    check_compatible(state["learner"], *harness.env_info(state["env"]))
+    check_compatible(state["learner"], *spec.env_info(state["env"]))
     return LAIPPO.from_state_dict(state["learner"]), state
 
 
@@ -234,7 +235,7 @@ def load_actor_policy(path, env_name=None):
 def _actor_policy_from(state: dict, path):
     if "actors" not in state:
         raise CheckpointError(f"{path} holds no MADDPG actors")
-    agents, obs_dims, _ = harness.env_info(state["env"])
+    agents, obs_dims, _ = spec.env_info(state["env"])
     if list(state["agent_ids"]) != agents or any(int(state["obs_dims"][a]) != obs_dims[a] for a in agents):
         raise CheckpointError(f"{path}: agents/spaces {state['agent_ids']} do not match the {state['env']} environment")
     return load_actor_policy_from(state["actors"], agents), state
@@ -264,9 +265,10 @@ def make_league(args):
     if args.env != "tag":
         return None
     if getattr(args, "opponent", None):
-        return competitive.BestResponse(args.env, args.team, load_policy(args.opponent, "tag")[0], args.eval_episodes)
+        opponent = load_policy(args.opponent, "tag")[0]
+        return competitive.BestResponse(args.env, args.team, opponent, args.eval_episodes, args.backend)
     return competitive.SelfPlayPool(
-        args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0]
+        args.env, args.pool_size, args.elo_episodes, lambda path: load_policy(path, args.env)[0], args.backend
     )
 
 

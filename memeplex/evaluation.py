@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from memeplex import checkpoints, cli, competitive, errors, harness, plots, runs
+from memeplex import checkpoints, cli, competitive, errors, plots, protocol, runs
+from memeplex.envs import spec
 
 
 def add_eval_arguments(parser, algo_dirs) -> None:
@@ -45,7 +46,7 @@ def add_eval_arguments(parser, algo_dirs) -> None:
     parser.add_argument(
         "--env",
         default=None,
-        choices=sorted(harness.ENVS),
+        choices=sorted(spec.ENVS),
         help="expected environment (default: the checkpoint's); a mismatch is an error",
     )
 
@@ -68,7 +69,7 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
         return _evaluate_and_render_tag(args, policy, label, ckpt_path)
     if args.opponent is not None:
         raise errors.UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
-    res = harness.evaluate(env_name, policy, args.split, args.episodes)
+    res = protocol.evaluate(env_name, policy, args.split, args.episodes)
     refs = res["references"]
     print(
         f"{label} on {env_name}: mean score {res['score']:.2f} ± {res['ci']:.2f} (95% CI, {res['episodes']} episodes, "
@@ -79,9 +80,9 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
         f"(0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})"
     )
     if args.render:
-        render_env = harness.make_env(env_name, render_mode="rgb_array" if args.render == "gif" else "human")
-        seeds = harness.eval_seeds(args.split, args.render_episodes)
-        out = harness.run_episodes(env_name, policy, seeds, render_env=render_env)
+        render_env = spec.make_env(env_name, render_mode="rgb_array" if args.render == "gif" else "human")
+        seeds = protocol.eval_seeds(args.split, args.render_episodes)
+        out = protocol.run_episodes(env_name, policy, seeds, render_env=render_env)
         render_env.close()
         if args.render == "gif":
             path = gif_path(args, ckpt_path)
@@ -94,9 +95,9 @@ def evaluate_and_render(args, env_name: str, policy, label: str, ckpt_path: Path
 def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
     """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
     against random, against themselves and against an --opponent checkpoint."""
-    seeds = harness.eval_seeds(args.split, args.episodes)
+    seeds = protocol.eval_seeds(args.split, args.episodes)
     opponents = [
-        ("random", harness.RandomPolicy("tag"))
+        ("random", protocol.RandomPolicy("tag"))
     ]  # competitive.play() starts it afresh in every pairing, as the run's test games do
     if args.opponent is not None:
         opponents.append((f"opponent {args.opponent}", checkpoints.load_policy(args.opponent, "tag")[0]))
@@ -120,12 +121,12 @@ def _evaluate_and_render_tag(args, policy, label: str, ckpt_path: Path) -> dict:
             f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})"
         )
     if args.render:
-        render_env = harness.make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
+        render_env = spec.make_env("tag", render_mode="rgb_array" if args.render == "gif" else "human")
         prey = opponents[-1][1] if args.opponent is not None else policy
-        out = harness.run_episodes(
+        out = protocol.run_episodes(
             "tag",
             competitive.combine("tag", policy, prey),
-            harness.eval_seeds(args.split, args.render_episodes),
+            protocol.eval_seeds(args.split, args.render_episodes),
             render_env=render_env,
         )
         render_env.close()

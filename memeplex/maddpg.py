@@ -22,8 +22,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from memeplex import competitive, harness
+from memeplex import competitive, protocol
 from memeplex.checkpoints import ActorPolicy, actor_state
+from memeplex.envs import spec
 
 FITNESS_SESSION = 10**6  # fitness episodes use training-style seeds in their own session block
 
@@ -329,18 +330,19 @@ def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, cap
     return steps, scores
 
 
-def fitness(member, env: str, agents, seeds, league) -> tuple:
+def fitness(member, env: str, agents, seeds, league, backend: str = "batched") -> tuple:
     """(fitness, env steps it took). spread: mean deterministic score. tag: mean win-rate of
     the member's predators and of its prey against the random team and every snapshot in the
-    rolling pool (AgileRL's test() would sum the rewards of two opposing teams: meaningless)."""
+    rolling pool (AgileRL's test() would sum the rewards of two opposing teams: meaningless).
+    The episodes are stepped by `backend` (--backend)."""
     policy = ActorPolicy(member_actors(member, agents), agents)
     if league is None:
-        out = harness.run_episodes(env, policy, seeds)
+        out = protocol.run_episodes(env, policy, seeds, backend=backend)
         score, steps = float(out["scores"].mean()), out["env_steps"]
     else:
         games = [
-            (competitive.play(env, policy, o, seeds), competitive.play(env, o, policy, seeds))
-            for o in [harness.RandomPolicy(env)] + [e["policy"] for e in league.entries]
+            (competitive.play(env, policy, o, seeds, backend), competitive.play(env, o, policy, seeds, backend))
+            for o in [protocol.RandomPolicy(env)] + [e["policy"] for e in league.entries]
         ]
         score = float(np.mean([0.5 * hunt["wins"].mean() + 0.5 * (1.0 - flee["wins"].mean()) for hunt, flee in games]))
         steps = sum(hunt["env_steps"] + flee["env_steps"] for hunt, flee in games)
@@ -349,7 +351,7 @@ def fitness(member, env: str, agents, seeds, league) -> tuple:
 
 
 def fitness_seeds(run_seed: int, generation: int, episodes: int) -> list:
-    return [harness.train_env_seed(run_seed, k, FITNESS_SESSION + generation) for k in range(episodes)]
+    return [spec.train_env_seed(run_seed, k, FITNESS_SESSION + generation) for k in range(episodes)]
 
 
 def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int, num_envs: int, pool_entries) -> int:
@@ -358,9 +360,7 @@ def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int,
     pool_entries: the tag pool's size at the fitness games (None on spread)."""
     games = 1 if pool_entries is None else 2 * (1 + pool_entries)  # tag: both teams, vs random + each snapshot
     fitness_steps = (
-        cfg.population_size * cfg.fitness_episodes * games * harness.episode_length(env)
-        if cfg.population_size > 1
-        else 0
+        cfg.population_size * cfg.fitness_episodes * games * spec.episode_length(env) if cfg.population_size > 1 else 0
     )
     room = (max_steps - global_step - fitness_steps) // cfg.population_size
     whole = lambda n: n // num_envs * num_envs  # members collect whole vector steps

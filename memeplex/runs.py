@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import competitive, harness, plots
+from memeplex import competitive, plots, protocol
 from memeplex.cli import positive
+from memeplex.envs import spec, vec
 from memeplex.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
@@ -463,7 +464,7 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     run.add_argument(
         "--num-agents",
         type=positive(int),
-        default=harness.SPREAD_AGENTS,
+        default=spec.SPREAD_AGENTS,
         help="spread only: agents (and landmarks) of simple_spread_v3; the references are computed for this N",
     )
     run.add_argument("--max-steps", type=positive(int), default=200_000, help=f"env-step budget ({budget_note})")
@@ -500,9 +501,9 @@ def add_run_arguments(p, budget_note: str, envs=("spread",)) -> None:
     )
     run.add_argument(
         "--backend",
-        choices=harness.BACKENDS,
+        choices=vec.BACKENDS,
         default="batched",
-        help="env stepping: batched = all envs at once in NumPy (mpe_batched.py); mpe2 = the reference, one mpe2 env "
+        help="env stepping: batched = all envs at once in NumPy (memeplex/envs); mpe2 = the reference, one mpe2 env "
         "at a time; both give the same numbers",
     )
     run.add_argument(
@@ -556,13 +557,13 @@ def open_run(parser, argv, args, algo: str):
     change, and any other option given with a different value is an error;
     run.checkpoint is then the checkpoint the run continues from.
     Returns (args, RunDir), the run held by this process until it is closed."""
-    if not 0 <= args.seed < harness.MAX_SEED:
-        raise UsageError(f"--seed must be in [0, {harness.MAX_SEED})")
+    if not 0 <= args.seed < spec.MAX_SEED:
+        raise UsageError(f"--seed must be in [0, {spec.MAX_SEED})")
     if args.final_eval_episodes < 0:
         raise UsageError("--final-eval-episodes must be >= 0")
-    if args.num_envs > harness.MAX_ENVS:
-        raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
-    harness.env_id(args.env, args.num_agents)  # --num-agents is for spread
+    if args.num_envs > spec.MAX_ENVS:
+        raise UsageError(f"--num-envs must be at most {spec.MAX_ENVS}")
+    spec.env_id(args.env, args.num_agents)  # --num-agents is for spread
     if args.env != "tag":  # no option is accepted and then ignored
         given = [k for k in SELF_PLAY_OPTIONS if k in explicit_options(parser, argv)]
         if given:
@@ -576,7 +577,7 @@ def open_run(parser, argv, args, algo: str):
     try:
         if args.resume:
             args = _resumed_args(parser, argv, run.saved_config()["args"])
-        args.env_id = harness.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
+        args.env_id = spec.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
         if args.resume:
             from memeplex.checkpoints import resume_checkpoint
 
@@ -642,7 +643,7 @@ def periodic_evaluation(args, run, progress: Progress, policy, save, ckpt_path, 
         row = {k: v for k, v in res.items() if k != "episodes"}
         message = f"{league.team} win-rate vs the frozen opponent {res['best_response_win_rate']:.2f}"
     elif league is None:
-        res = harness.evaluate(args.env_id, policy, "validation", args.eval_episodes)
+        res = protocol.evaluate(args.env_id, policy, "validation", args.eval_episodes, args.backend)
         progress.best_mean = max(progress.best_mean, res["score"])
         progress.best_single = max(progress.best_single, res["best"])
         progress.eval_time += time.perf_counter() - t0
@@ -768,9 +769,9 @@ def _cooperative_summary(args, run, progress: Progress, refs: dict) -> dict:
     final = scores[-1] if scores else float("nan")
     return {
         "last5_eval_mean": last5,
-        "last5_eval_normalised": harness.normalised(last5, refs),
+        "last5_eval_normalised": protocol.normalised(last5, refs),
         "final_eval_score": final,
-        "final_eval_normalised": harness.normalised(final, refs),
+        "final_eval_normalised": protocol.normalised(final, refs),
         "best_mean_score": progress.best_mean,
         "best_single_eval_fitness": progress.best_single,
         "train_mean_score": progress.train_score(),
@@ -799,7 +800,7 @@ def _final_test(args, policy, league) -> dict:
         )
         return {f"test_{k}": v for k, v in res.items()}
     if league is None:
-        final = harness.evaluate(args.env_id, policy, "test", args.final_eval_episodes)
+        final = protocol.evaluate(args.env_id, policy, "test", args.final_eval_episodes, args.backend)
         print(
             f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
             f"normalised {final['normalised']:.3f}"

@@ -11,11 +11,12 @@ import train_maddpg
 import train_method_i
 import train_ppo
 from conftest import ChasingPredators, FleeingPrey, StationaryPolicy, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, competitive, errors, harness, runs
+from memeplex import checkpoints, competitive, errors, protocol, runs
+from memeplex.envs import spec
 
 
 def _world(seed=0):
-    env = harness.make_env("tag")
+    env = spec.make_env("tag")
     env.reset(seed=seed)
     return env, env.unwrapped.world
 
@@ -28,21 +29,21 @@ def test_win_detector_on_constructed_world_states():
     for p, pos in zip(predators, far):
         p.state.p_pos = pos.copy()
     prey.state.p_pos = np.array([0.9, 0.9])
-    assert harness.predator_prey_contacts(world) == 0
+    assert protocol.predator_prey_contacts(world) == 0
     # just inside and just outside the sum of the radii (0.075 + 0.05)
     predators[0].state.p_pos = prey.state.p_pos + np.array([0.124, 0.0])
-    assert harness.predator_prey_contacts(world) == 1
+    assert protocol.predator_prey_contacts(world) == 1
     predators[0].state.p_pos = prey.state.p_pos + np.array([0.126, 0.0])
-    assert harness.predator_prey_contacts(world) == 0
+    assert protocol.predator_prey_contacts(world) == 0
     for p in predators[:2]:  # two predators on the prey at once
         p.state.p_pos = prey.state.p_pos.copy()
-    assert harness.predator_prey_contacts(world) == 2
+    assert protocol.predator_prey_contacts(world) == 2
     env.close()
 
 
 def test_win_metric_goes_both_ways():
-    seeds = harness.eval_seeds("validation", 100)
-    rnd = competitive.play("tag", harness.RandomPolicy("tag", 1), harness.RandomPolicy("tag", 2), seeds)
+    seeds = protocol.eval_seeds("validation", 100)
+    rnd = competitive.play("tag", protocol.RandomPolicy("tag", 1), protocol.RandomPolicy("tag", 2), seeds)
     assert 0.05 < rnd["wins"].mean() < 0.95  # predators can lose: not a reward-sign artefact
     assert (rnd["wins"] == (rnd["contacts"] > 0)).all()
     chase = ChasingPredators()
@@ -53,10 +54,10 @@ def test_win_metric_goes_both_ways():
 
 def test_contacts_match_the_predators_collision_reward():
     # simple_tag pays every predator +10 per predator-prey collision (a team reward): the world-state count agrees
-    seeds = harness.eval_seeds("validation", 20)
-    out = harness.run_episodes("tag", competitive.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
+    seeds = protocol.eval_seeds("validation", 20)
+    out = protocol.run_episodes("tag", competitive.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
     assert out["contacts"].sum() > 20
-    for a in harness.teams("tag")["predator"]:
+    for a in spec.teams("tag")["predator"]:
         np.testing.assert_allclose(out["returns"][a], 10.0 * out["contacts"])
 
 
@@ -401,7 +402,7 @@ def test_best_response_finds_the_exploit_of_a_stationary_prey(tmp_path):
     random_rate = br.random_win_rate(opponent)
     assert np.median(rates) - random_rate >= br.MARGIN, (rates, random_rate)  # it found the exploit
     state = checkpoints.load_checkpoint(tmp_path / "checkpoints/tag/ppo/br_s101/latest.pt")
-    assert state["learner"]["agent_ids"] == harness.teams("tag")["predator"]  # only the predators learned
+    assert state["learner"]["agent_ids"] == spec.teams("tag")["predator"]  # only the predators learned
     with pytest.raises(errors.UsageError, match="for --env tag"):
         train_ppo.main(["--opponent", str(opponent), *dirs(tmp_path)])
 
@@ -432,7 +433,7 @@ def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
     # the same games as playing the two checkpoints directly
     mi, md = (checkpoints.load_policy(tag_runs / f"checkpoints/tag/{a}/selfplay_s1/latest.pt", "tag")[0]
               for a in ("method_i", "maddpg"))  # fmt: skip
-    direct = competitive.play("tag", mi, md, harness.eval_seeds("test", 6))["wins"].astype(float)
+    direct = competitive.play("tag", mi, md, protocol.eval_seeds("test", 6))["wins"].astype(float)
     np.testing.assert_array_equal(w5[0, 2, 0, 0], direct)
     out = reports.tag_report(tmp_path)
     assert "Bradley-Terry" in out["cross_seed_selfplay.md"] and "| Method I |" in out["cross_seed_selfplay.md"]

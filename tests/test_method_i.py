@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import method_i
-from memeplex import checkpoints, harness, per_agent
+from memeplex import checkpoints, per_agent
+from memeplex.envs import spec, vec
 from memeplex.per_agent import StackedAdam
 from method_i import LAIPPO, AgentGroup, CheckpointError, Config, compute_gae, ppo_losses, topology_pairs
 
@@ -300,11 +301,11 @@ def test_bad_config_rejected(kw):
 
 # ---------------------------------------------------------------- checkpoints
 def _trained_learner(steps=2):
-    agents, obs_dims, act_dims = harness.env_info("spread")
+    agents, obs_dims, act_dims = spec.env_info("spread")
     learner = LAIPPO(
         agents, obs_dims, act_dims, Config(update_epochs=1, distill_interval=1, rollout_length=8), num_envs=2
     )
-    envs = harness.VecEnv("spread", 2, seed=0)
+    envs = vec.VecEnv("spread", 2, seed=0)
     obs = envs.reset()
     for _ in range(steps):
         for _ in range(8):
@@ -338,7 +339,7 @@ def test_loading_mismatched_checkpoint_fails_clearly():
         other.load_state_dict(state)
     state["obs_dims"] = {**state["obs_dims"], "agent_0": 17}
     with pytest.raises(CheckpointError, match="spaces for agent_0"):
-        method_i.check_compatible(state, *harness.env_info("spread"))
+        method_i.check_compatible(state, *spec.env_info("spread"))
     with pytest.raises(CheckpointError, match="not an LA-IPPO checkpoint"):
         LAIPPO.from_state_dict({"format": "something-else"})
 

@@ -13,7 +13,7 @@ import pytest
 import train_method_i
 import train_ppo
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import errors, harness, runs
+from memeplex import errors, protocol, runs
 
 TINY = [
     "--max-steps",
@@ -332,8 +332,8 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path):
 def test_num_agents_trains_and_evaluates_a_larger_team(tmp_path):
     assert train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "n4", "--num-agents", "4"]) == 0
     summary = json.loads((tmp_path / "results/spread/ppo/n4_s1/summary.json").read_text())
-    four = harness.reference_scores("spread-4", "test", 4)
-    assert summary["test_references"] == four and four != harness.reference_scores("spread", "test", 4)
+    four = protocol.reference_scores("spread-4", "test", 4)
+    assert summary["test_references"] == four and four != protocol.reference_scores("spread", "test", 4)
     ckpt = tmp_path / "checkpoints/spread/ppo/n4_s1/latest.pt"
     proc = run_script("eval_method_i.py", "--checkpoint", ckpt, "--episodes", "3")
     assert proc.returncode == 0 and "on spread-4" in proc.stdout, proc.stderr
