@@ -25,14 +25,14 @@ but evaluates all of them at once by stacking their weights and using
 batched matrix products, so acting and learning cost one call per group, not
 one per agent.  The learning rate is annealed linearly to 0.
 
-The file, top to bottom: Config; phase 2, the Distiller and its targets (peer,
-and the controls shuffled and random-encoder); the networks (AgentGroup); phase 1,
-PPO (compute_gae, ppo_losses, ppo_update); what the learner keeps per group
-besides (RewardScaler, ObservationMemory, RolloutBuffer) and its diagnostics;
-the learner LAIPPO, whose `learn` runs both phases.
-
-This module contains only the algorithm: no environments, CLI, plotting or
-checkpoint files (memeplex.checkpoints checks a saved learner against an env).
+Top to bottom: Config; phase 2, the Distiller and its targets (peer_targets, and
+the controls shuffled_targets and random_encoder_targets); the networks
+(AgentGroup); phase 1, ppo_update; the learner LAIPPO, whose `learn` runs both.
+Small helpers come from memeplex: the policy-gradient maths (GAE, clipped loss),
+running statistics, rollout and observation storage, latent alignment, the
+stacked per-agent Adam.  This module contains only the algorithm: no
+environments, CLI, plotting or checkpoint files (memeplex.checkpoints checks a
+saved learner against an env).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ DISTILLATION_FIELDS = (
     "distill_batch_size",
     "distill_target",
 )
+PPO_DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")  # ppo_update's, per agent
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"  # LAIPPO.state_dict()["format"]
 
 
@@ -315,16 +316,9 @@ class AgentGroup(nn.Module):
         encoder = init_encoder(n, sizes, gain, generator)
         self.enc_w = nn.ParameterList(nn.Parameter(w) for w, _ in encoder)
         self.enc_b = nn.ParameterList(nn.Parameter(b) for _, b in encoder)
-        # policy mean (small init) and value (unit init) share one matmul
-        self.head_w = nn.Parameter(
-            torch.cat(
-                [
-                    orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator),
-                    orthogonal(n, cfg.latent_dim, 1, 1.0, generator),
-                ],
-                dim=2,
-            )
-        )
+        policy_w = orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator)  # small init
+        value_w = orthogonal(n, cfg.latent_dim, 1, 1.0, generator)  # unit init
+        self.head_w = nn.Parameter(torch.cat([policy_w, value_w], dim=2))  # policy mean and value: one matmul
         self.head_b = nn.Parameter(torch.zeros(n, 1, act_dim + 1))
         if cfg.distills and cfg.distill_target == "random-encoder":  # the control's frozen targets (not trained)
             for k, (w, b) in enumerate(init_encoder(n, sizes, gain, generator)):
@@ -458,9 +452,6 @@ class AgentGroup(nn.Module):
 # ----------------------------------------------------------------------------
 
 
-PPO_DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
-
-
 def ppo_update(group: AgentGroup, batch: dict, generator: torch.Generator) -> dict:
     """update_epochs x num_minibatches PPO steps of a group on a flattened rollout.
 
@@ -526,24 +517,22 @@ class LAIPPO:
     def __init__(
         self, agent_ids, obs_dims: dict, act_dims: dict, cfg: Config | None = None, num_envs: int = 1, seed: int = 0
     ):
-        self.cfg = cfg or Config()
+        self.cfg = cfg = cfg or Config()
         self.agent_ids = list(agent_ids)
         self.obs_dims = {a: int(obs_dims[a]) for a in self.agent_ids}
         self.act_dims = {a: int(act_dims[a]) for a in self.agent_ids}
-        self.num_envs, self.rollout_length = num_envs, self.cfg.rollout_length
+        self.num_envs, self.rollout_length = num_envs, cfg.rollout_length
         # one local generator for initial weights, action noise, minibatch shuffles and distillation
         # batches: the learner never reads or reseeds global RNG state, and its checkpoint carries the stream
         self.generator = torch.Generator().manual_seed(seed)
         keys = {}
         for a in self.agent_ids:
             keys.setdefault((self.obs_dims[a], self.act_dims[a]), []).append(a)
-        self.groups = [AgentGroup(ids, od, ad, self.cfg, self.generator) for (od, ad), ids in keys.items()]
+        self.groups = [AgentGroup(ids, od, ad, cfg, self.generator) for (od, ad), ids in keys.items()]
         self.buffers = [RolloutBuffer(self.rollout_length, num_envs, len(g), g.obs_dim, g.act_dim) for g in self.groups]
-        self.reward_scalers = [RewardScaler(self.cfg.gamma) for _ in self.groups]
-        self.memories = [
-            ObservationMemory(len(g), g.obs_dim, self.cfg.obs_buffer_size, self.cfg.probe_size) for g in self.groups
-        ]
-        self.distillers = [Distiller(self.cfg, len(g)) for g in self.groups]
+        self.reward_scalers = [RewardScaler(cfg.gamma) for _ in self.groups]
+        self.memories = [ObservationMemory(len(g), g.obs_dim, cfg.obs_buffer_size, cfg.probe_size) for g in self.groups]
+        self.distillers = [Distiller(cfg, len(g)) for g in self.groups]
         self.num_updates = 0
         self.step_in_rollout = 0
 
@@ -675,7 +664,7 @@ class LAIPPO:
                     "obs_buffer_count": memory.count,
                     "probe": memory.probe,
                     # --norm-reward: each agent's discounted return so far in every env, carried across rollouts
-                    "discounted_return": _tensor(scaler.discounted_return),
+                    "discounted_return": None if (r := scaler.discounted_return) is None else torch.as_tensor(r),
                 }
                 for g, memory, scaler in zip(self.groups, self.memories, self.reward_scalers)
             ],
@@ -709,7 +698,3 @@ class LAIPPO:
         )
         learner.load_state_dict(state)
         return learner
-
-
-def _tensor(x: np.ndarray | None) -> torch.Tensor | None:
-    return None if x is None else torch.as_tensor(x)
