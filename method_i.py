@@ -19,9 +19,9 @@ agent j's own observation normaliser.  Only i's encoder receives gradient; j
 is never touched.  The loss is averaged over i's teachers so that the weight
 means the same under every topology.
 
-Agents that share an observation space form a "group".  A group keeps one
-nn.Module per agent (and one Adam per agent, used by both phases)
-but evaluates all of them at once by stacking their weights and using
+Agents that share an observation space form a "group".  A group keeps its
+agents' networks (and one Adam per agent, used by both phases) in one
+nn.Module with their weights stacked, and evaluates all of them at once with
 batched matrix products, so acting and learning cost one call per group, not
 one per agent.  The learning rate is annealed linearly to 0.
 

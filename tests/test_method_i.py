@@ -9,7 +9,7 @@ import method_i
 from memeplex import alignment, checkpoints, harness, stacked
 from memeplex.buffers import ObservationMemory
 from memeplex.errors import CheckpointError
-from memeplex.normalisation import RewardScaler
+from memeplex.normalisation import RewardScaler, update_moments
 from memeplex.stacked import StackedAdam
 from method_i import (
     LAIPPO,
@@ -443,6 +443,30 @@ def test_reward_scaling_divides_by_std_of_discounted_return(monkeypatch):
         scaler = learner.reward_scalers[0]
         assert (seen["rewards"] is learner.buffers[0].rewards) == (not norm_reward)
         assert (learner.groups[0].ret_count.item() > 1) == norm_reward == (scaler.discounted_return is not None)
+
+
+def test_running_moments_merge_batches_like_one():
+    x = torch.as_tensor(np.random.default_rng(0).normal(3.0, 2.0, size=(2, 50, 4)).astype(np.float32))
+    mean, var, count = torch.zeros(2, 1, 4), torch.ones(2, 1, 4), torch.full((2,), 1e-9, dtype=torch.float64)
+    update_moments(mean, var, count, x[:, :20])
+    update_moments(mean, var, count, x[:, 20:])
+    torch.testing.assert_close(mean, x.mean(1, keepdim=True), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(var, x.var(1, unbiased=False, keepdim=True), rtol=1e-5, atol=1e-5)
+    assert count.tolist() == pytest.approx([50, 50])
+
+
+# ---------------------------------------------------------------- observation memory D_i
+def test_observation_memory_keeps_the_latest_observations_and_the_first_as_probe():
+    memory = ObservationMemory(2, 1, size=5, probe_size=4)
+    batch = lambda start, n: np.arange(start, start + n, dtype=np.float32)[None, :, None].repeat(2, 0)  # [2, n, 1]
+    memory.remember(batch(0, 3))
+    assert memory.count == 3 and memory.obs[0, -3:, 0].tolist() == [0, 1, 2]
+    assert set(memory.sample(16, torch.Generator().manual_seed(0)).flatten().tolist()) == {0, 1, 2}  # filled rows only
+    memory.remember(batch(3, 4))
+    assert memory.count == 5 and memory.obs[1, :, 0].tolist() == [2, 3, 4, 5, 6]  # time order, oldest dropped
+    assert memory.probe[:, 0].tolist() == [0, 1, 0, 1]  # both agents' first observations, fixed
+    samples = memory.sample(8, torch.Generator().manual_seed(0))
+    assert samples.shape == (2, 8, 1) and set(samples.flatten().tolist()) <= {2, 3, 4, 5, 6}
 
 
 # ---------------------------------------------------------------- controls and diagnostics
