@@ -114,6 +114,7 @@ def start_or_resume(args, cfg: Config, algo: str, run: runs.RunDir, envs):
         run.write_config(config)
         return learner, runs.Progress(), envs.reset()
     state = run.checkpoint  # the newest intact checkpoint of this run (runs.open_run)
+    checkpoints.check_compatible(state["learner"], agents, obs_dims, act_dims)
     learner.load_state_dict(state["learner"])
     progress = runs.Progress.from_state_dict(state["progress"])
     if state.get("envs") is not None and args.backend == "batched":

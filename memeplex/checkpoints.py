@@ -156,7 +156,7 @@ def load_learner(path, env_name=None):
 
 
 def _learner_from(state: dict, path):
-    from method_i import LAIPPO, check_compatible
+    from method_i import LAIPPO
 
     if "learner" not in state:
         raise CheckpointError(f"{path} holds no LA-IPPO learner")
@@ -409,3 +409,27 @@ def load_snapshots(found_runs: dict) -> dict:
         algo: [(snapshot_label(algo, path), load_policy(path, "tag")[0]) for path in paths]
         for algo, paths in found_runs.items()
     }
+
+
+# ----------------------------------------------------------------------------
+# An LA-IPPO learner's state against an environment
+# ----------------------------------------------------------------------------
+
+
+def check_compatible(state: dict, agent_ids, obs_dims: dict, act_dims: dict) -> None:
+    """Raise CheckpointError unless `state` is an LA-IPPO learner's state_dict (method_i.LAIPPO)
+    trained on these agents and spaces."""
+    from method_i import CHECKPOINT_FORMAT
+
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
+    if list(state["agent_ids"]) != list(agent_ids):
+        raise CheckpointError(
+            f"checkpoint agents {list(state['agent_ids'])} do not match the environment's {list(agent_ids)}"
+        )
+    for a in agent_ids:
+        if int(state["obs_dims"][a]) != int(obs_dims[a]) or int(state["act_dims"][a]) != int(act_dims[a]):
+            raise CheckpointError(
+                f"checkpoint spaces for {a} (obs {state['obs_dims'][a]}, act {state['act_dims'][a]}) do not match "
+                f"the environment's (obs {obs_dims[a]}, act {act_dims[a]})"
+            )
