@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, errors, harness, runs
+from memeplex import cli, competitive, errors, harness, runs, stats
+from memeplex.plots import pyplot
+from memeplex.reports import benchmarks, spread, tag
+from memeplex.reports.tables import curve_matrix, interval, per_seed, row, rule
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 METRICS = [  # (summary key, label, format)
@@ -72,15 +75,6 @@ def metrics_for(env: str) -> list:
     return TAG_METRICS if env == "tag" else METRICS
 
 
-def bootstrap_ci(values, n_boot: int = 10_000, seed: int = 0):
-    """Percentile bootstrap 95% CI of the mean."""
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    means = np.random.default_rng(seed).choice(x, size=(n_boot, len(x))).mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def find_runs(results: Path, env: str, run_name: str | None) -> dict:
     """{(algo, run name): [(seed, run_dir)]} of finished runs (summary.json present,
     not interrupted); runs of one name and algorithm are the seeds of one experiment."""
@@ -110,19 +104,15 @@ def aggregate(experiments: dict, env: str) -> dict:
         for key, _, _ in metrics_for(env):
             vals = [s[key] for s in summaries if key in s]
             if vals:
-                lo, hi = bootstrap_ci(vals)
+                lo, hi = stats.bootstrap_ci(vals)
                 table[algo][key] = {"values": vals, "mean": float(np.mean(vals)), "ci95": [lo, hi]}
     return table
 
 
 def markdown(table: dict, env: str) -> str:
     algos = sorted(table, key=lambda k: (k[1], list(ALGO_LABELS).index(k[0]) if k[0] in ALGO_LABELS else 99))
-    head = (
-        "| Metric | "
-        + " | ".join(f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos)
-        + " |"
-    )
-    lines = [head, "|---" * (len(algos) + 1) + "|"]
+    seeds = [f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos]
+    lines = [row("Metric", *seeds), rule(len(algos) + 1)]
     for key, label, fmt in metrics_for(env):
         cells = []
         for a in algos:
@@ -130,12 +120,11 @@ def markdown(table: dict, env: str) -> str:
             if m is None:
                 cells.append("n/a")
                 continue
-            cell = f"**{fmt.format(m['mean'])}**"
             if len(m["values"]) > 1:
-                cell += f" [{fmt.format(m['ci95'][0])}, {fmt.format(m['ci95'][1])}]"
-                cell += "<br>(" + " / ".join(fmt.format(v) for v in m["values"]) + ")"
-            cells.append(cell)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                cells.append(interval(m["mean"], *m["ci95"], fmt, bold=True) + per_seed(m["values"], fmt))
+            else:
+                cells.append(f"**{fmt.format(m['mean'])}**")
+        lines.append(row(label, *cells))
     note = "\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. " + (
         f"Elo: K={competitive.ELO_K:.0f}, random anchored at {competitive.ELO_ANCHOR:.0f}, games against the random "
         "team and "
@@ -223,19 +212,12 @@ def _by_run_table(experiments: dict, env: str, algo: str) -> str:
 
 def plot_tag(experiments: dict, path: Path) -> None:
     """Predator (solid) and prey (dashed) Elo over env steps, mean over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 6.5))
+    fig, ax = pyplot().subplots(figsize=(8, 6.5))
     for k, (algo, entries) in enumerate(sorted(experiments.items())):
-        curves = [runs.read_metrics(d / "metrics.csv") for _, d in entries]
-        length = min(len(c) for c in curves)
-        steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         for team, style in (("predator", "-"), ("prey", "--")):
-            elo = np.array([[r[f"{team}_elo"] for r in c[:length]] for c in curves], dtype=float).mean(0)
-            ax.plot(steps, elo, style, color=f"C{k}", label=f"{column_label(algo)} {team} ({len(curves)} seeds)")
+            steps, elo = curve_matrix([d for _, d in entries], f"{team}_elo")
+            label = f"{column_label(algo)} {team} ({len(entries)} seeds)"
+            ax.plot(steps, elo.mean(0), style, color=f"C{k}", label=label)
     ax.axhline(competitive.ELO_ANCHOR, color="gray", ls=":", label="random (1000)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("Elo vs the run's rolling pool")
@@ -249,19 +231,11 @@ def plot_tag(experiments: dict, path: Path) -> None:
 def plot(experiments: dict, env: str, path: Path) -> None:
     if env == "tag":
         return plot_tag(experiments, path)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7.5, 4.5))
     refs = None
     for k, (algo, entries) in enumerate(sorted(experiments.items())):
-        curves = [runs.read_metrics(d / "metrics.csv") for _, d in entries]
-        length = min(len(c) for c in curves)
-        steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
-        scores = np.array([[r["eval_score"] for r in c[:length]] for c in curves], dtype=float)
-        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{column_label(algo)} (mean of {len(curves)} seeds)")
+        steps, scores = curve_matrix([d for _, d in entries], "eval_score")
+        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{column_label(algo)} (mean of {len(entries)} seeds)")
         ax.fill_between(steps, scores.min(0), scores.max(0), color=f"C{k}", alpha=0.2)
         refs = refs or json.loads((entries[0][1] / "summary.json").read_text()).get("validation_references")
     for key, style in (("oracle", "--"), ("random", ":")):
@@ -286,17 +260,15 @@ def write_report(results: Path, out_dir: Path) -> dict:
     """Every table and figure of the result suites (and the throughput benchmarks) into
     out_dir/<env or benchmarks>/report/; returns {"<env>/<name>": text}. Says on stderr which
     suite it is computing, as it starts."""
-    from memeplex import reports
-
     if not any(results.glob("**/summary.json")) and not any(results.glob("*/*.json")):
         raise errors.UsageError(f"nothing to report: no run, tag table or benchmark under {results}")
     start = time.perf_counter()
     log = lambda name: print(f"[{time.perf_counter() - start:3.0f} s] {name}", file=sys.stderr, flush=True)
     texts = {}
     for env, make in (
-        ("spread", reports.spread_report),
-        ("tag", reports.tag_report),
-        ("benchmarks", reports.benchmark_report),
+        ("spread", spread.report),
+        ("tag", tag.report),
+        ("benchmarks", benchmarks.report),
         ("sweeps", sweep_report),
     ):
         for name, item in make(results, log=lambda suite: log(f"{env}: {suite}")).items():
@@ -405,9 +377,7 @@ def main(argv=None) -> int:
         return 0
     table = aggregate(experiments, args.env)
     if args.env == "tag":
-        from memeplex import reports
-
-        pools = reports.fixed_pool_report(results).get("fixed_pool.md")
+        pools = tag.fixed_pool(results).get("fixed_pool.md")
     md = markdown(table, args.env) + (f"\n### Fixed pools\n\n{pools}" if args.env == "tag" and pools else "")
     runs.atomic_write(out / "comparison.md", md)
     runs.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})
