@@ -387,15 +387,15 @@ def test_each_seed_keeps_its_own_noise_after_evaluations_and_resume(tmp_path, mo
 
 @pytest.mark.kernel_sensitive
 def test_best_response_finds_the_exploit_of_a_stationary_prey(tmp_path):
-    """The best-response recipe (run_experiments.BEST_RESPONSE_FLAGS) against a frozen prey that never moves: the
+    """The best-response recipe (suites.BEST_RESPONSE_FLAGS) against a frozen prey that never moves: the
     median of 3 tuning seeds beats random predators by the recipe's margin, which it clears on at least 9 of 10
     seeds at both kernel levels (docs/best_response.md): a learner that needs luck fails here."""
-    import run_experiments as rx
     from benchmarks import best_response as br
+    from memeplex import suites
 
     opponent = tmp_path / "stationary.pt"
     br.save_stationary_prey(opponent)
-    summaries = [br.train_responder(opponent, seed, rx.BEST_RESPONSE_FLAGS, tmp_path) for seed in (101, 102, 103)]
+    summaries = [br.train_responder(opponent, seed, suites.BEST_RESPONSE_FLAGS, tmp_path) for seed in (101, 102, 103)]
     assert all(s["team"] == "predator" and s["test_episodes"] == br.TEST_EPISODES for s in summaries)
     rates = [s["test_best_response_win_rate"] for s in summaries]
     random_rate = br.random_win_rate(opponent)
