@@ -23,8 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from memeplex import errors
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -35,6 +33,7 @@ from memeplex import (
     checkpoints,  # noqa: E402
     cli,  # noqa: E402
     competitive,  # noqa: E402
+    errors,  # noqa: E402
     harness,  # noqa: E402
     runs,  # noqa: E402
 )
