@@ -35,6 +35,13 @@ from memeplex.reports import benchmarks, spread, tag
 from memeplex.reports.tables import curve_matrix, interval, per_seed, row, rule
 
 ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
+RUN_METRICS = [  # (summary key, label, format) of every run, the last rows of both tables
+    ("env_steps", "Env steps", "{:,.0f}"),
+    ("wall_time", "Wall time (s)", "{:.0f}"),
+    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
+    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
+    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+]
 METRICS = [  # (summary key, label, format)
     ("test_normalised", "Normalised test score (held-out episodes)", "{:.3f}"),
     ("test_episodes", "Held-out test episodes", "{:,.0f}"),
@@ -44,11 +51,7 @@ METRICS = [  # (summary key, label, format)
     ("best_mean_score", "Best mean score", "{:.2f}"),
     ("best_single_eval_fitness", "Best single eval fitness", "{:.2f}"),
     ("train_mean_score", "Train mean score (last 100 episodes)", "{:.2f}"),
-    ("env_steps", "Env steps", "{:,.0f}"),
-    ("wall_time", "Wall time (s)", "{:.0f}"),
-    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
-    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
-    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+    *RUN_METRICS,
 ]
 TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling pool, then the held-out test games
     ("predator_elo", "Predator Elo (final, rolling pool)", "{:.1f}"),
@@ -63,11 +66,7 @@ TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling p
     ("pool_size", "Rolling pool size (snapshots)", "{:.0f}"),
     ("elo_episodes", "Elo episodes per pairing (training)", "{:.0f}"),
     ("test_elo_episodes", "Test episodes per pairing", "{:.0f}"),
-    ("env_steps", "Env steps", "{:,.0f}"),
-    ("wall_time", "Wall time (s)", "{:.0f}"),
-    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
-    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
-    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+    *RUN_METRICS,
 ]
 
 

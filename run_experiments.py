@@ -25,8 +25,10 @@ Suites, in dependency order (`--suite all` runs them in this order):
     scaling    200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents.
 
 Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name,
-seed, flags).  Every run is a Ray task (one CPU) that runs the training script as a subprocess
-in this directory, its output appended to <run directory>/driver.log.  `ray.init()` starts a
+seed, flags); what the reports also name (the algorithms, run names, the best-response recipe) is in
+memeplex/suites.py, and choosing from the tuning runs in memeplex/tuning.py.  Every run is a Ray
+task (one CPU) that runs the training script as a subprocess in this directory, its output appended
+to <run directory>/driver.log.  `ray.init()` starts a
 local Ray with one worker per core; --address connects to a running cluster, whose nodes must
 all have this repository at the same path and see the results and checkpoint directories
 (start it with RAY_kill_child_processes_on_worker_exit=0 in the environment so that a run whose
