@@ -71,6 +71,7 @@ TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling p
 
 
 def metrics_for(env: str) -> list:
+    """The (summary key, label, format) rows of an env's comparison table."""
     return TAG_METRICS if env == "tag" else METRICS
 
 
@@ -91,11 +92,13 @@ def find_runs(results: Path, env: str, run_name: str | None) -> dict:
 
 
 def column_label(key) -> str:
+    """An experiment's column: "<algorithm label> [<run name>]"."""
     algo, name = key
     return f"{ALGO_LABELS.get(algo, algo)} [{name}]"
 
 
 def aggregate(experiments: dict, env: str) -> dict:
+    """{experiment: its seeds, run directories, and per metric the values, mean and bootstrap 95% CI}."""
     table = {}
     for algo, entries in experiments.items():
         summaries = [json.loads((d / "summary.json").read_text()) for _, d in sorted(entries)]
@@ -109,6 +112,7 @@ def aggregate(experiments: dict, env: str) -> dict:
 
 
 def markdown(table: dict, env: str) -> str:
+    """The comparison table: one column per experiment, one row per metric, and its note."""
     algos = sorted(table, key=lambda k: (k[1], list(ALGO_LABELS).index(k[0]) if k[0] in ALGO_LABELS else 99))
     seeds = [f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos]
     lines = [row("Metric", *seeds), rule(len(algos) + 1)]
@@ -228,6 +232,8 @@ def plot_tag(experiments: dict, path: Path) -> None:
 
 
 def plot(experiments: dict, env: str, path: Path) -> None:
+    """Mean eval score over env steps per experiment, with the min-max band over seeds and the references
+    (tag: plot_tag)."""
     if env == "tag":
         return plot_tag(experiments, path)
     fig, ax = pyplot().subplots(figsize=(7.5, 4.5))
@@ -301,6 +307,7 @@ def fill_blocks(text: str, tables: dict) -> tuple[str, list]:
 
 
 def documents(root: Path) -> list:
+    """The README and docs/*.md: the documents whose report blocks are filled."""
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
@@ -341,6 +348,7 @@ def report(results: Path, check: bool, root: Path = runs.ROOT) -> int:
 
 
 def main(argv=None) -> int:
+    """--report / --check, or one comparison (or --by-run table) of the runs under --results-dir."""
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--report",

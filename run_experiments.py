@@ -124,6 +124,7 @@ MADDPG_CONFIGS = draw(MADDPG_GRID, MADDPG_DRAWS, MADDPG_DRAW_SEED)
 
 
 def ppo_flags(c: dict) -> tuple:
+    """A PPO_GRID configuration as train_*.py flags."""
     return tuple(
         f"--lr {g(c['lr'])} --update-epochs {c['update_epochs']} --num-minibatches {c['num_minibatches']} "
         f"--rollout-length {c['rollout_length']} --ent-coef {g(c['ent_coef'])} --activation {c['activation']}".split()
@@ -131,6 +132,7 @@ def ppo_flags(c: dict) -> tuple:
 
 
 def ppo_name(c: dict) -> str:
+    """A PPO_GRID configuration as a run name."""
     return (
         f"lr{g(c['lr'])}-ep{c['update_epochs']}-mb{c['num_minibatches']}-rl{c['rollout_length']}"
         f"-ent{g(c['ent_coef'])}-{c['activation']}"
@@ -138,6 +140,7 @@ def ppo_name(c: dict) -> str:
 
 
 def distill_flags(d: dict) -> tuple:
+    """A DISTILL_GRID configuration as train_method_i.py flags."""
     return tuple(
         f"--distill-weight {g(d['distill_weight'])} --distill-interval {d['distill_interval']} "
         f"--topology {d['topology']}".split()
@@ -145,10 +148,12 @@ def distill_flags(d: dict) -> tuple:
 
 
 def distill_name(d: dict) -> str:
+    """A DISTILL_GRID configuration as (the end of) a run name."""
     return f"w{g(d['distill_weight'])}-k{d['distill_interval']}-{d['topology']}"
 
 
 def maddpg_flags(m: dict) -> tuple:
+    """A MADDPG_GRID configuration as train_maddpg.py flags."""
     return tuple(
         f"--lr-actor {g(m['lr'])} --lr-critic {g(m['lr'])} --batch-size {m['batch_size']} "
         f"--learn-step {m['learn_step']} --{'' if m['shared_networks'] else 'no-'}shared-networks".split()
@@ -156,6 +161,7 @@ def maddpg_flags(m: dict) -> tuple:
 
 
 def maddpg_name(m: dict) -> str:
+    """A MADDPG_GRID configuration as a run name."""
     return f"lr{g(m['lr'])}-b{m['batch_size']}-ls{m['learn_step']}-{'shared' if m['shared_networks'] else 'own'}"
 
 
@@ -222,6 +228,7 @@ def stage2_candidates(ppo_config: dict) -> list:
 
 
 def best_method_i_ppo_config(ctx) -> dict:
+    """The PPO configuration of Method I's best stage-1 candidate (its runs must have finished)."""
     scored = scores(ctx, [c for c in stage1_candidates() if c.algorithm == "method_i"], TUNE_METRIC)
     return PPO_CONFIGS[scored.index(best(scored, TUNE_METRIC))]
 
@@ -238,6 +245,8 @@ def tuning_candidates(ctx) -> dict:
 
 
 def suite_tune(ctx):
+    """200k steps, tuning seeds: stage 1 (PPO and MADDPG configurations), then stage 2 (Method I's
+    distillation knobs, once stage 1's Method I runs have finished)."""
     yield "stage 1: PPO knobs (IPPO, Method I) and MADDPG", [r for c in stage1_candidates(ctx) for r in c.runs()]
     if "method_i" not in selected(ctx):
         return
@@ -458,6 +467,7 @@ SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUIT
 
 
 def main(argv=None) -> int:
+    """Run the --suite (or every suite in order), stage by stage; the exit code."""
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", required=True, choices=[*SUITES, "all"], help="what to run (all: every suite in order)")
     p.add_argument(

@@ -55,6 +55,9 @@ class Run:
 
 @dataclasses.dataclass
 class Context:
+    """What the suites of one invocation share: the directories, --dry-run, the Ray cluster, the
+    algorithms asked for, and the failures so far."""
+
     results: Path
     checkpoints: Path
     dry_run: bool = False
@@ -90,6 +93,7 @@ def options(flags: Iterable[str]) -> dict:
 
 
 def to_flags(opts: dict) -> tuple:
+    """The inverse of options: {"--lr": "0.001", "--shared-networks": None} -> ("--lr", "0.001", ...)."""
     return tuple(x for k, v in opts.items() for x in ((k,) if v is None else (k, v)))
 
 
@@ -154,6 +158,7 @@ def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -
 
 
 def ensure_ray(ctx):
+    """The ray module, initialised once: a new local Ray, or ctx.address's cluster."""
     import ray
 
     if not ray.is_initialized():
@@ -227,6 +232,7 @@ def status(run: Run, ctx) -> tuple:
 
 
 def log_tail(path: Path, n: int = LOG_TAIL) -> str:
+    """The last n lines of a log, indented, for a failure report."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -327,6 +333,7 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def report_failures(ctx) -> int:
+    """List the runs that failed or were blocked on stderr; the exit code (1 if any, else 0)."""
     if not ctx.failures:
         return 0
     print(f"\n{len(ctx.failures)} run(s) failed or blocked:", file=sys.stderr)

@@ -15,11 +15,8 @@ from memeplex.reports.cross_seed import TAG_LABELS, cross_seed
 from memeplex.reports.tables import budget, fact, finished, interval, mean_cell, row, rule, scores
 
 TAG_SELFPLAY = [  # (label, algorithm directory, run name) of the tag self-play runs, in table order
-    ("Method I", "method_i", suites.SELFPLAY_RUN),
-    ("IPPO", "ppo", suites.SELFPLAY_RUN),
-    ("MADDPG", "maddpg", suites.SELFPLAY_RUN),
-    ("Method I, MADDPG's wall time", "method_i", suites.SELFPLAY_WALLCLOCK_RUN),
-    ("IPPO, MADDPG's wall time", "ppo", suites.SELFPLAY_WALLCLOCK_RUN),
+    *((TAG_LABELS[a], a, suites.SELFPLAY_RUN) for a in suites.SCRIPTS),
+    *((f"{TAG_LABELS[a]}, MADDPG's wall time", a, suites.SELFPLAY_WALLCLOCK_RUN) for a in ("method_i", "ppo")),
 ]
 TAG_SELFPLAY_METRICS = [  # (summary key, column): the final teams' held-out test games
     ("test_predator_win_vs_random", "predators vs random prey"),
