@@ -31,10 +31,10 @@ import numpy as np
 
 from memeplex import cli, competitive, errors, harness, runs, stats
 from memeplex.plots import pyplot
-from memeplex.reports import benchmarks, spread, tag
-from memeplex.reports.tables import curve_matrix, interval, per_seed, row, rule
+from memeplex.reports import benchmarks, spread, sweeps, tag
+from memeplex.reports.tables import curve_matrix, find_runs, interval, per_seed, row, rule
+from memeplex.suites import ALGO_LABELS
 
-ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
 RUN_METRICS = [  # (summary key, label, format) of every run, the last rows of both tables
     ("env_steps", "Env steps", "{:,.0f}"),
     ("wall_time", "Wall time (s)", "{:.0f}"),
@@ -73,22 +73,6 @@ TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling p
 def metrics_for(env: str) -> list:
     """The (summary key, label, format) rows of an env's comparison table."""
     return TAG_METRICS if env == "tag" else METRICS
-
-
-def find_runs(results: Path, env: str, run_name: str | None) -> dict:
-    """{(algo, run name): [(seed, run_dir)]} of finished runs (summary.json present,
-    not interrupted); runs of one name and algorithm are the seeds of one experiment."""
-    experiments = {}
-    for summary in sorted((results / env).glob("*/*/summary.json")):
-        run_dir = summary.parent
-        m = re.fullmatch(r"(.+)_s(\d+)", run_dir.name)
-        if not m or (run_name is not None and m.group(1) != run_name):
-            continue
-        if json.loads(summary.read_text()).get("interrupted"):
-            print(f"skipping interrupted run {run_dir}", file=sys.stderr)
-            continue
-        experiments.setdefault((run_dir.parent.name, m.group(1)), []).append((int(m.group(2)), run_dir))
-    return experiments
 
 
 def column_label(key) -> str:
@@ -138,79 +122,6 @@ def markdown(table: dict, env: str) -> str:
         else "Normalised score: 0 = uniform random policy, 1 = hand-coded oracle, on the same seeds."
     )
     return f"### {env}\n\n" + "\n".join(lines) + "\n" + note + "\n"
-
-
-IGNORED_ARGS = {
-    "run_name",
-    "results_dir",
-    "checkpoint_dir",
-    "progress",
-    "resume",
-    "torch_threads",
-    "final_eval_episodes",
-}
-
-
-def by_run_markdown(experiments: dict, env: str) -> str:
-    """One table per algorithm, one row per run: the options in which its runs
-    differ, and the validation-seed scores (a sweep is judged on these, never
-    on test)."""
-    return "\n".join(by_run_tables(experiments, env).values())
-
-
-def by_run_tables(experiments: dict, env: str) -> dict:
-    """{algorithm: its by-run table}."""
-    return {
-        algo: _by_run_table({k: v for k, v in experiments.items() if k[0] == algo}, env, algo)
-        for algo in sorted({k[0] for k in experiments})
-    }
-
-
-def sweep_report(results: Path, log=lambda name: None) -> dict:
-    """The exploratory sweeps under <results>/sweeps as by-run tables: {"<env>_<algo>.md": table}."""
-    log("by-run tables")
-    return {
-        f"{env}_{algo}.md": table
-        for env in sorted(harness.ENVS)
-        for algo, table in by_run_tables(find_runs(results / "sweeps", env, None), env).items()
-    }
-
-
-def _by_run_table(experiments: dict, env: str, algo: str) -> str:
-    entries = [(seed, d) for es in experiments.values() for seed, d in es]
-    configs = [json.loads((d / "config.json").read_text()) for _, d in entries]
-    values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
-    ignored = IGNORED_ARGS | (set() if env == "tag" else set(runs.SELF_PLAY_OPTIONS))  # tag-only options
-    keys = sorted({k for v in values for k in v} - ignored)
-    varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
-    dumped = {k: [json.dumps(v.get(k)) for v in values] for k in varying}
-    mode = {k: max(dumped[k], key=dumped[k].count) for k in varying}
-    rows = []
-    for (seed, d), v in zip(entries, values):
-        s = json.loads((d / "summary.json").read_text())
-        diff = (
-            ", ".join(f"{k}={v.get(k)}" for k in varying if json.dumps(v.get(k)) != mode[k]) or "(the common setting)"
-        )
-        rows.append(
-            (
-                s["last5_eval_normalised"],
-                f"| {d.name} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
-                f"{s['last5_eval_normalised']:.3f} | {s['env_steps']:,} |",
-            )
-        )
-    common = ", ".join(f"{k}={json.loads(m)}" for k, m in mode.items())
-    head = (
-        "| run | seed | options that differ from the common setting | final eval normalised | "
-        "last-5 eval normalised | env steps |\n|---|---|---|---|---|---|"
-    )
-    body = "\n".join(r for _, r in sorted(rows, key=lambda r: -r[0]))
-    return (
-        f"### {env}, {ALGO_LABELS.get(algo, algo)}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
-        f"Common setting of the options that vary: {common or '(none vary)'}.  "
-        f"Scores are on the validation seeds of the periodic evaluations "
-        f"({' / '.join(str(e) for e in sorted({v.get('eval_episodes') for v in values}, key=str))} episodes each); "
-        "normalised: 0 = random, 1 = oracle.\n"
-    )
 
 
 def plot_tag(experiments: dict, path: Path) -> None:
@@ -274,7 +185,7 @@ def write_report(results: Path, out_dir: Path) -> dict:
         ("spread", spread.report),
         ("tag", tag.report),
         ("benchmarks", benchmarks.report),
-        ("sweeps", sweep_report),
+        ("sweeps", sweeps.report),
     ):
         for name, item in make(results, log=lambda suite: log(f"{env}: {suite}")).items():
             path = out_dir / env / "report" / name
@@ -377,7 +288,7 @@ def main(argv=None) -> int:
         )
     out = Path(args.out_dir) if args.out_dir else results / args.env
     if args.by_run:
-        md = by_run_markdown(experiments, args.env)
+        md = sweeps.by_run_markdown(experiments, args.env)
         runs.atomic_write(out / "runs.md", md)
         print(md)
         print(f"wrote {out / 'runs.md'}")

@@ -9,6 +9,8 @@ import dataclasses
 from pathlib import Path
 
 SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}  # per algo directory
+ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}  # comparison and by-run tables
+TAG_LABELS = {"method_i": "Method I", "ppo": "IPPO", "maddpg": "MADDPG"}  # tag tables
 
 # Run names (results/<env>/<algo>/<name>_s<seed>/) of the suites, as the reports find them
 MAIN_RUN = "main-tuned"  # spread: the chosen flags at 200k env steps, reporting seeds 1-10

@@ -9,8 +9,7 @@ import numpy as np
 from memeplex import stats
 from memeplex.plots import matrix
 from memeplex.reports.tables import interval, row, rule
-
-TAG_LABELS = {"method_i": "Method I", "ppo": "IPPO", "maddpg": "MADDPG"}  # an algorithm directory's name in tag tables
+from memeplex.suites import TAG_LABELS
 
 
 def wins_array(out: dict) -> np.ndarray:

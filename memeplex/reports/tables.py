@@ -1,11 +1,12 @@
-"""What every report table is built from: the finished runs of a suite, the facts a caption states
-(budget, seeds, episodes: read from the runs, never written by hand), markdown rows and interval
-cells, and the score table (IQM and mean with rliable's 95% CIs) with P(X > Y)."""
+"""What every report table is built from: the finished runs (of a suite, or every experiment), the
+facts a caption states (budget, seeds, episodes: read from the runs, never written by hand), markdown
+rows and interval cells, and the score table (IQM and mean with rliable's 95% CIs) with P(X > Y)."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,22 @@ def finished(results: Path, algo: str, run_name: str, env: str = "spread") -> li
         if m and not summary.get("interrupted"):
             out.append((int(m.group(1)), summary, path.parent))
     return sorted(out, key=lambda r: r[0])
+
+
+def find_runs(results: Path, env: str, run_name: str | None) -> dict:
+    """{(algo, run name): [(seed, run_dir)]} of finished runs (summary.json present,
+    not interrupted); runs of one name and algorithm are the seeds of one experiment."""
+    experiments = {}
+    for summary in sorted((results / env).glob("*/*/summary.json")):
+        run_dir = summary.parent
+        m = re.fullmatch(r"(.+)_s(\d+)", run_dir.name)
+        if not m or (run_name is not None and m.group(1) != run_name):
+            continue
+        if json.loads(summary.read_text()).get("interrupted"):
+            print(f"skipping interrupted run {run_dir}", file=sys.stderr)
+            continue
+        experiments.setdefault((run_dir.parent.name, m.group(1)), []).append((int(m.group(2)), run_dir))
+    return experiments
 
 
 def scores(rows, key: str = METRIC) -> np.ndarray:

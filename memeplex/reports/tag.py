@@ -11,8 +11,9 @@ import numpy as np
 
 from memeplex import suites
 from memeplex.reports.benchmarks import best_response_recipe_report
-from memeplex.reports.cross_seed import TAG_LABELS, cross_seed
+from memeplex.reports.cross_seed import cross_seed
 from memeplex.reports.tables import budget, fact, finished, interval, mean_cell, row, rule, scores
+from memeplex.suites import TAG_LABELS
 
 TAG_SELFPLAY = [  # (label, algorithm directory, run name) of the tag self-play runs, in table order
     *((TAG_LABELS[a], a, suites.SELFPLAY_RUN) for a in suites.SCRIPTS),
