@@ -1,7 +1,7 @@
 """What the result suites (run_experiments.py) and their reports (memeplex.reports) both name: the
-algorithms of the spread suites, the training script of each algorithm directory, the run names of
-each suite, where the tuning choice is written, and the best-response recipe. Defined here once, so a
-suite and its table cannot drift apart."""
+algorithms of the spread suites, the training script and table labels of each algorithm directory,
+the run names of each suite, where the tuning choice is written, and the best-response recipe.
+Defined here once, so a suite and its table cannot drift apart."""
 
 from __future__ import annotations
 
