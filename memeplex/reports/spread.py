@@ -65,7 +65,8 @@ def main_suite(results: Path) -> dict:
     present = {label: scores(r) for label, r in rows if r}
     taus = np.linspace(-0.25, 1.25, 61)
     taus, profiles, cis = stats.performance_profile(present, taus)
-    out["profile.png"] = stats.performance_profile_figure(taus, profiles, cis, title="spread, 200k env steps")
+    title = f"spread, {budget(rows)} env steps"
+    out["profile.png"] = stats.performance_profile_figure(taus, profiles, cis, title=title)
     return out
 
 
