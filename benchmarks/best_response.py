@@ -1,5 +1,5 @@
 """How reliably the best-response recipe finds a known exploit: IPPO predators trained with
-run_experiments.BEST_RESPONSE_FLAGS against a frozen stationary prey (save_stationary_prey),
+memeplex.suites.BEST_RESPONSE_FLAGS against a frozen stationary prey (save_stationary_prey),
 one run per tuning seed, beside random predators against the same prey on the same test episodes.
 
     python benchmarks/best_response.py --seeds 101 110    # tuning seeds 101-110, on this CPU's kernels
@@ -8,7 +8,7 @@ one run per tuning seed, beside random predators against the same prey on the sa
 
 Each invocation stores its rows under its torch CPU capability (AVX512, AVX2, ...) in --out
 (results/tag/best_response_recipe/recipe.json), keeping the other capabilities' rows if they were made
-with the same recipe; reports.best_response_recipe_report renders the table (docs/best_response.md).
+with the same recipe; memeplex.reports.benchmarks.best_response_recipe_report renders the table (docs/best_response.md).
 Runs are written under --work-dir (a temporary directory unless given), one at a time, 1 torch thread.
 """
 
@@ -23,18 +23,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from memeplex import errors
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import train_ppo  # noqa: E402
-from memeplex import checkpoints, cli, competitive, protocol, runs  # noqa: E402
+from memeplex import checkpoints, cli, competitive, errors, protocol, runs  # noqa: E402
 from memeplex.envs import spec  # noqa: E402
+from memeplex.suites import BEST_RESPONSE_FLAGS  # noqa: E402
 from method_i import LAIPPO  # noqa: E402
-from run_experiments import BEST_RESPONSE_FLAGS  # noqa: E402
 
 MARGIN = 0.3  # a responder passes if its test win-rate beats random predators' by at least this (docs/best_response.md)
 TEST_EPISODES = 100
@@ -92,7 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs=2, default=(101, 110), metavar=("FIRST", "LAST"),
                    help="tuning seeds FIRST..LAST (101-199; reporting seeds never inform a choice)")  # fmt: skip
     p.add_argument("--flags", default=shlex.join(BEST_RESPONSE_FLAGS),
-                   help="the recipe's train_ppo.py flags (default: run_experiments.BEST_RESPONSE_FLAGS)")  # fmt: skip
+                   help="the recipe's train_ppo.py flags (default: memeplex.suites.BEST_RESPONSE_FLAGS)")  # fmt: skip
     p.add_argument("--out", type=Path, default=runs.ROOT / "results/tag/best_response_recipe/recipe.json")
     p.add_argument("--work-dir", type=Path, default=None, help="where the runs go (default: a temporary directory)")
     args = p.parse_args(argv)

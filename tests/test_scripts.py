@@ -218,14 +218,6 @@ def test_compare_results_tables_and_plot(tmp_path):
         compare_results.main(["--results-dir", str(results), "--run-name", "missing"])
 
 
-def test_bootstrap_ci():
-    import compare_results
-
-    assert compare_results.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
-    lo, hi = compare_results.bootstrap_ci([0.0, 1.0, 2.0, 3.0])
-    assert 0.0 <= lo < 1.5 < hi <= 3.0
-
-
 SCRIPTS = (
     "train_method_i",
     "train_ppo",
@@ -385,7 +377,7 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
 
 
 def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_path):
-    from memeplex import reports
+    from memeplex.reports import benchmarks
 
     out = tmp_path / "benchmarks" / "throughput.json"
     proc = run_script("benchmarks/throughput.py", "--envs", "spread", "--rounds", "1", "--env-steps", "80",
@@ -395,6 +387,6 @@ def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_p
     train = data["results"]["spread/train"]
     assert set(train["rounds"]) == {"mpe2", "batched"} and train["ratio"] > 0
     assert set(data["load_average_1min"]) == {"start", "end"}
-    table = reports.benchmark_report(tmp_path)["throughput.md"]
+    table = benchmarks.report(tmp_path)["throughput.md"]
     assert f"| spread: Method I training, env steps/s | {train['median']['mpe2']:,.0f} |" in table
     assert f"**{train['ratio']:.2f}x**" in table
