@@ -29,9 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import cli, competitive, errors, files, harness, options
+from memeplex import cli, competitive, errors, files, stats
+from memeplex.envs import spec
+from memeplex.plots import pyplot
+from memeplex.reports import benchmarks, spread, sweeps, tag
+from memeplex.reports.tables import curve_matrix, find_runs, interval, per_seed, row, rule
+from memeplex.suites import ALGO_LABELS
 
-ALGO_LABELS = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "maddpg": "MADDPG"}
+RUN_METRICS = [  # (summary key, label, format) of every run, the last rows of both tables
+    ("env_steps", "Env steps", "{:,.0f}"),
+    ("wall_time", "Wall time (s)", "{:.0f}"),
+    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
+    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
+    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+]
 METRICS = [  # (summary key, label, format)
     ("test_normalised", "Normalised test score (held-out episodes)", "{:.3f}"),
     ("test_episodes", "Held-out test episodes", "{:,.0f}"),
@@ -41,11 +52,7 @@ METRICS = [  # (summary key, label, format)
     ("best_mean_score", "Best mean score", "{:.2f}"),
     ("best_single_eval_fitness", "Best single eval fitness", "{:.2f}"),
     ("train_mean_score", "Train mean score (last 100 episodes)", "{:.2f}"),
-    ("env_steps", "Env steps", "{:,.0f}"),
-    ("wall_time", "Wall time (s)", "{:.0f}"),
-    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
-    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
-    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+    *RUN_METRICS,
 ]
 TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling pool, then the held-out test games
     ("predator_elo", "Predator Elo (final, rolling pool)", "{:.1f}"),
@@ -60,49 +67,23 @@ TAG_METRICS = [  # self-play on tag: the final evaluation's Elo vs the rolling p
     ("pool_size", "Rolling pool size (snapshots)", "{:.0f}"),
     ("elo_episodes", "Elo episodes per pairing (training)", "{:.0f}"),
     ("test_elo_episodes", "Test episodes per pairing", "{:.0f}"),
-    ("env_steps", "Env steps", "{:,.0f}"),
-    ("wall_time", "Wall time (s)", "{:.0f}"),
-    ("throughput_with_eval", "Throughput with eval (env steps/s)", "{:,.0f}"),
-    ("throughput_without_eval", "Throughput without eval (env steps/s)", "{:,.0f}"),
-    ("throughput_per_member", "Throughput per population member (env steps/s)", "{:,.0f}"),
+    *RUN_METRICS,
 ]
 
 
 def metrics_for(env: str) -> list:
+    """The (summary key, label, format) rows of an env's comparison table."""
     return TAG_METRICS if env == "tag" else METRICS
 
 
-def bootstrap_ci(values, n_boot: int = 10_000, seed: int = 0):
-    """Percentile bootstrap 95% CI of the mean."""
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    means = np.random.default_rng(seed).choice(x, size=(n_boot, len(x))).mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
-def find_runs(results: Path, env: str, run_name: str | None) -> dict:
-    """{(algo, run name): [(seed, run_dir)]} of finished runs (summary.json present,
-    not interrupted); runs of one name and algorithm are the seeds of one experiment."""
-    experiments = {}
-    for summary in sorted((results / env).glob("*/*/summary.json")):
-        run_dir = summary.parent
-        m = re.fullmatch(r"(.+)_s(\d+)", run_dir.name)
-        if not m or (run_name is not None and m.group(1) != run_name):
-            continue
-        if json.loads(summary.read_text()).get("interrupted"):
-            print(f"skipping interrupted run {run_dir}", file=sys.stderr)
-            continue
-        experiments.setdefault((run_dir.parent.name, m.group(1)), []).append((int(m.group(2)), run_dir))
-    return experiments
-
-
 def column_label(key) -> str:
+    """An experiment's column: "<algorithm label> [<run name>]"."""
     algo, name = key
     return f"{ALGO_LABELS.get(algo, algo)} [{name}]"
 
 
 def aggregate(experiments: dict, env: str) -> dict:
+    """{experiment: its seeds, run directories, and per metric the values, mean and bootstrap 95% CI}."""
     table = {}
     for algo, entries in experiments.items():
         summaries = [json.loads((d / "summary.json").read_text()) for _, d in sorted(entries)]
@@ -110,19 +91,16 @@ def aggregate(experiments: dict, env: str) -> dict:
         for key, _, _ in metrics_for(env):
             vals = [s[key] for s in summaries if key in s]
             if vals:
-                lo, hi = bootstrap_ci(vals)
+                lo, hi = stats.bootstrap_ci(vals)
                 table[algo][key] = {"values": vals, "mean": float(np.mean(vals)), "ci95": [lo, hi]}
     return table
 
 
 def markdown(table: dict, env: str) -> str:
+    """The comparison table: one column per experiment, one row per metric, and its note."""
     algos = sorted(table, key=lambda k: (k[1], list(ALGO_LABELS).index(k[0]) if k[0] in ALGO_LABELS else 99))
-    head = (
-        "| Metric | "
-        + " | ".join(f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos)
-        + " |"
-    )
-    lines = [head, "|---" * (len(algos) + 1) + "|"]
+    seeds = [f"{column_label(a)}, seeds {', '.join(map(str, table[a]['seeds']))}" for a in algos]
+    lines = [row("Metric", *seeds), rule(len(algos) + 1)]
     for key, label, fmt in metrics_for(env):
         cells = []
         for a in algos:
@@ -130,12 +108,11 @@ def markdown(table: dict, env: str) -> str:
             if m is None:
                 cells.append("n/a")
                 continue
-            cell = f"**{fmt.format(m['mean'])}**"
             if len(m["values"]) > 1:
-                cell += f" [{fmt.format(m['ci95'][0])}, {fmt.format(m['ci95'][1])}]"
-                cell += "<br>(" + " / ".join(fmt.format(v) for v in m["values"]) + ")"
-            cells.append(cell)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                cells.append(interval(m["mean"], *m["ci95"], fmt, bold=True) + per_seed(m["values"], fmt))
+            else:
+                cells.append(f"**{fmt.format(m['mean'])}**")
+        lines.append(row(label, *cells))
     note = "\nMean over seeds in bold, bootstrap 95% CI of the mean in brackets, per-seed values below. " + (
         f"Elo: K={competitive.ELO_K:.0f}, random anchored at {competitive.ELO_ANCHOR:.0f}, games against the random "
         "team and "
@@ -148,94 +125,14 @@ def markdown(table: dict, env: str) -> str:
     return f"### {env}\n\n" + "\n".join(lines) + "\n" + note + "\n"
 
 
-IGNORED_ARGS = {
-    "run_name",
-    "results_dir",
-    "checkpoint_dir",
-    "progress",
-    "resume",
-    "torch_threads",
-    "final_eval_episodes",
-}
-
-
-def by_run_markdown(experiments: dict, env: str) -> str:
-    """One table per algorithm, one row per run: the options in which its runs
-    differ, and the validation-seed scores (a sweep is judged on these, never
-    on test)."""
-    return "\n".join(by_run_tables(experiments, env).values())
-
-
-def by_run_tables(experiments: dict, env: str) -> dict:
-    """{algorithm: its by-run table}."""
-    return {
-        algo: _by_run_table({k: v for k, v in experiments.items() if k[0] == algo}, env, algo)
-        for algo in sorted({k[0] for k in experiments})
-    }
-
-
-def sweep_report(results: Path, log=lambda name: None) -> dict:
-    """The exploratory sweeps under <results>/sweeps as by-run tables: {"<env>_<algo>.md": table}."""
-    log("by-run tables")
-    return {
-        f"{env}_{algo}.md": table
-        for env in sorted(harness.ENVS)
-        for algo, table in by_run_tables(find_runs(results / "sweeps", env, None), env).items()
-    }
-
-
-def _by_run_table(experiments: dict, env: str, algo: str) -> str:
-    entries = [(seed, d) for es in experiments.values() for seed, d in es]
-    configs = [json.loads((d / "config.json").read_text()) for _, d in entries]
-    values = [{**c.get("method_config", {}), **c["args"]} for c in configs]
-    ignored = IGNORED_ARGS | (set() if env == "tag" else set(options.SELF_PLAY_OPTIONS))  # tag-only options
-    keys = sorted({k for v in values for k in v} - ignored)
-    varying = [k for k in keys if k != "seed" and len({json.dumps(v.get(k)) for v in values}) > 1]
-    dumped = {k: [json.dumps(v.get(k)) for v in values] for k in varying}
-    mode = {k: max(dumped[k], key=dumped[k].count) for k in varying}
-    rows = []
-    for (seed, d), v in zip(entries, values):
-        s = json.loads((d / "summary.json").read_text())
-        diff = (
-            ", ".join(f"{k}={v.get(k)}" for k in varying if json.dumps(v.get(k)) != mode[k]) or "(the common setting)"
-        )
-        rows.append(
-            (
-                s["last5_eval_normalised"],
-                f"| {d.name} | {seed} | {diff} | {s['final_eval_normalised']:.3f} | "
-                f"{s['last5_eval_normalised']:.3f} | {s['env_steps']:,} |",
-            )
-        )
-    common = ", ".join(f"{k}={json.loads(m)}" for k, m in mode.items())
-    head = (
-        "| run | seed | options that differ from the common setting | final eval normalised | "
-        "last-5 eval normalised | env steps |\n|---|---|---|---|---|---|"
-    )
-    body = "\n".join(r for _, r in sorted(rows, key=lambda r: -r[0]))
-    return (
-        f"### {env}, {ALGO_LABELS.get(algo, algo)}: one row per run, best last-5 first\n\n{head}\n{body}\n\n"
-        f"Common setting of the options that vary: {common or '(none vary)'}.  "
-        f"Scores are on the validation seeds of the periodic evaluations "
-        f"({' / '.join(str(e) for e in sorted({v.get('eval_episodes') for v in values}, key=str))} episodes each); "
-        "normalised: 0 = random, 1 = oracle.\n"
-    )
-
-
 def plot_tag(experiments: dict, path: Path) -> None:
     """Predator (solid) and prey (dashed) Elo over env steps, mean over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 6.5))
+    fig, ax = pyplot().subplots(figsize=(8, 6.5))
     for k, (algo, entries) in enumerate(sorted(experiments.items())):
-        curves = [files.read_metrics(d / "metrics.csv") for _, d in entries]
-        length = min(len(c) for c in curves)
-        steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
         for team, style in (("predator", "-"), ("prey", "--")):
-            elo = np.array([[r[f"{team}_elo"] for r in c[:length]] for c in curves], dtype=float).mean(0)
-            ax.plot(steps, elo, style, color=f"C{k}", label=f"{column_label(algo)} {team} ({len(curves)} seeds)")
+            steps, elo = curve_matrix([d for _, d in entries], f"{team}_elo")
+            label = f"{column_label(algo)} {team} ({len(entries)} seeds)"
+            ax.plot(steps, elo.mean(0), style, color=f"C{k}", label=label)
     ax.axhline(competitive.ELO_ANCHOR, color="gray", ls=":", label="random (1000)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("Elo vs the run's rolling pool")
@@ -247,21 +144,15 @@ def plot_tag(experiments: dict, path: Path) -> None:
 
 
 def plot(experiments: dict, env: str, path: Path) -> None:
+    """Mean eval score over env steps per experiment, with the min-max band over seeds and the references
+    (tag: plot_tag)."""
     if env == "tag":
         return plot_tag(experiments, path)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7.5, 4.5))
     refs = None
     for k, (algo, entries) in enumerate(sorted(experiments.items())):
-        curves = [files.read_metrics(d / "metrics.csv") for _, d in entries]
-        length = min(len(c) for c in curves)
-        steps = np.array([r["step"] for r in curves[0][:length]], dtype=float)
-        scores = np.array([[r["eval_score"] for r in c[:length]] for c in curves], dtype=float)
-        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{column_label(algo)} (mean of {len(curves)} seeds)")
+        steps, scores = curve_matrix([d for _, d in entries], "eval_score")
+        ax.plot(steps, scores.mean(0), color=f"C{k}", label=f"{column_label(algo)} (mean of {len(entries)} seeds)")
         ax.fill_between(steps, scores.min(0), scores.max(0), color=f"C{k}", alpha=0.2)
         refs = refs or json.loads((entries[0][1] / "summary.json").read_text()).get("validation_references")
     for key, style in (("oracle", "--"), ("random", ":")):
@@ -286,18 +177,16 @@ def write_report(results: Path, out_dir: Path) -> dict:
     """Every table and figure of the result suites (and the throughput benchmarks) into
     out_dir/<env or benchmarks>/report/; returns {"<env>/<name>": text}. Says on stderr which
     suite it is computing, as it starts."""
-    from memeplex import reports
-
     if not any(results.glob("**/summary.json")) and not any(results.glob("*/*.json")):
         raise errors.UsageError(f"nothing to report: no run, tag table or benchmark under {results}")
     start = time.perf_counter()
     log = lambda name: print(f"[{time.perf_counter() - start:3.0f} s] {name}", file=sys.stderr, flush=True)
     texts = {}
     for env, make in (
-        ("spread", reports.spread_report),
-        ("tag", reports.tag_report),
-        ("benchmarks", reports.benchmark_report),
-        ("sweeps", sweep_report),
+        ("spread", spread.report),
+        ("tag", tag.report),
+        ("benchmarks", benchmarks.report),
+        ("sweeps", sweeps.report),
     ):
         for name, item in make(results, log=lambda suite: log(f"{env}: {suite}")).items():
             path = out_dir / env / "report" / name
@@ -330,6 +219,7 @@ def fill_blocks(text: str, tables: dict) -> tuple[str, list]:
 
 
 def documents(root: Path) -> list:
+    """The README and docs/*.md: the documents whose report blocks are filled."""
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
@@ -370,6 +260,7 @@ def report(results: Path, check: bool, root: Path = files.ROOT) -> int:
 
 
 def main(argv=None) -> int:
+    """--report / --check, or one comparison (or --by-run table) of the runs under --results-dir."""
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--report",
@@ -381,7 +272,7 @@ def main(argv=None) -> int:
         action="store_true",
         help="regenerate the report elsewhere; exit 1 if a committed table or README/docs block differs",
     )
-    p.add_argument("--env", default="spread", choices=sorted(harness.ENVS))
+    p.add_argument("--env", default="spread", choices=sorted(spec.ENVS))
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--run-name", default=None, help="only runs named <run-name>_s<seed> (default: all)")
     p.add_argument("--out-dir", default=None, help="where to write the comparison (default: <results-dir>/<env>)")
@@ -398,16 +289,14 @@ def main(argv=None) -> int:
         )
     out = Path(args.out_dir) if args.out_dir else results / args.env
     if args.by_run:
-        md = by_run_markdown(experiments, args.env)
+        md = sweeps.by_run_markdown(experiments, args.env)
         files.atomic_write(out / "runs.md", md)
         print(md)
         print(f"wrote {out / 'runs.md'}")
         return 0
     table = aggregate(experiments, args.env)
     if args.env == "tag":
-        from memeplex import reports
-
-        pools = reports.fixed_pool_report(results).get("fixed_pool.md")
+        pools = tag.fixed_pool(results).get("fixed_pool.md")
     md = markdown(table, args.env) + (f"\n### Fixed pools\n\n{pools}" if args.env == "tag" and pools else "")
     files.atomic_write(out / "comparison.md", md)
     files.write_json(out / "comparison.json", {column_label(k): v for k, v in table.items()})

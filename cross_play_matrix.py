@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, cli, competitive, errors, harness, pools
+from memeplex import checkpoints, cli, competitive, errors, pools, protocol
 from memeplex.evaluators import write_matrix
 from memeplex.files import atomic_write
 
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     if len(found_runs) < 2:
         raise errors.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}")
     snapshots = checkpoints.load_snapshots(found_runs)
-    seeds = harness.eval_seeds("test", opts.episodes)
+    seeds = protocol.eval_seeds("test", opts.episodes)
     out_dir = Path(opts.results_dir) / "tag" / f"cross_play_{opts.label}_s{opts.seed}"
     lines = [
         f"Cross-play, pool set `{opts.label}` (seed {opts.seed}): predator win-rate of the row algorithm's "

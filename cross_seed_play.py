@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memeplex import checkpoints, cli, competitive, errors, harness
+from memeplex import checkpoints, cli, competitive, errors, protocol
 from memeplex.files import check_writable, write_json
 
 ALGOS = ("method_i", "ppo", "maddpg")
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         raise errors.UsageError(f"{len(missing)} final checkpoints missing, e.g. {missing[0]} (train the runs first)")
     t0 = time.perf_counter()
     teams = {key: checkpoints.load_policy(path, "tag")[0] for key, path in paths.items()}
-    seeds = harness.eval_seeds("test", args.episodes)
+    seeds = protocol.eval_seeds("test", args.episodes)
     keys = list(teams)
     games = lambda pk, qk: "".join(
         "1" if w else "0" for w in competitive.play("tag", teams[pk], teams[qk], seeds)["wins"]

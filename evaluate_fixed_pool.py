@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import checkpoints, cli, competitive, harness, pools
+from memeplex import checkpoints, cli, competitive, pools, protocol
 from memeplex.files import atomic_write, write_json
 
 TEAMS = ("predator", "prey")
@@ -63,10 +63,10 @@ def rate_team(name, team, candidate, pool, seeds) -> dict:
 def main(argv=None) -> int:
     opts, found_runs, missing = pools.pool_set_cli(__doc__, argv)
     t0 = time.perf_counter()
-    pool = [("random", harness.RandomPolicy("tag"))]
+    pool = [("random", protocol.RandomPolicy("tag"))]
     for snapshots in checkpoints.load_snapshots(found_runs).values():
         pool += snapshots
-    seeds = harness.eval_seeds("test", opts.episodes)
+    seeds = protocol.eval_seeds("test", opts.episodes)
     table = {}
     for algo, paths in found_runs.items():
         final = paths[-1].parent / "latest.pt"

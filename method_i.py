@@ -19,13 +19,20 @@ agent j's own observation normaliser.  Only i's encoder receives gradient; j
 is never touched.  The loss is averaged over i's teachers so that the weight
 means the same under every topology.
 
-Agents that share an observation space form a "group".  A group keeps one
-nn.Module per agent (and one Adam per agent, used by both phases)
-but evaluates all of them at once by stacking their weights and using
+Agents that share an observation space form a "group".  A group keeps its
+agents' networks (and one Adam per agent, used by both phases) in one
+nn.Module with their weights stacked, and evaluates all of them at once with
 batched matrix products, so acting and learning cost one call per group, not
 one per agent.  The learning rate is annealed linearly to 0.
 
-This module contains only the algorithm: no environments, CLI or plotting.
+Top to bottom: Config; phase 2, the Distiller and its targets (peer_targets, and
+the controls shuffled_targets and random_encoder_targets); the networks
+(AgentGroup); phase 1, ppo_update; the learner LAIPPO, whose `learn` runs both.
+Small helpers come from memeplex: the policy-gradient maths (GAE, clipped loss),
+running statistics, rollout and observation storage, latent alignment, the
+stacked per-agent Adam.  This module contains only the algorithm: no
+environments, CLI, plotting or checkpoint files (memeplex.checkpoints checks a
+saved learner against an env).
 """
 
 from __future__ import annotations
@@ -39,8 +46,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from memeplex.errors import CheckpointError
-from memeplex.per_agent import StackedAdam, orthogonal
+from memeplex.alignment import latent_alignment
+from memeplex.buffers import ObservationMemory, RolloutBuffer
+from memeplex.normalisation import RewardScaler, update_moments
+from memeplex.policy_gradient import LOG_SQRT_2PI, compute_gae, gaussian_logprob, ppo_losses
+from memeplex.stacked import StackedAdam, orthogonal
 
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
 Topology = Literal["all-to-all", "ring", "star", "none"]
@@ -56,8 +66,8 @@ DISTILLATION_FIELDS = (
     "distill_batch_size",
     "distill_target",
 )
-CHECKPOINT_FORMAT = "memeplex-la-ippo/1"
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+PPO_DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")  # ppo_update's, per agent
+CHECKPOINT_FORMAT = "memeplex-la-ippo/1"  # LAIPPO.state_dict()["format"]
 
 
 @dataclass
@@ -166,21 +176,8 @@ class Config:
 
 
 # ----------------------------------------------------------------------------
-# Pure functions: topology, GAE, PPO loss
+# Phase 2: distillation, and its targets
 # ----------------------------------------------------------------------------
-
-
-def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Linear centred kernel alignment of two representations [B, dx], [B, dy] of the same B inputs:
-    ||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc (Kornblith et al. 2019)."""
-    x, y = (x - x.mean(0)).double(), (y - y.mean(0)).double()
-    return _cka(x, y, (x.T @ x).norm(), (y.T @ y).norm())
-
-
-def _cka(x, y, gram_norm_x, gram_norm_y) -> float:
-    """linear_cka of centred float64 x, y given ||Xc^T Xc||_F and ||Yc^T Yc||_F."""
-    denominator = gram_norm_x * gram_norm_y
-    return float((x.T @ y).norm() ** 2 / denominator) if denominator > 0 else float("nan")
 
 
 def topology_pairs(topology: str, n: int) -> list[tuple[int, int]]:
@@ -196,48 +193,74 @@ def topology_pairs(topology: str, n: int) -> list[tuple[int, int]]:
     raise ValueError(f"unknown topology {topology!r}; choose from {', '.join(TOPOLOGIES)}")
 
 
-def compute_gae(rewards, values, next_values, dones, gamma, gae_lambda):
-    """Generalised advantage estimation along the first (time) axis.
+class Distiller:
+    """Phase 2 for one group of `num_agents` agents: the students and teachers of the
+    topology, and the distillation step (`step`) toward the targets of cfg.distill_target."""
 
-    All arrays have shape [T, ...] (e.g. [T, envs, agents]) and every trailing
-    index is an independent stream.  `next_values[t]` is the value of the
-    state reached after step t: V(s_{t+1}) inside an episode, V(final obs)
-    when the episode was truncated by the time limit, 0 when it terminated.
-    `dones[t]` marks that an episode ended at step t (termination or
-    truncation), which stops the advantage from leaking across episodes.
-    Returns (advantages, returns) with returns = advantages + values.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    deltas = rewards + gamma * np.asarray(next_values, dtype=np.float64) - values
-    continues = 1.0 - np.asarray(dones, dtype=np.float64)
-    advantages = np.zeros_like(deltas)
-    last = np.zeros_like(deltas[0])
-    for t in range(len(deltas) - 1, -1, -1):
-        last = deltas[t] + gamma * gae_lambda * continues[t] * last
-        advantages[t] = last
-    return advantages.astype(np.float32), (advantages + values).astype(np.float32)
+    def __init__(self, cfg: Config, num_agents: int):
+        self.cfg = cfg
+        self.pairs = topology_pairs(cfg.topology, num_agents) if cfg.distills else []
+        self.students = sorted({i for i, _ in self.pairs})
+        self.teachers = {i: [j for s, j in self.pairs if s == i] for i in self.students}
+        self.targets = DISTILL_TARGETS[cfg.distill_target]
 
+    def step(self, group: AgentGroup, memory: ObservationMemory, generator: torch.Generator) -> list:
+        """One distillation step for every student of the topology.
 
-def ppo_losses(new_logprob, old_logprob, advantages, clip_coef):
-    """Clipped surrogate policy loss (to minimise) and diagnostics.
-
-    Tensors share any shape; means are taken over the last axis so a leading
-    agent axis yields one loss per agent.
-    """
-    log_ratio = new_logprob - old_logprob
-    ratio = log_ratio.exp()
-    unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - clip_coef, 1.0 + clip_coef)
-    policy_loss = torch.maximum(unclipped, clipped).mean(-1)
-    with torch.no_grad():
-        approx_kl = ((ratio - 1.0) - log_ratio).mean(-1)
-        clip_frac = ((ratio - 1.0).abs() > clip_coef).float().mean(-1)
-    return policy_loss, approx_kl, clip_frac
+        Student i minimises distill_weight * mean_j ||f_i(o) - sg(target_j(o))||^2
+        over its targets, on a batch o ~ D_i.  Targets are computed (without
+        gradient) before any student moves, so the order of the pairs does not
+        matter.  Only the students' encoders get gradients and only their Adam
+        steps.  Returns the per-agent distillation loss (nan for non-students).
+        """
+        losses = [float("nan")] * len(group)
+        if not self.pairs or memory.count == 0:
+            return losses
+        samples = memory.sample(self.cfg.distill_batch_size, generator)  # [A, B, D]: agent i's from D_i
+        students = self.students
+        with torch.no_grad():  # the stop-gradient: targets are constants
+            targets = self.targets(group, samples, self.teachers, generator)
+        latents = group.encode(samples[students], students)
+        total = 0.0
+        for k, i in enumerate(students):
+            loss_i = torch.stack([((latents[k] - target) ** 2).sum(-1).mean() for target in targets[i]]).mean()
+            losses[i] = loss_i.item()
+            total = total + self.cfg.distill_weight * loss_i
+        group.gradient_step(total, students)
+        return losses
 
 
-def gaussian_logprob(action, mean, log_std):
-    return (-0.5 * ((action - mean) / log_std.exp()) ** 2 - log_std - _LOG_SQRT_2PI).sum(-1)
+# A target function maps (group, samples [A, B, D] with agent i's o ~ D_i in row i, {student i: its teachers},
+# generator) to {student i: [target latents [B, latent]]}.
+
+
+def peer_targets(group: AgentGroup, samples, teachers: dict, generator=None) -> dict:
+    """Method I: one target per teacher j, f_j(o) through j's own pipeline (normaliser included)."""
+    return {i: [group.encode(samples[i : i + 1], [j])[0] for j in js] for i, js in teachers.items()}
+
+
+def shuffled_targets(group: AgentGroup, samples, teachers: dict, generator: torch.Generator) -> dict:
+    """The shuffled control: one target, each sample's the latent a random teacher of i gives
+    to another observation of the batch (toward the peers' latents, without alignment)."""
+    out = {}
+    for i, js in teachers.items():
+        every = group.encode(samples[i].expand(len(group), -1, -1))  # [A, B, latent]: every agent on i's samples
+        b = samples.shape[1]
+        who = torch.as_tensor(js)[torch.randint(len(js), (b,), generator=generator)]
+        shift = torch.randint(1, b, (b,), generator=generator) if b > 1 else torch.zeros(b, dtype=torch.long)
+        out[i] = [every[who, (torch.arange(b) + shift) % b]]  # another sample of the batch, never the same one
+    return out
+
+
+def random_encoder_targets(group: AgentGroup, samples, teachers: dict, generator=None) -> dict:
+    """The random-encoder control: one target, a frozen random encoder (never trained, no
+    information from the peers) after i's own normaliser."""
+    students = list(teachers)
+    weights = group._tensors(students)._replace(encoder=group.random_encoder(students))
+    return {i: [z] for i, z in zip(students, group._encode(weights, samples[students]))}
+
+
+DISTILL_TARGETS = {"peer": peer_targets, "shuffled": shuffled_targets, "random-encoder": random_encoder_targets}
 
 
 # ----------------------------------------------------------------------------
@@ -258,6 +281,11 @@ class Weights(NamedTuple):
     log_density_const: torch.Tensor | None = None  # acting only: sum(log_std) + act * log(sqrt(2 pi))
 
 
+def init_encoder(n: int, sizes: list, gain: float, generator: torch.Generator | None) -> list:
+    """n stacked encoders' layers [(W [n, in, out], b [n, 1, out])]: orthogonal W, zero b."""
+    return [(orthogonal(n, a, b, gain, generator), torch.zeros(n, 1, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
 class AgentGroup(nn.Module):
     """The networks of agents that share an observation space, stored stacked.
 
@@ -269,7 +297,12 @@ class AgentGroup(nn.Module):
         heads      [mean_i, V_i] = Wh m_i + bh;  log_std_i in [LOG_STD_MIN, LOG_STD_MAX]
 
     Methods take observations shaped [agents, batch, obs_dim].  Each agent has
-    its own Adam (StackedAdam) used by both PPO and distillation.
+    its own Adam (StackedAdam), which `gradient_step` uses for PPO and distillation.
+    The passes that take the weights explicitly (`_tensors`, `_normalise`, `_encode`,
+    `_forward`) serve the PPO and distillation steps of this module.  The module's
+    state_dict is every tensor of the group a checkpoint keeps: besides the weights
+    and normaliser, the reward scaler's running moments (ret_*) and the
+    random-encoder control's frozen encoder (random_w{k}, random_b{k}).
     """
 
     def __init__(self, agent_ids, obs_dim, act_dim, cfg: Config, generator: torch.Generator | None = None):
@@ -280,39 +313,26 @@ class AgentGroup(nn.Module):
         n = len(self.agent_ids)
         sizes = [obs_dim, *cfg.hidden_sizes, cfg.latent_dim]
         gain = math.sqrt(2) if cfg.activation == "relu" else 5 / 3
-        self.enc_w = nn.ParameterList(
-            nn.Parameter(orthogonal(n, a, b, gain, generator)) for a, b in zip(sizes[:-1], sizes[1:])
-        )
-        self.enc_b = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, b)) for b in sizes[1:])
-        # policy mean (small init) and value (unit init) share one matmul
-        self.head_w = nn.Parameter(
-            torch.cat(
-                [
-                    orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator),
-                    orthogonal(n, cfg.latent_dim, 1, 1.0, generator),
-                ],
-                dim=2,
-            )
-        )
+        encoder = init_encoder(n, sizes, gain, generator)
+        self.enc_w = nn.ParameterList(nn.Parameter(w) for w, _ in encoder)
+        self.enc_b = nn.ParameterList(nn.Parameter(b) for _, b in encoder)
+        policy_w = orthogonal(n, cfg.latent_dim, act_dim, 0.01, generator)  # small init
+        value_w = orthogonal(n, cfg.latent_dim, 1, 1.0, generator)  # unit init
+        self.head_w = nn.Parameter(torch.cat([policy_w, value_w], dim=2))  # policy mean and value: one matmul
         self.head_b = nn.Parameter(torch.zeros(n, 1, act_dim + 1))
         if cfg.distills and cfg.distill_target == "random-encoder":  # the control's frozen targets (not trained)
-            for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-                self.register_buffer(f"random_w{k}", orthogonal(n, a, b, gain, generator))
-                self.register_buffer(f"random_b{k}", torch.zeros(n, 1, b))
+            for k, (w, b) in enumerate(init_encoder(n, sizes, gain, generator)):
+                self.register_buffer(f"random_w{k}", w)
+                self.register_buffer(f"random_b{k}", b)
         self.log_std = nn.Parameter(torch.full((n, 1, act_dim), float(cfg.init_log_std)))
         self.register_buffer("norm_mean", torch.zeros(n, 1, obs_dim))
         self.register_buffer("norm_var", torch.ones(n, 1, obs_dim))
         self.register_buffer("norm_count", torch.full((n,), 1e-4, dtype=torch.float64))
-        # reward scaling: running mean/var of each agent's discounted return
+        # reward scaling (RewardScaler): running mean/var of each agent's discounted return
         self.register_buffer("ret_mean", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("ret_var", torch.ones(n, dtype=torch.float64))
         self.register_buffer("ret_count", torch.full((n,), 1e-4, dtype=torch.float64))
-        self.discounted_return = None  # [A, E], carried across rollouts
         self.optimizer = StackedAdam(self.parameters(), n, lr=cfg.lr)
-        self.pairs = topology_pairs(cfg.topology, n) if cfg.distills else []
-        self.obs_buffer = np.zeros((n, cfg.obs_buffer_size, obs_dim), dtype=np.float32)
-        self.obs_buffer_count = 0
-        self.probe = None  # fixed batch of raw observations for the latent-distance diagnostic
         self._acting = None
 
     def __len__(self):
@@ -335,6 +355,13 @@ class AgentGroup(nn.Module):
             self.log_std[sel],
         )
 
+    def random_encoder(self, agents) -> list:
+        """The random-encoder control's frozen encoder layers [(W, b)], the given agents' rows."""
+        sel = torch.as_tensor(agents)
+        return [
+            (self.get_buffer(f"random_w{k}")[sel], self.get_buffer(f"random_b{k}")[sel]) for k in range(len(self.enc_w))
+        ]
+
     def _acting_tensors(self):
         """Detached weights for acting, rebuilt only after the weights change,
         plus the policy's std and the constant part of its log-density."""
@@ -342,7 +369,7 @@ class AgentGroup(nn.Module):
             with torch.no_grad():
                 t = self._tensors()
                 self._acting = t._replace(
-                    std=t.log_std.exp(), log_density_const=t.log_std.sum(-1) + self.act_dim * _LOG_SQRT_2PI
+                    std=t.log_std.exp(), log_density_const=t.log_std.sum(-1) + self.act_dim * LOG_SQRT_2PI
                 )
         return self._acting
 
@@ -395,96 +422,16 @@ class AgentGroup(nn.Module):
         """Every agent's latent of the same observations: obs [B, D] -> [A, B, latent]."""
         return self._encode(self._acting_tensors(), obs.unsqueeze(0).expand(len(self), -1, -1))
 
+    # -- changes -------------------------------------------------------------
     @torch.no_grad()
     def update_normaliser(self, obs: torch.Tensor) -> None:
         """Merge raw observations [A, N, D] into each agent's running statistics."""
         if not self.cfg.obs_norm:
             return
-        x = obs.double()
-        n = x.shape[1]
-        batch_mean, batch_var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
-        count = self.norm_count.view(-1, 1, 1)
-        total = count + n
-        delta = batch_mean - self.norm_mean.double()
-        m2 = self.norm_var.double() * count + batch_var * n + delta**2 * count * n / total
-        self.norm_mean.copy_(self.norm_mean.double() + delta * n / total)
-        self.norm_var.copy_(m2 / total)
-        self.norm_count.add_(n)
+        update_moments(self.norm_mean, self.norm_var, self.norm_count, obs)
         self.changed()
 
-    @torch.no_grad()
-    def scale_rewards(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        """Divide each agent's rewards [T, A, E] by the running std of its
-        discounted return (updated with this rollout first).  Returns keep
-        their sign and relative size; value targets stay O(1), so the value
-        loss does not swamp the policy gradient in the shared encoder."""
-        if not self.cfg.norm_reward:
-            return rewards
-        if self.discounted_return is None:
-            self.discounted_return = np.zeros(rewards.shape[1:])
-        returns = np.empty(rewards.shape)
-        for t in range(len(rewards)):
-            self.discounted_return = self.discounted_return * self.cfg.gamma + rewards[t]
-            returns[t] = self.discounted_return
-            self.discounted_return = self.discounted_return * (1.0 - dones[t])
-        x = torch.as_tensor(np.moveaxis(returns, 1, 0).reshape(len(self), -1))  # [A, T * E]
-        n = x.shape[1]
-        delta = x.mean(1) - self.ret_mean
-        total = self.ret_count + n
-        m2 = self.ret_var * self.ret_count + x.var(1, unbiased=False) * n + delta**2 * self.ret_count * n / total
-        self.ret_mean += delta * n / total
-        self.ret_var.copy_(m2 / total)
-        self.ret_count.copy_(total)
-        return (rewards / np.sqrt(self.ret_var.numpy() + 1e-8)[None, :, None]).astype(np.float32)
-
-    # -- phase 1: PPO ------------------------------------------------------
-    def ppo_update(self, batch, generator: torch.Generator):
-        """update_epochs x num_minibatches PPO steps on a flattened rollout.
-
-        `batch` holds tensors shaped [A, N, ...]: obs, actions, logprobs,
-        advantages, returns.  Returns mean diagnostics per agent.
-        """
-        cfg = self.cfg
-        n = batch["obs"].shape[1]
-        mb_size = max(1, n // cfg.num_minibatches)
-        totals = torch.zeros(5, len(self))
-        steps = 0
-        # The normaliser is fixed during the update: normalise once, and pack
-        # every per-sample field into one tensor so an epoch's shuffle is one gather.
-        with torch.no_grad():
-            obs = self._normalise(self._tensors(), batch["obs"])
-        fields = [
-            obs,
-            batch["actions"],
-            batch["logprobs"][..., None],
-            batch["advantages"][..., None],
-            batch["returns"][..., None],
-        ]
-        cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
-        packed = torch.cat(fields, dim=-1)
-        weights = self._tensors()  # the parameters themselves: Adam updates them in place
-        for _ in range(cfg.update_epochs):
-            shuffled = packed[:, torch.randperm(n, generator=generator)]
-            for start in range(0, n - mb_size + 1, mb_size):
-                mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns = torch.tensor_split(
-                    shuffled[:, start : start + mb_size], cuts, dim=-1
-                )
-                mean, value, log_std = self._forward(weights, mb_obs, normalised=True)
-                new_logprob = gaussian_logprob(mb_actions, mean, log_std)
-                adv = mb_adv.squeeze(-1)
-                if cfg.norm_adv and adv.shape[-1] > 1:
-                    adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
-                policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
-                value_loss = 0.5 * ((value - mb_returns.squeeze(-1)) ** 2).mean(-1)
-                entropy = (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
-                loss = (policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy).sum()
-                self._step(loss)
-                totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_frac]).detach()
-                steps += 1
-        totals /= max(steps, 1)
-        return dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), totals.tolist()))
-
-    def _step(self, loss, agents=None):
+    def gradient_step(self, loss, agents=None):
         """Backpropagate a sum of per-agent losses, clip each agent's gradient
         norm separately, and step the given agents' Adam (default: all)."""
         opt = self.optimizer
@@ -496,107 +443,60 @@ class AgentGroup(nn.Module):
             self.log_std.clamp_(LOG_STD_MIN, LOG_STD_MAX)
         self.changed()
 
-    # -- phase 2: distillation ----------------------------------------------
-    def remember(self, obs: np.ndarray) -> None:
-        """Append raw observations [A, N, D] (time order) to each agent's buffer D_i."""
-        size = self.cfg.obs_buffer_size
-        obs = obs[:, -size:]
-        k = obs.shape[1]
-        self.obs_buffer = np.concatenate([self.obs_buffer[:, k:], obs], axis=1) if k < size else obs.copy()
-        self.obs_buffer_count = min(size, self.obs_buffer_count + k)
-        if self.probe is None:  # a fixed mix of every agent's first observations
-            per_agent = -(-self.cfg.probe_size // len(self))
-            self.probe = torch.as_tensor(obs[:, :per_agent].reshape(-1, self.obs_dim)[: self.cfg.probe_size].copy())
-
-    def distill(self, generator: torch.Generator):
-        """One distillation step for every student of the topology.
-
-        Student i minimises distill_weight * mean_j ||f_i(o) - sg(f_j(o))||^2
-        over its teachers j, on a batch o ~ D_i.  Teacher latents are computed
-        before any student moves, so the order of the pairs does not matter.
-        Only the students' encoders get gradients and only their Adam steps.
-        Returns the per-agent distillation loss (nan for non-students).
-        """
-        losses = [float("nan")] * len(self)
-        if not self.pairs or self.obs_buffer_count == 0:
-            return losses
-        cfg = self.cfg
-        size = cfg.obs_buffer_size
-        idx = torch.randint(
-            size - self.obs_buffer_count, size, (len(self), cfg.distill_batch_size), generator=generator
-        )
-        samples = torch.as_tensor(np.take_along_axis(self.obs_buffer, idx.numpy()[..., None], axis=1))  # [A, B, D]
-        students = sorted({i for i, _ in self.pairs})
-        with torch.no_grad():
-            targets = self._distill_targets(samples, students, generator)
-        latents = self.encode(samples[students], students)
-        total = 0.0
-        for k, i in enumerate(students):
-            loss_i = torch.stack([((latents[k] - target) ** 2).sum(-1).mean() for target in targets[i]]).mean()
-            losses[i] = loss_i.item()
-            total = total + cfg.distill_weight * loss_i
-        self._step(total, students)
-        return losses
-
-    def _distill_targets(self, samples, students, generator) -> dict:
-        """{student i: [target latents [B, latent]]} for i's samples o ~ D_i (samples[i]).
-        peer: one target per teacher j, f_j(o) through j's own pipeline (normaliser included);
-        shuffled: one target, each sample's from a random teacher of i on another sample of the batch;
-        random-encoder: one target, a frozen random encoder after i's own normaliser."""
-        teachers = {i: [j for s, j in self.pairs if s == i] for i in students}
-        if self.cfg.distill_target == "peer":
-            return {i: [self.encode(samples[i : i + 1], [j])[0] for j in teachers[i]] for i in students}
-        if self.cfg.distill_target == "random-encoder":
-            t = self._tensors(students)
-            sel = torch.as_tensor(students)
-            layers = [
-                (getattr(self, f"random_w{k}")[sel], getattr(self, f"random_b{k}")[sel]) for k in range(len(self.enc_w))
-            ]
-            return {i: [z] for i, z in zip(students, self._encode(t._replace(encoder=layers), samples[students]))}
-        out = {}
-        for i in students:  # shuffled
-            every = self.encode(samples[i].expand(len(self), -1, -1))  # [A, B, latent]: every agent on i's samples
-            b = samples.shape[1]
-            who = torch.as_tensor(teachers[i])[torch.randint(len(teachers[i]), (b,), generator=generator)]
-            shift = torch.randint(1, b, (b,), generator=generator) if b > 1 else torch.zeros(b, dtype=torch.long)
-            out[i] = [every[who, (torch.arange(b) + shift) % b]]  # another sample of the batch, never the same one
-        return out
-
-    @torch.no_grad()
-    def latent_diagnostics(self) -> tuple:
-        """(mean pairwise L2 distance, mean pairwise linear CKA) between agents' latents of the probe batch.
-        CKA is 1 when two agents' latents agree up to rotation and isotropic scaling, near 0 when unrelated."""
-        if self.probe is None or len(self) < 2:
-            return float("nan"), float("nan")
-        z = self.encode_all(self.probe)
-        pairs = [(i, j) for i in range(len(self)) for j in range(i + 1, len(self))]
-        distance = np.mean([(z[i] - z[j]).norm(dim=-1).mean().item() for i, j in pairs])
-        centred = [(x - x.mean(0)).double() for x in z]
-        gram_norms = [(x.T @ x).norm() for x in centred]  # each agent's once, not once per pair
-        cka = [_cka(centred[i], centred[j], gram_norms[i], gram_norms[j]) for i, j in pairs]
-        return float(distance), float(np.mean(cka))
-
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
 
 
 # ----------------------------------------------------------------------------
-# Rollout storage
+# Phase 1: PPO
 # ----------------------------------------------------------------------------
 
 
-class RolloutBuffer:
-    """Preallocated storage for one rollout of one group: [T, agents, envs, ...]."""
+def ppo_update(group: AgentGroup, batch: dict, generator: torch.Generator) -> dict:
+    """update_epochs x num_minibatches PPO steps of a group on a flattened rollout.
 
-    def __init__(self, steps, num_envs, num_agents, obs_dim, act_dim):
-        shape = (steps, num_agents, num_envs)
-        self.obs = np.zeros(shape + (obs_dim,), dtype=np.float32)
-        self.actions = np.zeros(shape + (act_dim,), dtype=np.float32)
-        self.logprobs = np.zeros(shape, dtype=np.float32)
-        self.values = np.zeros(shape, dtype=np.float32)
-        self.rewards = np.zeros(shape, dtype=np.float32)
-        self.next_values = np.zeros(shape, dtype=np.float32)
-        self.dones = np.zeros(shape, dtype=np.float32)
+    `batch` holds tensors shaped [A, N, ...]: obs, actions, logprobs,
+    advantages, returns.  Returns mean diagnostics per agent (PPO_DIAGNOSTICS).
+    """
+    cfg = group.cfg
+    n = batch["obs"].shape[1]
+    mb_size = max(1, n // cfg.num_minibatches)
+    totals = torch.zeros(len(PPO_DIAGNOSTICS), len(group))
+    steps = 0
+    # The normaliser is fixed during the update: normalise once, and pack
+    # every per-sample field into one tensor so an epoch's shuffle is one gather.
+    with torch.no_grad():
+        obs = group._normalise(group._tensors(), batch["obs"])
+    fields = [
+        obs,
+        batch["actions"],
+        batch["logprobs"][..., None],
+        batch["advantages"][..., None],
+        batch["returns"][..., None],
+    ]
+    cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
+    packed = torch.cat(fields, dim=-1)
+    weights = group._tensors()  # the parameters themselves: Adam updates them in place
+    for _ in range(cfg.update_epochs):
+        shuffled = packed[:, torch.randperm(n, generator=generator)]
+        for start in range(0, n - mb_size + 1, mb_size):
+            mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns = torch.tensor_split(
+                shuffled[:, start : start + mb_size], cuts, dim=-1
+            )
+            mean, value, log_std = group._forward(weights, mb_obs, normalised=True)
+            new_logprob = gaussian_logprob(mb_actions, mean, log_std)
+            adv = mb_adv.squeeze(-1)
+            if cfg.norm_adv and adv.shape[-1] > 1:
+                adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
+            policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
+            value_loss = 0.5 * ((value - mb_returns.squeeze(-1)) ** 2).mean(-1)
+            entropy = (log_std + 0.5 + LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
+            loss = (policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy).sum()
+            group.gradient_step(loss)
+            totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_frac]).detach()
+            steps += 1
+    totals /= max(steps, 1)
+    return dict(zip(PPO_DIAGNOSTICS, totals.tolist()))
 
 
 # ----------------------------------------------------------------------------
@@ -610,24 +510,29 @@ class LAIPPO:
 
     Observations and actions are exchanged as dicts agent_id -> array
     [num_envs, dim]; the training loop calls `act`, `store`, `learn`.
+    Per group (the lists are parallel): its networks and Adam (`groups`), its
+    rollout (`buffers`), reward scaler, observation memory and distiller.
     """
 
     def __init__(
         self, agent_ids, obs_dims: dict, act_dims: dict, cfg: Config | None = None, num_envs: int = 1, seed: int = 0
     ):
-        self.cfg = cfg or Config()
+        self.cfg = cfg = cfg or Config()
         self.agent_ids = list(agent_ids)
         self.obs_dims = {a: int(obs_dims[a]) for a in self.agent_ids}
         self.act_dims = {a: int(act_dims[a]) for a in self.agent_ids}
-        self.num_envs, self.rollout_length = num_envs, self.cfg.rollout_length
+        self.num_envs, self.rollout_length = num_envs, cfg.rollout_length
         # one local generator for initial weights, action noise, minibatch shuffles and distillation
         # batches: the learner never reads or reseeds global RNG state, and its checkpoint carries the stream
         self.generator = torch.Generator().manual_seed(seed)
         keys = {}
         for a in self.agent_ids:
             keys.setdefault((self.obs_dims[a], self.act_dims[a]), []).append(a)
-        self.groups = [AgentGroup(ids, od, ad, self.cfg, self.generator) for (od, ad), ids in keys.items()]
+        self.groups = [AgentGroup(ids, od, ad, cfg, self.generator) for (od, ad), ids in keys.items()]
         self.buffers = [RolloutBuffer(self.rollout_length, num_envs, len(g), g.obs_dim, g.act_dim) for g in self.groups]
+        self.reward_scalers = [RewardScaler(cfg.gamma) for _ in self.groups]
+        self.memories = [ObservationMemory(len(g), g.obs_dim, cfg.obs_buffer_size, cfg.probe_size) for g in self.groups]
+        self.distillers = [Distiller(cfg, len(g)) for g in self.groups]
         self.num_updates = 0
         self.step_in_rollout = 0
 
@@ -683,33 +588,16 @@ class LAIPPO:
         cfg = self.cfg
         assert self.step_in_rollout == self.rollout_length, "rollout not full"
         lr = cfg.lr * max(0.0, 1.0 - lr_frac) if cfg.anneal_lr else cfg.lr
-        stats = {"lr": lr}
         per_agent = {}
-        for g, buf in zip(self.groups, self.buffers):
+        for g, buf, scaler, memory in zip(self.groups, self.buffers, self.reward_scalers, self.memories):
             g.set_lr(lr)
-            last_v = g.value(torch.as_tensor(self._group_obs(g, next_obs))).numpy()  # [A, E]
-            next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
-            # inside an episode: V(s_{t+1}); at an episode end: the stored bootstrap
-            next_values = np.where(buf.dones.astype(bool), buf.next_values, next_values)
-            rewards = g.scale_rewards(buf.rewards, buf.dones)
-            adv, ret = compute_gae(rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
-            # [T, A, E, ...] -> [A, T * E, ...] (time-major per agent)
-            flat = lambda x: torch.as_tensor(
-                np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:])
-            )
-            batch = {
-                "obs": flat(buf.obs),
-                "actions": flat(buf.actions),
-                "logprobs": flat(buf.logprobs),
-                "advantages": flat(adv),
-                "returns": flat(ret),
-            }
-            diag = g.ppo_update(batch, self.generator)
+            batch = self._batch(g, buf, scaler, next_obs)
+            diag = ppo_update(g, batch, self.generator)
             # normaliser statistics move only after the update, so the update
             # saw exactly the pipeline that generated the actions
             g.update_normaliser(batch["obs"])
             # agent i's buffer D_i: its recent raw observations in time order
-            g.remember(batch["obs"].numpy())
+            memory.remember(batch["obs"].numpy())
             log_std = g.log_std.detach().mean((1, 2)).tolist()
             for k, agent in enumerate(g.agent_ids):
                 per_agent[agent] = {key: vals[k] for key, vals in diag.items()}
@@ -718,13 +606,41 @@ class LAIPPO:
         self.num_updates += 1
         self.step_in_rollout = 0
         if cfg.distills and self.num_updates % cfg.distill_interval == 0:
-            for g in self.groups:
-                for k, loss in enumerate(g.distill(self.generator)):
+            for g, memory, distiller in zip(self.groups, self.memories, self.distillers):
+                for k, loss in enumerate(distiller.step(g, memory, self.generator)):
                     per_agent[g.agent_ids[k]]["distill_loss"] = loss
-        for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "log_std", "distill_loss"):
+        return self._stats(lr, per_agent)
+
+    def _batch(self, g: AgentGroup, buf: RolloutBuffer, scaler: RewardScaler, next_obs: dict) -> dict:
+        """A group's rollout as PPO's batch: tensors [A, T * E, ...] (time-major per agent) of obs,
+        actions, logprobs, and GAE's advantages and returns on the (scaled) rewards."""
+        cfg = self.cfg
+        last_v = g.value(torch.as_tensor(self._group_obs(g, next_obs))).numpy()  # [A, E]
+        next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
+        # inside an episode: V(s_{t+1}); at an episode end: the stored bootstrap
+        next_values = np.where(buf.dones.astype(bool), buf.next_values, next_values)
+        moments = (g.ret_mean, g.ret_var, g.ret_count)  # kept with the weights
+        rewards = scaler(buf.rewards, buf.dones, moments) if cfg.norm_reward else buf.rewards
+        adv, ret = compute_gae(rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
+        # [T, A, E, ...] -> [A, T * E, ...]
+        flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
+        return {
+            "obs": flat(buf.obs),
+            "actions": flat(buf.actions),
+            "logprobs": flat(buf.logprobs),
+            "advantages": flat(adv),
+            "returns": flat(ret),
+        }
+
+    def _stats(self, lr: float, per_agent: dict) -> dict:
+        """learn's diagnostics: the means over agents (nan-skipping), the latent diagnostics, and per agent."""
+        stats = {"lr": lr}
+        for key in (*PPO_DIAGNOSTICS, "log_std", "distill_loss"):
             vals = [d[key] for d in per_agent.values() if not math.isnan(d[key])]
             stats[key] = float(np.mean(vals)) if vals else float("nan")
-        diagnostics = [g.latent_diagnostics() for g in self.groups if len(g) > 1]
+        diagnostics = [
+            latent_alignment(g.encode_all(m.probe)) for g, m in zip(self.groups, self.memories) if len(g) > 1
+        ]
         stats["latent_distance"] = float(np.mean([d for d, _ in diagnostics])) if diagnostics else float("nan")
         stats["latent_cka"] = float(np.mean([c for _, c in diagnostics])) if diagnostics else float("nan")
         stats["per_agent"] = per_agent
@@ -744,54 +660,41 @@ class LAIPPO:
                     "agent_ids": list(g.agent_ids),
                     "params": g.state_dict(),
                     "optimizer": g.optimizer.state_dict(),
-                    "obs_buffer": torch.as_tensor(g.obs_buffer),
-                    "obs_buffer_count": g.obs_buffer_count,
-                    "probe": g.probe,
+                    "obs_buffer": torch.as_tensor(memory.obs),
+                    "obs_buffer_count": memory.count,
+                    "probe": memory.probe,
                     # --norm-reward: each agent's discounted return so far in every env, carried across rollouts
-                    "discounted_return": None if g.discounted_return is None else torch.as_tensor(g.discounted_return),
+                    "discounted_return": None if (r := scaler.discounted_return) is None else torch.as_tensor(r),
                 }
-                for g in self.groups
+                for g, memory, scaler in zip(self.groups, self.memories, self.reward_scalers)
             ],
             "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        check_compatible(state, self.agent_ids, self.obs_dims, self.act_dims)
+        """Load a state_dict of a learner on the same agents and spaces (memeplex.checkpoints.check_compatible
+        tells a user's checkpoint that is not one; here that is a programming error)."""
+        spaces = (state.get("format"), list(state["agent_ids"]), state["obs_dims"], state["act_dims"])
+        assert spaces == (CHECKPOINT_FORMAT, self.agent_ids, self.obs_dims, self.act_dims), "not this learner's state"
         self.num_updates = int(state["num_updates"])
-        for g, saved in zip(self.groups, state["groups"]):
+        for g, memory, scaler, saved in zip(self.groups, self.memories, self.reward_scalers, state["groups"]):
             g.load_state_dict(saved["params"])
             g.changed()
             if saved.get("optimizer") is not None:  # None in a policy-only checkpoint (checkpoints.policy_only)
                 g.optimizer.load_state_dict(saved["optimizer"])
-                g.obs_buffer = saved["obs_buffer"].numpy().copy()
-                g.obs_buffer_count = int(saved["obs_buffer_count"])
+                memory.obs = saved["obs_buffer"].numpy().copy()
+                memory.count = int(saved["obs_buffer_count"])
                 ret = saved.get("discounted_return")  # absent in checkpoints older than this field
-                g.discounted_return = None if ret is None else ret.numpy().copy()
-            g.probe = saved["probe"]
+                scaler.discounted_return = None if ret is None else ret.numpy().copy()
+            memory.probe = saved["probe"]
         self.generator.set_state(state["generator"])
 
     @classmethod
     def from_state_dict(cls, state: dict, num_envs: int = 1) -> LAIPPO:
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
+        """A learner loaded from a state_dict (memeplex.checkpoints.check_compatible checks a user's first)."""
+        assert state.get("format") == CHECKPOINT_FORMAT, f"not an LA-IPPO state (format {state.get('format')!r})"
         learner = cls(
             state["agent_ids"], state["obs_dims"], state["act_dims"], Config(**state["config"]), num_envs=num_envs
         )
         learner.load_state_dict(state)
         return learner
-
-
-def check_compatible(state: dict, agent_ids, obs_dims: dict, act_dims: dict) -> None:
-    """Raise CheckpointError unless the checkpoint was trained on these agents and spaces."""
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
-    if list(state["agent_ids"]) != list(agent_ids):
-        raise CheckpointError(
-            f"checkpoint agents {list(state['agent_ids'])} do not match the environment's {list(agent_ids)}"
-        )
-    for a in agent_ids:
-        if int(state["obs_dims"][a]) != int(obs_dims[a]) or int(state["act_dims"][a]) != int(act_dims[a]):
-            raise CheckpointError(
-                f"checkpoint spaces for {a} (obs {state['obs_dims'][a]}, act {state['act_dims'][a]}) do not match "
-                f"the environment's (obs {obs_dims[a]}, act {act_dims[a]})"
-            )

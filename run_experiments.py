@@ -25,8 +25,10 @@ Suites, in dependency order (`--suite all` runs them in this order):
     scaling    200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents.
 
 Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name,
-seed, flags).  Every run is a Ray task (one CPU) that runs the training script as a subprocess
-in this directory, its output appended to <run directory>/driver.log.  `ray.init()` starts a
+seed, flags); what the reports also name (the algorithms, run names, the best-response recipe) is in
+memeplex/suites.py, and choosing from the tuning runs in memeplex/tuning.py.  Every run is a Ray
+task (one CPU) that runs the training script as a subprocess in this directory, its output appended
+to <run directory>/driver.log.  `ray.init()` starts a
 local Ray with one worker per core; --address connects to a running cluster, whose nodes must
 all have this repository at the same path and see the results and checkpoint directories
 (start it with RAY_kill_child_processes_on_worker_exit=0 in the environment so that a run whose
@@ -44,11 +46,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
-import os
-import random
-import shlex
 import statistics
 import sys
 from collections.abc import Callable
@@ -56,9 +54,24 @@ from pathlib import Path
 
 from memeplex.cli import ArgumentParser, run_cli
 from memeplex.errors import UsageError
-from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, to_flags
+from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, run_evaluation, to_flags
+from memeplex.files import atomic_write
+from memeplex.suites import (
+    ABLATION_PREFIX,
+    ALGORITHMS,
+    BEST_RESPONSE_FLAGS,
+    BEST_RESPONSE_SEEDS,
+    LONG_RUN,
+    MAIN_RUN,
+    SCALING_PREFIX,
+    SCRIPTS,
+    SELFPLAY_RUN,
+    SELFPLAY_WALLCLOCK_RUN,
+    WALLCLOCK_RUN,
+    chosen_path,
+)
+from memeplex.tuning import best, choice, choice_markdown, draw, one_at_a_time, scores
 
-ROOT = Path(__file__).resolve().parent
 ENV = "spread"
 STEPS = 200_000
 LONG_STEPS = 2_000_000
@@ -70,34 +83,8 @@ TUNE_METRIC = "last5_eval_normalised"  # validation seeds: mean of the last 5 pe
 
 
 # ----------------------------------------------------------------------------
-# Algorithms and the tuning grids
+# The tuning grids (the algorithms themselves: memeplex.suites.ALGORITHMS)
 # ----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Algorithm:
-    key: str  # its entry in chosen.json
-    label: str
-    script: str
-    algo_dir: str  # results/<env>/<algo_dir>/
-    suffix: str = ""  # run-name suffix: the two MADDPG variants share results/spread/maddpg/
-    fixed: str = ""  # flags of every run of it
-
-    @property
-    def fixed_flags(self) -> tuple:
-        return tuple(self.fixed.split())
-
-
-# fmt: off
-ALGORITHMS = {a.key: a for a in [
-    #          key            label                    script               results     suffix   fixed flags
-    Algorithm("method_i",    "Method I (LA-IPPO)",    "train_method_i.py", "method_i"),
-    Algorithm("ppo",         "IPPO",                  "train_ppo.py",      "ppo"),
-    Algorithm("maddpg_pop4", "MADDPG, population 4",  "train_maddpg.py",   "maddpg",   "-pop4", "--population-size 4"),
-    Algorithm("maddpg_pop1", "MADDPG, single member", "train_maddpg.py",   "maddpg",   "-pop1",
-              "--population-size 1 --tournament-size 1"),
-]}
-# fmt: on
 
 PPO_GRID = {  # the PPO knobs IPPO and Method I share
     "lr": [3e-4, 1e-3, 2e-3],
@@ -132,17 +119,12 @@ def g(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def draw(grid: dict, k: int, seed: int) -> list:
-    """k distinct configurations drawn uniformly from the grid's product with a fixed seed."""
-    combos = list(itertools.product(*grid.values()))
-    return [dict(zip(grid, combos[i])) for i in random.Random(seed).sample(range(len(combos)), k)]
-
-
 PPO_CONFIGS = draw(PPO_GRID, PPO_DRAWS, PPO_DRAW_SEED)
 MADDPG_CONFIGS = draw(MADDPG_GRID, MADDPG_DRAWS, MADDPG_DRAW_SEED)
 
 
 def ppo_flags(c: dict) -> tuple:
+    """A PPO_GRID configuration as train_*.py flags."""
     return tuple(
         f"--lr {g(c['lr'])} --update-epochs {c['update_epochs']} --num-minibatches {c['num_minibatches']} "
         f"--rollout-length {c['rollout_length']} --ent-coef {g(c['ent_coef'])} --activation {c['activation']}".split()
@@ -150,6 +132,7 @@ def ppo_flags(c: dict) -> tuple:
 
 
 def ppo_name(c: dict) -> str:
+    """A PPO_GRID configuration as a run name."""
     return (
         f"lr{g(c['lr'])}-ep{c['update_epochs']}-mb{c['num_minibatches']}-rl{c['rollout_length']}"
         f"-ent{g(c['ent_coef'])}-{c['activation']}"
@@ -157,6 +140,7 @@ def ppo_name(c: dict) -> str:
 
 
 def distill_flags(d: dict) -> tuple:
+    """A DISTILL_GRID configuration as train_method_i.py flags."""
     return tuple(
         f"--distill-weight {g(d['distill_weight'])} --distill-interval {d['distill_interval']} "
         f"--topology {d['topology']}".split()
@@ -164,10 +148,12 @@ def distill_flags(d: dict) -> tuple:
 
 
 def distill_name(d: dict) -> str:
+    """A DISTILL_GRID configuration as (the end of) a run name."""
     return f"w{g(d['distill_weight'])}-k{d['distill_interval']}-{d['topology']}"
 
 
 def maddpg_flags(m: dict) -> tuple:
+    """A MADDPG_GRID configuration as train_maddpg.py flags."""
     return tuple(
         f"--lr-actor {g(m['lr'])} --lr-critic {g(m['lr'])} --batch-size {m['batch_size']} "
         f"--learn-step {m['learn_step']} --{'' if m['shared_networks'] else 'no-'}shared-networks".split()
@@ -175,15 +161,8 @@ def maddpg_flags(m: dict) -> tuple:
 
 
 def maddpg_name(m: dict) -> str:
+    """A MADDPG_GRID configuration as a run name."""
     return f"lr{g(m['lr'])}-b{m['batch_size']}-ls{m['learn_step']}-{'shared' if m['shared_networks'] else 'own'}"
-
-
-def one_at_a_time(centre: dict, grid: dict) -> list:
-    """The centre, then every value of each knob with the others at the centre."""
-    out = [dict(centre)]
-    for knob, values in grid.items():
-        out += [{**centre, knob: v} for v in values if v != centre[knob]]
-    return out
 
 
 # ----------------------------------------------------------------------------
@@ -248,34 +227,10 @@ def stage2_candidates(ppo_config: dict) -> list:
             for d in one_at_a_time(DISTILL_CENTRE, DISTILL_GRID)]  # fmt: skip
 
 
-def scores(ctx, candidates: list) -> list:
-    """[(candidate, {seed: score}, mean)]; UsageError naming the first unfinished run."""
-    missing = [r for c in candidates for r in c.runs() if read_summary(r.result_dir(ctx)) is None]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise UsageError(
-            f"tuning run {ctx.rel(missing[0].result_dir(ctx))} has not finished{more}; "
-            "run `python run_experiments.py --suite tune` first"
-        )
-    out = []
-    for c in candidates:
-        s = {r.seed: read_summary(r.result_dir(ctx)).get(TUNE_METRIC, float("nan")) for r in c.runs()}
-        vals = [float(v) if v is not None else float("nan") for v in s.values()]
-        out.append((c, s, statistics.fmean(vals)))
-    return out
-
-
-def best(scored: list):
-    """The first candidate with the highest mean (NaN never wins)."""
-    ok = [x for x in scored if x[2] == x[2]]
-    if not ok:
-        raise UsageError(f"no tuning run of {scored[0][0].algorithm} has a {TUNE_METRIC}")
-    return max(ok, key=lambda x: x[2])  # max keeps the first of equal values
-
-
 def best_method_i_ppo_config(ctx) -> dict:
-    scored = scores(ctx, [c for c in stage1_candidates() if c.algorithm == "method_i"])
-    return PPO_CONFIGS[scored.index(best(scored))]
+    """The PPO configuration of Method I's best stage-1 candidate (its runs must have finished)."""
+    scored = scores(ctx, [c for c in stage1_candidates() if c.algorithm == "method_i"], TUNE_METRIC)
+    return PPO_CONFIGS[scored.index(best(scored, TUNE_METRIC))]
 
 
 def tuning_candidates(ctx) -> dict:
@@ -290,6 +245,8 @@ def tuning_candidates(ctx) -> dict:
 
 
 def suite_tune(ctx):
+    """200k steps, tuning seeds: stage 1 (PPO and MADDPG configurations), then stage 2 (Method I's
+    distillation knobs, once stage 1's Method I runs have finished)."""
     yield "stage 1: PPO knobs (IPPO, Method I) and MADDPG", [r for c in stage1_candidates(ctx) for r in c.runs()]
     if "method_i" not in selected(ctx):
         return
@@ -312,83 +269,33 @@ def suite_tune(ctx):
 # ----------------------------------------------------------------------------
 
 
-def chosen_path(ctx) -> Path:
-    return ctx.results / ENV / "tuning" / "chosen.json"
-
-
 def choose(ctx) -> dict:
+    """chosen.json: the tuning setting and, per algorithm (of --algos; the others keep their earlier
+    choice), the candidate with the best mean TUNE_METRIC over the tuning seeds."""
     out = {"env": ENV, "metric": TUNE_METRIC, "tuning_seeds": list(TUNE_SEEDS), "tuning_steps": STEPS, "algorithms": {}}
-    if chosen_path(ctx).exists():  # --algos chooses some algorithms: keep the others' earlier choices
-        out["algorithms"] = json.loads(chosen_path(ctx).read_text())["algorithms"]
-    for key, candidates in tuning_candidates(ctx).items():
-        scored = scores(ctx, candidates)
-        winner = best(scored)
-        ranked = sorted(scored, key=lambda x: -x[2] if x[2] == x[2] else float("inf"))
-        out["algorithms"][key] = {
-            "label": ALGORITHMS[key].label,
-            "script": ALGORITHMS[key].script,
-            "algo_dir": ALGORITHMS[key].algo_dir,
-            "run_name": winner[0].name,
-            "flags": list(winner[0].flags),
-            "mean": winner[2],
-            "candidates": [
-                {"run_name": c.name, "flags": list(c.flags), "scores": {str(k): v for k, v in s.items()}, "mean": m}
-                for c, s, m in ranked
-            ],
-        }
+    if chosen_path(ctx.results).exists():
+        out["algorithms"] = json.loads(chosen_path(ctx.results).read_text())["algorithms"]
+    out["algorithms"].update(choice(ctx, tuning_candidates(ctx), TUNE_METRIC, ALGORITHMS))
     return out
 
 
-def choice_markdown(choice: dict) -> str:
-    seeds = choice["tuning_seeds"]
-    lines = [
-        f"# Tuning on simple_{choice['env']}_v3: the chosen configurations\n",
-        f"Score: `{choice['metric']}` of each run's summary.json (the mean of its last 5 periodic "
-        "evaluations on the validation seeds; 0 = random policy, 1 = oracle), averaged over the tuning seeds "
-        f"{', '.join(map(str, seeds))}. {choice['tuning_steps']:,} env steps per run; tuning runs never "
-        "evaluate the test seeds (`--final-eval-episodes 0`). The chosen configuration is the best mean "
-        "(in bold); `python run_experiments.py --suite main` trains it on the reporting seeds.\n",
-    ]
-    for key, a in choice["algorithms"].items():
-        fixed = ALGORITHMS[key].fixed_flags if key in ALGORITHMS else ()
-        lines += [
-            f"## {a['label']}: {len(a['candidates'])} candidates\n",
-            f"`python {a['script']} {shlex.join(a['flags'])}`\n" if a["flags"] else "",
-            "| rank | run name | flags | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
-            "|---" * (4 + len(seeds)) + "|",
-        ]
-        for i, c in enumerate(a["candidates"], 1):
-            b = "**" if c["run_name"] == a["run_name"] else ""
-            knobs = shlex.join(c["flags"][len(fixed) :])
-            cells = " | ".join(f"{c['scores'][str(s)]:.3f}" for s in seeds)
-            lines.append(f"| {b}{i}{b} | {b}{c['run_name']}{b} | `{knobs}` | {cells} | {b}{c['mean']:.3f}{b} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def suite_choose(ctx):
-    choice = choose(ctx)
-    md = choice_markdown(choice)
+    """Writes chosen.json and chosen.md from the finished tuning runs; no runs of its own."""
+    chosen, path = choose(ctx), chosen_path(ctx.results)
+    md = choice_markdown(chosen, ALGORITHMS)
     print(md)
     if ctx.dry_run:
-        print(f"# --dry-run: not writing {ctx.rel(chosen_path(ctx))}")
+        print(f"# --dry-run: not writing {ctx.rel(path)}")
     else:
-        write_text(chosen_path(ctx), json.dumps(choice, indent=2) + "\n")
-        write_text(chosen_path(ctx).with_suffix(".md"), md)
-        print(f"wrote {ctx.rel(chosen_path(ctx))} and {ctx.rel(chosen_path(ctx).with_suffix('.md'))}")
+        atomic_write(path, json.dumps(chosen, indent=2) + "\n")
+        atomic_write(path.with_suffix(".md"), md)
+        print(f"wrote {ctx.rel(path)} and {ctx.rel(path.with_suffix('.md'))}")
     return []
 
 
 def load_chosen(ctx, needed=None) -> dict:
     """{algorithm: chosen flags} from chosen.json, for the algorithms `needed` (default: --algos)."""
-    path = chosen_path(ctx)
+    path = chosen_path(ctx.results)
     if not path.exists():
         raise UsageError(f"no {ctx.rel(path)}: run `python run_experiments.py --suite tune`, then `--suite choose`")
     algos = json.loads(path.read_text())["algorithms"]
@@ -409,7 +316,7 @@ def suite_main(ctx):
     chosen = load_chosen(ctx)
     runs = []
     for key in selected(ctx):
-        runs += runs_of(key, "main-tuned", REPORT_SEEDS, *chosen[key], "--max-steps", str(STEPS))
+        runs += runs_of(key, MAIN_RUN, REPORT_SEEDS, *chosen[key], "--max-steps", str(STEPS))
     yield "every algorithm, chosen flags, reporting seeds 1-10", runs
 
 
@@ -418,20 +325,25 @@ def suite_long(ctx):
     chosen = load_chosen(ctx, ["method_i", "ppo"])
     runs = []
     for key in ("method_i", "ppo"):
-        runs += runs_of(key, "long-tuned", FEW_SEEDS, *chosen[key], "--max-steps", str(LONG_STEPS))
+        runs += runs_of(key, LONG_RUN, FEW_SEEDS, *chosen[key], "--max-steps", str(LONG_STEPS))
     yield "Method I and IPPO, 2M steps", runs
 
 
 def wallclock_budget(ctx) -> float:
     """The median wall time of the finished MADDPG population-4 main runs."""
-    runs = runs_of("maddpg_pop4", "main-tuned", REPORT_SEEDS)
+    runs = runs_of("maddpg_pop4", MAIN_RUN, REPORT_SEEDS)
     missing = [r for r in runs if read_summary(r.result_dir(ctx)) is None]
     if missing:
         raise UsageError(
             f"--suite wallclock needs every MADDPG population main run; {ctx.rel(missing[0].result_dir(ctx))} "
             f"has not finished ({len(missing)} of {len(runs)} missing): run `--suite main` first"
         )
-    return round(statistics.median(read_summary(r.result_dir(ctx))["wall_time"] for r in runs), 1)
+    return median_wall_time([read_summary(r.result_dir(ctx)) for r in runs])
+
+
+def median_wall_time(summaries: list) -> float:
+    """The budget of a wall-clock suite: the runs' median wall time, to 0.1 s."""
+    return round(statistics.median(s["wall_time"] for s in summaries), 1)
 
 
 def suite_wallclock(ctx):
@@ -439,7 +351,7 @@ def suite_wallclock(ctx):
     chosen, budget = load_chosen(ctx), wallclock_budget(ctx)
     runs = []
     for key in selected(ctx):
-        runs += runs_of(key, "wallclock-tuned", FEW_SEEDS, *chosen[key],
+        runs += runs_of(key, WALLCLOCK_RUN, FEW_SEEDS, *chosen[key],
                         "--max-steps", str(WALLCLOCK_MAX_STEPS), "--max-time", g(budget))  # fmt: skip
     yield f"every algorithm, --max-time {g(budget)} s", runs
 
@@ -449,10 +361,10 @@ def ablation_variants(base: tuple) -> list:
     changed, and the two controls; a variant equal to the chosen flags is the
     single run "abl-chosen"."""
     opts = options(base)
-    variants = [(f"abl-weight-{g(w)}", {"--distill-weight": g(w)}) for w in DISTILL_GRID["distill_weight"]]
-    variants += [(f"abl-interval-{k}", {"--distill-interval": g(k)}) for k in DISTILL_GRID["distill_interval"]]
-    variants += [(f"abl-topology-{t}", {"--topology": t}) for t in [*DISTILL_GRID["topology"], "none"]]
-    variants += [(f"abl-target-{t}", {"--distill-target": t}) for t in ("shuffled", "random-encoder")]
+    variants = [(f"weight-{g(w)}", {"--distill-weight": g(w)}) for w in DISTILL_GRID["distill_weight"]]
+    variants += [(f"interval-{k}", {"--distill-interval": g(k)}) for k in DISTILL_GRID["distill_interval"]]
+    variants += [(f"topology-{t}", {"--topology": t}) for t in [*DISTILL_GRID["topology"], "none"]]
+    variants += [(f"target-{t}", {"--distill-target": t}) for t in ("shuffled", "random-encoder")]
     out, seen = [], {}
     for name, change in variants:
         v = {**opts, **change}
@@ -461,7 +373,7 @@ def ablation_variants(base: tuple) -> list:
         key = json.dumps(v, sort_keys=True)
         if key in seen:
             continue
-        seen[key] = name = "abl-chosen" if v == opts else name
+        seen[key] = name = ABLATION_PREFIX + ("chosen" if v == opts else name)
         out.append((name, to_flags(v)))
     return out
 
@@ -481,56 +393,45 @@ def suite_scaling(ctx):
     for n in (3, 6):
         for key in ("method_i", "ppo"):
             runs += runs_of(
-                key, f"scale-n{n}", FEW_SEEDS, *chosen[key], "--num-agents", str(n), "--max-steps", str(STEPS)
+                key, f"{SCALING_PREFIX}{n}", FEW_SEEDS, *chosen[key], "--num-agents", str(n), "--max-steps", str(STEPS)
             )
     yield "Method I and IPPO with 3 and 6 agents", runs
 
 
-TAG_ALGOS = {"method_i": ("train_method_i.py", ""), "ppo": ("train_ppo.py", ""), "maddpg": ("train_maddpg.py", "")}
-# The best-response recipe: train_ppo.py flags of an IPPO team trained against a frozen tag team (with
-# --opponent, --team).  Chosen on tuning seeds against a frozen stationary prey, whose exploit it must find
-# in 9 of 10 seeds at both kernel levels (benchmarks/best_response.py, docs/best_response.md); the test
-# tests/test_competitive.py trains with it too.
-BEST_RESPONSE_FLAGS = ("--num-envs", "16", "--max-steps", "256000")
-BEST_RESPONSE_SEEDS = (1, 2, 3)  # responders per frozen team (their own seeds): exploitability is their maximum
+# ----------------------------------------------------------------------------
+# tag, ship
+# ----------------------------------------------------------------------------
+
+TAG_ALGOS = tuple(SCRIPTS)  # every algorithm, default hyperparameters
 
 
 def tag_runs(name: str, algos, seeds, *flags: str) -> list:
-    return [Run(TAG_ALGOS[a][0], "tag", a, name, seed, tuple(flags)) for a in algos for seed in seeds]
-
-
-def evaluation(ctx, *command: str) -> None:
-    """Run an evaluation script (fast: batched episodes) in the driver; print it on --dry-run."""
-    import subprocess
-
-    args = [*command, "--results-dir", ctx.rel(ctx.results), "--checkpoint-dir", ctx.rel(ctx.checkpoints)]
-    print("python " + shlex.join(args), flush=True)
-    if not ctx.dry_run and subprocess.run([sys.executable, *args], cwd=ROOT).returncode != 0:
-        raise UsageError(f"{shlex.join(args)} failed")
+    """One tag run per algorithm and seed."""
+    return [Run(SCRIPTS[a], "tag", a, name, seed, tuple(flags)) for a in algos for seed in seeds]
 
 
 def suite_tag(ctx):
     """simple_tag_v3, reporting seeds 1-5, default hyperparameters (no choice is made on tag's self-play): self-play
     at 200k env steps and at MADDPG's median wall time, fixed pools and cross-play per seed, cross-seed
     play, and BEST_RESPONSE_SEEDS best responders (IPPO, BEST_RESPONSE_FLAGS) trained against each final team."""
-    yield "tag self-play, 200k env steps", tag_runs("selfplay", TAG_ALGOS, FEW_SEEDS, "--max-steps", str(STEPS))
-    maddpg = [read_summary(r.result_dir(ctx)) for r in tag_runs("selfplay", ["maddpg"], FEW_SEEDS)]
+    yield "tag self-play, 200k env steps", tag_runs(SELFPLAY_RUN, TAG_ALGOS, FEW_SEEDS, "--max-steps", str(STEPS))
+    maddpg = [read_summary(r.result_dir(ctx)) for r in tag_runs(SELFPLAY_RUN, ["maddpg"], FEW_SEEDS)]
     if all(maddpg):
-        budget = round(statistics.median(s["wall_time"] for s in maddpg), 1)
+        budget = median_wall_time(maddpg)
         yield (f"tag self-play for MADDPG's median wall time ({g(budget)} s)",
-               tag_runs("selfplay-wallclock", ["method_i", "ppo"], FEW_SEEDS, "--max-steps", str(WALLCLOCK_MAX_STEPS),
-                        "--max-time", g(budget)))  # fmt: skip
+               tag_runs(SELFPLAY_WALLCLOCK_RUN, ["method_i", "ppo"], FEW_SEEDS,
+                        "--max-steps", str(WALLCLOCK_MAX_STEPS), "--max-time", g(budget)))  # fmt: skip
     for seed in FEW_SEEDS:
         for pool_set in ("step", "wallclock"):
             for script in ("evaluate_fixed_pool.py", "cross_play_matrix.py"):
-                evaluation(ctx, script, "--pool-set", pool_set, "--seed", str(seed))
-    evaluation(ctx, "cross_seed_play.py", "--run-name", "selfplay")
+                run_evaluation(ctx, script, "--pool-set", pool_set, "--seed", str(seed))
+    run_evaluation(ctx, "cross_seed_play.py", "--run-name", SELFPLAY_RUN)
     responders = []
     for algo in TAG_ALGOS:
         for seed in FEW_SEEDS:
-            frozen = ctx.rel(ctx.checkpoints / "tag" / algo / f"selfplay_s{seed}" / "latest.pt")
+            frozen = ctx.rel(ctx.checkpoints / "tag" / algo / f"{SELFPLAY_RUN}_s{seed}" / "latest.pt")
             for team in ("predator", "prey"):
-                responders += [Run("train_ppo.py", "tag", "ppo", f"exploit-{algo}-s{seed}-{team}", br_seed,
+                responders += [Run(SCRIPTS["ppo"], "tag", "ppo", f"exploit-{algo}-s{seed}-{team}", br_seed,
                                    ("--opponent", frozen, "--team", team, *BEST_RESPONSE_FLAGS))
                                for br_seed in BEST_RESPONSE_SEEDS]  # fmt: skip
     yield "best responders (IPPO) against every final team", responders
@@ -541,8 +442,8 @@ def suite_ship(ctx):
     checkpoints/<env>/<algo>/shipped-<run>_s1/latest.pt: committed, so a fresh clone evaluates and renders."""
     from memeplex import checkpoints
 
-    sources = [("spread", r.algo, r.leaf) for key in selected(ctx) for r in runs_of(key, "main-tuned", [1])]
-    sources += [("tag", algo, "selfplay_s1") for algo in TAG_ALGOS]
+    sources = [("spread", r.algo, r.leaf) for key in selected(ctx) for r in runs_of(key, MAIN_RUN, [1])]
+    sources += [("tag", algo, f"{SELFPLAY_RUN}_s1") for algo in TAG_ALGOS]
     for env, algo, leaf in sources:
         src = ctx.checkpoints / env / algo / leaf / "latest.pt"
         dst = ctx.checkpoints / env / algo / f"shipped-{leaf}" / "latest.pt"
@@ -566,6 +467,7 @@ SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUIT
 
 
 def main(argv=None) -> int:
+    """Run the --suite (or every suite in order), stage by stage; the exit code."""
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", required=True, choices=[*SUITES, "all"], help="what to run (all: every suite in order)")
     p.add_argument(

@@ -12,7 +12,7 @@ steps. Then every member's fitness is measured: its mean score over
 and AgileRL's `Mutations` (architecture, new layer, parameters, RL
 hyperparameters) make the next generation; the fittest member (the elite) is
 kept unchanged. After each generation, the fittest member is evaluated with the
-shared protocol (harness.evaluate) and checkpointed. Run directories are the
+shared protocol (memeplex.protocol.evaluate) and checkpointed. Run directories are the
 same as Method I's. After every evaluation (and at the end, or at Ctrl-C or
 SIGTERM after the current generation) latest.pt also holds the whole training
 state: the population, the replay buffer and every random stream, so --resume
@@ -53,7 +53,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from memeplex import checkpoints, cli, evaluators, harness, maddpg, options, training
+from memeplex import checkpoints, cli, evaluators, maddpg, options, training
+from memeplex.envs import spec, vec
 from memeplex.maddpg import MADDPGConfig
 from memeplex.options import RunOptions
 from memeplex.rundir import RunDir, provenance
@@ -95,7 +96,7 @@ class Progress(RunProgress):
 def save_run_checkpoint(path, opts: RunOptions, best: dict, progress: Progress, training: dict | None = None) -> None:
     """The best member's actors as a run checkpoint (eval_maddpg.py, pools); latest.pt also carries the
     `training` state that --resume continues (training_state)."""
-    agents, obs_dims, _ = harness.env_info(opts.env_id)
+    agents, obs_dims, _ = spec.env_info(opts.env_id)
     state = {
         "format": checkpoints.RUN_FORMAT,
         "algo": "maddpg",
@@ -166,7 +167,7 @@ def start_or_resume(opts: RunOptions, cfg: MADDPGConfig, run: RunDir, agents, me
         restore_memory(memory, state["training"]["memory"])
         best = {"index": state["best_member"], "actors": state["actors"], "hyperparameters": state["hyperparameters"]}
         return pop, Progress.from_state_dict(state["progress"]), best
-    env = harness.make_env(opts.env_id)
+    env = spec.make_env(opts.env_id)
     obs_spaces, act_spaces = [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
     pop = maddpg.make_population(cfg, opts.num_envs, agents, obs_spaces, act_spaces)
     groups = sorted(pop[0].actors.keys())
@@ -213,7 +214,7 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, opts, cfg, eval
 
 def evaluate(opts, run, progress, pop, best: dict, fits, evaluator, final: bool) -> None:
     """Evaluate the best member, append a metrics row, checkpoint the best member as step_<N>.pt."""
-    policy = maddpg.load_actor_policy_from(best["actors"], harness.env_info(opts.env_id)[0])
+    policy = maddpg.load_actor_policy_from(best["actors"], spec.env_info(opts.env_id)[0])
     save_to = lambda path: save_run_checkpoint(path, opts, best, progress)
     res, message = evaluator.evaluate(policy, progress, save_to, final)
     run.append_metrics(
@@ -247,12 +248,11 @@ def train(opts: RunOptions, cfg: MADDPGConfig, run: RunDir) -> int:
     torch.set_num_threads(opts.torch_threads)
     mutations = maddpg.make_mutations(cfg, opts.seed)  # seeds numpy and torch globally: first, then seed the run
     training.seed_everything(opts.seed)
-    agents = harness.env_info(opts.env_id)[0]
+    agents = spec.env_info(opts.env_id)[0]
     memory = ReplayBuffer(max_size=cfg.buffer_size)
     pop, progress, best = start_or_resume(opts, cfg, run, agents, memory)
     tournament = maddpg.make_tournament(cfg)
-    harness.use_backend(opts.backend)
-    envs = harness.make_vec_env(opts.env_id, opts.num_envs, opts.seed)
+    envs = vec.make_vec_env(opts.env_id, opts.num_envs, opts.seed, backend=opts.backend)
     evaluator = evaluators.for_run(opts, run)  # tag: rolling pool of the best member's snapshots, and Elo
     evaluator.resume(progress)
     state = {"pop": pop, "best": best, "memory": memory, "mutations": mutations, "tournament": tournament}
@@ -330,7 +330,7 @@ def select_and_mutate(pop, tournament, mutations, seed: int, progress, member_st
 
 def finish(opts: RunOptions, cfg: MADDPGConfig, run, progress, best: dict, evaluator, interrupted) -> int:
     """summary.json (with the population's numbers), the final test evaluation of the best member, the plot."""
-    policy = maddpg.load_actor_policy_from(best["actors"], harness.env_info(opts.env_id)[0])
+    policy = maddpg.load_actor_policy_from(best["actors"], spec.env_info(opts.env_id)[0])
     per_member = progress.global_step / cfg.population_size / max(progress.train_time, 1e-9)
     extra = {"generations": progress.generation, "population_size": cfg.population_size,
              "fitness_env_steps": progress.fitness_steps, "throughput_per_member": round(per_member, 1),

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from memeplex import checkpoints, cli, evaluators, harness, options, training
+from memeplex import checkpoints, cli, evaluators, options, training
+from memeplex.envs import spec, vec
 from memeplex.errors import UsageError
 from memeplex.options import RunOptions
 from memeplex.rundir import RunDir, provenance
@@ -107,18 +108,19 @@ def start_or_resume(opts: RunOptions, cfg: Config, algo: str, run: RunDir, envs)
     learner with its own noise stream and return statistics, and the envs mid-episode with their RNGs
     (--backend batched), so a resumed run goes on exactly as if it had not stopped. Returns
     (learner, progress, obs)."""
-    agents, obs_dims, act_dims = harness.env_info(opts.env_id)
+    agents, obs_dims, act_dims = spec.env_info(opts.env_id)
     if opts.opponent:  # best response: only --team learns
-        agents = harness.teams(opts.env_id)[opts.team]
+        agents = spec.teams(opts.env_id)[opts.team]
     learner = LAIPPO(agents, obs_dims, act_dims, cfg, opts.num_envs, seed=opts.seed)
     if not opts.resume:
         config = {"algo": algo, "args": opts.record, "method_config": dataclasses.asdict(cfg), **provenance()}
         run.write_config(config)
         return learner, Progress(), envs.reset()
     state = run.checkpoint  # the newest intact checkpoint of this run (training.open_run)
+    checkpoints.check_compatible(state["learner"], agents, obs_dims, act_dims)
     learner.load_state_dict(state["learner"])
     progress = Progress.from_state_dict(state["progress"])
-    if state.get("envs") is not None and harness.backend() == "batched":
+    if state.get("envs") is not None and opts.backend == "batched":
         envs.load_state_dict(state["envs"])
         return learner, progress, envs.observe()
     envs.session = learner.num_updates  # no env state saved (--backend mpe2): fresh episodes, still not eval seeds
@@ -133,7 +135,7 @@ def save(path, opts: RunOptions, algo: str, learner: LAIPPO, progress: Progress,
         "env": opts.env_id,
         "learner": learner.state_dict(),
         "progress": progress.state_dict(),
-        "envs": envs.state_dict() if harness.backend() == "batched" else None,
+        "envs": envs.state_dict() if opts.backend == "batched" else None,
         "args": opts.record,
     }
     checkpoints.save_checkpoint(checkpoints.policy_only(state) if policy_only else state, path)
@@ -185,8 +187,7 @@ def train(opts: RunOptions, cfg: Config, algo: str, run: RunDir) -> int:
     batch = opts.num_envs * cfg.rollout_length
     if batch < cfg.num_minibatches:
         raise UsageError(f"rollout of {batch} steps cannot be split into {cfg.num_minibatches} minibatches")
-    harness.use_backend(opts.backend)
-    envs = harness.make_vec_env(opts.env_id, opts.num_envs, opts.seed)
+    envs = vec.make_vec_env(opts.env_id, opts.num_envs, opts.seed, backend=opts.backend)
     learner, progress, obs = start_or_resume(opts, cfg, algo, run, envs)
     opponent = checkpoints.load_policy(opts.opponent, "tag")[0] if opts.opponent else None  # best response
     evaluator = evaluators.for_run(opts, run, opponent)

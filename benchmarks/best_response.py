@@ -1,5 +1,5 @@
 """How reliably the best-response recipe finds a known exploit: IPPO predators trained with
-run_experiments.BEST_RESPONSE_FLAGS against a frozen stationary prey (save_stationary_prey),
+memeplex.suites.BEST_RESPONSE_FLAGS against a frozen stationary prey (save_stationary_prey),
 one run per tuning seed, beside random predators against the same prey on the same test episodes.
 
     python benchmarks/best_response.py --seeds 101 110    # tuning seeds 101-110, on this CPU's kernels
@@ -8,7 +8,7 @@ one run per tuning seed, beside random predators against the same prey on the sa
 
 Each invocation stores its rows under its torch CPU capability (AVX512, AVX2, ...) in --out
 (results/tag/best_response_recipe/recipe.json), keeping the other capabilities' rows if they were made
-with the same recipe; reports.best_response_recipe_report renders the table (docs/best_response.md).
+with the same recipe; memeplex.reports.benchmarks.best_response_recipe_report renders the table (docs/best_response.md).
 Runs are written under --work-dir (a temporary directory unless given), one at a time, 1 torch thread.
 """
 
@@ -23,23 +23,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from memeplex import errors
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import train_ppo  # noqa: E402
-from memeplex import (
-    checkpoints,  # noqa: E402
-    cli,  # noqa: E402
-    competitive,  # noqa: E402
-    files,  # noqa: E402
-    harness,  # noqa: E402
-)
+from memeplex import checkpoints, cli, competitive, errors, files, protocol  # noqa: E402
+from memeplex.envs import spec  # noqa: E402
+from memeplex.suites import BEST_RESPONSE_FLAGS  # noqa: E402
 from method_i import LAIPPO  # noqa: E402
-from run_experiments import BEST_RESPONSE_FLAGS  # noqa: E402
 
 MARGIN = 0.3  # a responder passes if its test win-rate beats random predators' by at least this (docs/best_response.md)
 TEST_EPISODES = 100
@@ -50,8 +43,8 @@ KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MA
 def save_stationary_prey(path) -> None:
     """A tag checkpoint (LA-IPPO) whose prey outputs zero actions, so it never moves: the frozen team
     with a known exploit (walk to it) that the best-response recipe is checked against."""
-    learner = LAIPPO(*harness.env_info("tag"), seed=0)
-    prey = next(g for g in learner.groups if harness.teams("tag")["prey"][0] in g.agent_ids)
+    learner = LAIPPO(*spec.env_info("tag"), seed=0)
+    prey = next(g for g in learner.groups if spec.teams("tag")["prey"][0] in g.agent_ids)
     with torch.no_grad():
         prey.head_w.zero_()
         prey.head_b.zero_()
@@ -89,7 +82,7 @@ def train_responder(opponent: Path, seed: int, flags: list, work: Path) -> dict:
 def random_win_rate(opponent: Path) -> float:
     """Random predators against the frozen team on the test episodes a responder is scored on."""
     frozen = competitive.BestResponse("tag", "predator", checkpoints.load_policy(opponent, "tag")[0], TEST_EPISODES)
-    return frozen.evaluate(harness.RandomPolicy("tag"), split="test")["best_response_win_rate"]
+    return frozen.evaluate(protocol.RandomPolicy("tag"), split="test")["best_response_win_rate"]
 
 
 def main(argv=None) -> int:
@@ -97,7 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs=2, default=(101, 110), metavar=("FIRST", "LAST"),
                    help="tuning seeds FIRST..LAST (101-199; reporting seeds never inform a choice)")  # fmt: skip
     p.add_argument("--flags", default=shlex.join(BEST_RESPONSE_FLAGS),
-                   help="the recipe's train_ppo.py flags (default: run_experiments.BEST_RESPONSE_FLAGS)")  # fmt: skip
+                   help="the recipe's train_ppo.py flags (default: memeplex.suites.BEST_RESPONSE_FLAGS)")  # fmt: skip
     p.add_argument("--out", type=Path, default=files.ROOT / "results/tag/best_response_recipe/recipe.json")
     p.add_argument("--work-dir", type=Path, default=None, help="where the runs go (default: a temporary directory)")
     args = p.parse_args(argv)

@@ -4,7 +4,7 @@
     python benchmarks/throughput.py --envs spread --rounds 2 --train-steps 20000
     python benchmarks/throughput.py --envs spread --maddpg-steps 20000 --out results/benchmarks/throughput_maddpg.json
 
-Three measurements per env, each on both backends (harness.use_backend):
+Three measurements per env, each on both backends (the `backend` argument of the env and protocol functions):
 * env: the training VecEnv stepped with uniform random actions (env steps/s);
 * train: the real training loop (train_method_i.main, default hyperparameters, 1 torch thread) with
   evaluation pushed past the budget, timed without evaluation (summary.json's throughput_without_eval);
@@ -30,18 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import train_method_i  # noqa: E402
-from memeplex import (
-    cli,  # noqa: E402
-    files,  # noqa: E402
-    harness,  # noqa: E402
-    rundir,  # noqa: E402
-)
+from memeplex import cli, files, protocol, rundir  # noqa: E402
+from memeplex.envs import spec, vec  # noqa: E402
 from method_i import LAIPPO  # noqa: E402
 
 
-def env_sps(env: str, num_envs: int, steps: int) -> float:
-    envs = harness.make_vec_env(env, num_envs, seed=0)
-    policy = harness.RandomPolicy(env)
+def env_sps(env: str, backend: str, num_envs: int, steps: int) -> float:
+    envs = vec.make_vec_env(env, num_envs, seed=0, backend=backend)
+    policy = protocol.RandomPolicy(env)
     obs = envs.reset()
     t0 = time.perf_counter()
     for _ in range(steps // num_envs):
@@ -97,18 +93,18 @@ def maddpg_sps(env: str, backend: str, num_envs: int, steps: int) -> float:
         ]
 
 
-def eval_eps(env: str, episodes: int) -> float:
-    agents, obs_dims, act_dims = harness.env_info(env)
+def eval_eps(env: str, backend: str, episodes: int) -> float:
+    agents, obs_dims, act_dims = spec.env_info(env)
     learner = LAIPPO(agents, obs_dims, act_dims, seed=0)
     policy = lambda obs, state: learner.act(obs, deterministic=True)
     t0 = time.perf_counter()
-    harness.run_episodes(env, policy, harness.eval_seeds("validation", episodes))
+    protocol.run_episodes(env, policy, protocol.eval_seeds("validation", episodes), backend=backend)
     return episodes / (time.perf_counter() - t0)
 
 
 def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--envs", nargs="+", choices=sorted(harness.ENVS), default=["spread", "tag"])
+    p.add_argument("--envs", nargs="+", choices=sorted(spec.ENVS), default=["spread", "tag"])
     p.add_argument("--num-envs", type=cli.positive(int), default=8, help="training envs (the default of the scripts)")
     p.add_argument("--env-steps", type=cli.positive(int), default=20_000, help="env steps per env-stepping round")
     p.add_argument("--train-steps", type=cli.positive(int), default=30_720, help="env steps per training round")
@@ -124,9 +120,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     measures = {
-        "env": lambda env, b: env_sps(env, args.num_envs, args.env_steps),
+        "env": lambda env, b: env_sps(env, b, args.num_envs, args.env_steps),
         "train": lambda env, b: train_sps(env, b, args.num_envs, args.train_steps),
-        "eval": lambda env, b: eval_eps(env, args.eval_episodes),
+        "eval": lambda env, b: eval_eps(env, b, args.eval_episodes),
     }
     if args.maddpg_steps:
         measures["maddpg"] = lambda env, b: maddpg_sps(env, b, args.num_envs, args.maddpg_steps)
@@ -139,12 +135,10 @@ def main(argv=None) -> int:
     }
     for env in args.envs:
         for name, measure in measures.items():
-            rounds = {b: [] for b in harness.BACKENDS}
+            rounds = {b: [] for b in vec.BACKENDS}
             for _ in range(args.rounds):
                 for b in ("mpe2", "batched"):  # alternate: both see the same machine state
-                    harness.use_backend(b)
                     rounds[b].append(round(measure(env, b), 1))
-            harness.use_backend("batched")
             ratios = [round(x / y, 2) for x, y in zip(rounds["batched"], rounds["mpe2"])]
             med = {b: statistics.median(v) for b, v in rounds.items()}
             result["results"][f"{env}/{name}"] = {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import harness
+from memeplex.envs import spec
 from memeplex.errors import CheckpointError, UsageError
 from memeplex.files import atomic_write
 
@@ -151,11 +151,11 @@ def load_learner(path, env_name=None):
 
 
 def _learner_from(state: dict, path):
-    from method_i import LAIPPO, check_compatible
+    from method_i import LAIPPO
 
     if "learner" not in state:
         raise CheckpointError(f"{path} holds no LA-IPPO learner")
-    check_compatible(state["learner"], *harness.env_info(state["env"]))
+    check_compatible(state["learner"], *spec.env_info(state["env"]))
     return LAIPPO.from_state_dict(state["learner"]), state
 
 
@@ -172,7 +172,7 @@ def load_actor_policy(path, env_name=None):
 def _actor_policy_from(state: dict, path):
     if "actors" not in state:
         raise CheckpointError(f"{path} holds no MADDPG actors")
-    agents, obs_dims, _ = harness.env_info(state["env"])
+    agents, obs_dims, _ = spec.env_info(state["env"])
     if list(state["agent_ids"]) != agents or any(int(state["obs_dims"][a]) != obs_dims[a] for a in agents):
         raise CheckpointError(f"{path}: agents/spaces {state['agent_ids']} do not match the {state['env']} environment")
     from memeplex.maddpg import load_actor_policy_from  # torch at first use, as for LA-IPPO
@@ -258,3 +258,27 @@ def load_snapshots(found_runs: dict) -> dict:
         algo: [(snapshot_label(algo, path), load_policy(path, "tag")[0]) for path in paths]
         for algo, paths in found_runs.items()
     }
+
+
+# ----------------------------------------------------------------------------
+# An LA-IPPO learner's state against an environment
+# ----------------------------------------------------------------------------
+
+
+def check_compatible(state: dict, agent_ids, obs_dims: dict, act_dims: dict) -> None:
+    """Raise CheckpointError unless `state` is an LA-IPPO learner's state_dict (method_i.LAIPPO)
+    trained on these agents and spaces."""
+    from method_i import CHECKPOINT_FORMAT
+
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"not an LA-IPPO checkpoint (format {state.get('format')!r})")
+    if list(state["agent_ids"]) != list(agent_ids):
+        raise CheckpointError(
+            f"checkpoint agents {list(state['agent_ids'])} do not match the environment's {list(agent_ids)}"
+        )
+    for a in agent_ids:
+        if int(state["obs_dims"][a]) != int(obs_dims[a]) or int(state["act_dims"][a]) != int(act_dims[a]):
+            raise CheckpointError(
+                f"checkpoint spaces for {a} (obs {state['obs_dims'][a]}, act {state['act_dims'][a]}) do not match "
+                f"the environment's (obs {obs_dims[a]}, act {act_dims[a]})"
+            )

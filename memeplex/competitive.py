@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import errors, harness
+from memeplex import errors, protocol
+from memeplex.envs import spec
 
 ELO_K = 32.0
 ELO_ANCHOR = 1000.0  # the random policy's fixed rating
@@ -20,7 +21,7 @@ ELO_ANCHOR = 1000.0  # the random policy's fixed rating
 def combine(name: str, predators, prey):
     """One policy from a predator-team policy and a prey-team policy (each may
     act for every agent; only its own team's actions are used)."""
-    side = harness.teams(name)
+    side = spec.teams(name)
 
     def policy(obs, state):
         pa, qa = predators(obs, state), prey(obs, state)
@@ -29,10 +30,11 @@ def combine(name: str, predators, prey):
     return policy
 
 
-def play(name: str, predators, prey, seeds) -> dict:
-    """Episodes of `predators` against `prey`. A predator win is an episode
-    with at least one predator-prey contact (from the world state)."""
-    out = harness.run_episodes(name, combine(name, harness.fresh(predators), harness.fresh(prey)), seeds)
+def play(name: str, predators, prey, seeds, backend: str = "batched") -> dict:
+    """Episodes of `predators` against `prey`, stepped by `backend`. A predator win is an
+    episode with at least one predator-prey contact (from the world state)."""
+    policy = combine(name, protocol.fresh(predators), protocol.fresh(prey))
+    out = protocol.run_episodes(name, policy, seeds, backend=backend)
     return {"wins": out["contacts"] > 0, "contacts": out["contacts"], "env_steps": out["env_steps"]}
 
 
@@ -93,21 +95,23 @@ def exploitability(win_rates) -> float:
 
 class BestResponse:
     """One team learning against a frozen opponent (best-response training, to measure how
-    exploitable the opponent is): the learner's win-rate against it is the metric."""
+    exploitable the opponent is): the learner's win-rate against it is the metric. Its games
+    are stepped by `backend`."""
 
-    def __init__(self, name: str, team: str, opponent, episodes: int):
+    def __init__(self, name: str, team: str, opponent, episodes: int, backend: str = "batched"):
         self.name, self.team, self.opponent, self.episodes = name, team, opponent, episodes
+        self.backend = backend
 
     def play(self, policy, seeds) -> dict:
         """Episodes of the learning team's `policy` against the opponent; "wins" are the team's."""
         hunters, hunted = (policy, self.opponent) if self.team == "predator" else (self.opponent, policy)
-        out = play(self.name, hunters, hunted, seeds)
+        out = play(self.name, hunters, hunted, seeds, self.backend)
         return {**out, "wins": out["wins"] if self.team == "predator" else ~out["wins"]}
 
     def evaluate(self, policy, split: str = "validation", episodes: int | None = None) -> dict:
         """The team's win-rate (95% CI) and contacts per episode against the opponent on `split`'s seeds."""
         n = episodes or self.episodes
-        out = self.play(policy, harness.eval_seeds(split, n))
+        out = self.play(policy, protocol.eval_seeds(split, n))
         rate, ci = rate_ci(out["wins"])
         return {
             "best_response_win_rate": rate,
@@ -120,17 +124,18 @@ class BestResponse:
 class SelfPlayPool:
     """The rolling opponent pool of a self-play run and its Elo ratings.
 
-    Every evaluation freezes both harness.teams of the current policy into the pool
+    Every evaluation freezes both teams of the current policy into the pool
     (its checkpoint file; the oldest entry leaves when the pool is full, the
     file stays on disk).  The current predators then play `episodes` episodes
     against the random prey and against every pool prey, and the current prey
     likewise; each team's Elo is updated game by game (K=32) against the
     opponents' ratings: random is anchored at 1000, a pool snapshot keeps the
-    rating its team had when it was frozen.
+    rating its team had when it was frozen.  All games are stepped by `backend`.
     """
 
-    def __init__(self, name: str, size: int, episodes: int, load_policy):
+    def __init__(self, name: str, size: int, episodes: int, load_policy, backend: str = "batched"):
         self.name, self.size, self.episodes, self.load_policy = name, size, episodes, load_policy
+        self.backend = backend
         self.entries = []  # {"step", "path", "predator_elo", "prey_elo", "policy"}
         self.ratings = {"predator": ELO_ANCHOR, "prey": ELO_ANCHOR}
 
@@ -146,17 +151,20 @@ class SelfPlayPool:
         )
         del self.entries[: -self.size]
 
+    def _play(self, predators, prey, seeds) -> dict:
+        return play(self.name, predators, prey, seeds, self.backend)
+
     def evaluate(self, policy, split: str = "validation", episodes: int | None = None, update: bool = True) -> dict:
         """Current teams against random and against the pool; updates the
         ratings (unless update=False) and returns the metrics row."""
         n = episodes or self.episodes
-        seeds = harness.eval_seeds(split, n)
-        rnd = harness.RandomPolicy(self.name)
-        pred = {"random": play(self.name, policy, rnd, seeds)}
-        prey = {"random": play(self.name, rnd, policy, seeds)}
+        seeds = protocol.eval_seeds(split, n)
+        rnd = protocol.RandomPolicy(self.name)
+        pred = {"random": self._play(policy, rnd, seeds)}
+        prey = {"random": self._play(rnd, policy, seeds)}
         for e in self.entries:
-            pred[e["step"]] = play(self.name, policy, e["policy"], seeds)
-            prey[e["step"]] = play(self.name, e["policy"], policy, seeds)
+            pred[e["step"]] = self._play(policy, e["policy"], seeds)
+            prey[e["step"]] = self._play(e["policy"], policy, seeds)
         pred_rates = {k: float(v["wins"].mean()) for k, v in pred.items()}
         prey_rates = {k: 1.0 - float(v["wins"].mean()) for k, v in prey.items()}
         opp = {e["step"]: e for e in self.entries}
@@ -184,7 +192,7 @@ class SelfPlayPool:
             self.ratings = new
         pool_pred = [pred_rates[k] for k in opp]
         pool_prey = [prey_rates[k] for k in opp]
-        selfplay = play(self.name, policy, policy, seeds)
+        selfplay = self._play(policy, policy, seeds)
         return {
             "predator_elo": new["predator"],
             "prey_elo": new["prey"],
@@ -209,10 +217,10 @@ class SelfPlayPool:
         """Predator win-rates of every pool snapshot's predators (rows) against
         every pool snapshot's prey (columns), random included. Returns
         (labels, matrix)."""
-        seeds = harness.eval_seeds(split, episodes)
+        seeds = protocol.eval_seeds(split, episodes)
         labels = ["random"] + [f"step {e['step']}" for e in self.entries]
-        policies = [harness.RandomPolicy(self.name)] + [e["policy"] for e in self.entries]
-        m = np.array([[float(play(self.name, p, q, seeds)["wins"].mean()) for q in policies] for p in policies])
+        policies = [protocol.RandomPolicy(self.name)] + [e["policy"] for e in self.entries]
+        m = np.array([[float(self._play(p, q, seeds)["wins"].mean()) for q in policies] for p in policies])
         return labels, m
 
     def state_dict(self) -> dict:

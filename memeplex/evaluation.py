@@ -9,7 +9,8 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from memeplex import checkpoints, cli, competitive, errors, harness, plots
+from memeplex import checkpoints, cli, competitive, errors, plots, protocol
+from memeplex.envs import spec
 from memeplex.files import atomic_write, check_writable
 
 
@@ -75,7 +76,7 @@ def add_eval_arguments(parser, algo_dirs) -> None:
     parser.add_argument(
         "--env",
         default=None,
-        choices=sorted(harness.ENVS),
+        choices=sorted(spec.ENVS),
         help="expected environment (default: the checkpoint's); a mismatch is an error",
     )
 
@@ -100,7 +101,7 @@ def evaluate_and_render(opts: EvalOptions, env_name: str, policy, label: str, ck
         return _evaluate_and_render_tag(opts, policy, label, ckpt_path)
     if opts.opponent is not None:
         raise errors.UsageError(f"--opponent is for tag checkpoints; this one is trained on {env_name!r}")
-    res = harness.evaluate(env_name, policy, opts.split, opts.episodes)
+    res = protocol.evaluate(env_name, policy, opts.split, opts.episodes)
     refs = res["references"]
     print(
         f"{label} on {env_name}: mean score {res['score']:.2f} ± {res['ci']:.2f} (95% CI, {res['episodes']} episodes, "
@@ -111,9 +112,9 @@ def evaluate_and_render(opts: EvalOptions, env_name: str, policy, label: str, ck
         f"(0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})"
     )
     if opts.render:
-        render_env = harness.make_env(env_name, render_mode="rgb_array" if opts.render == "gif" else "human")
-        seeds = harness.eval_seeds(opts.split, opts.render_episodes)
-        out = harness.run_episodes(env_name, policy, seeds, render_env=render_env)
+        render_env = spec.make_env(env_name, render_mode="rgb_array" if opts.render == "gif" else "human")
+        seeds = protocol.eval_seeds(opts.split, opts.render_episodes)
+        out = protocol.run_episodes(env_name, policy, seeds, render_env=render_env)
         render_env.close()
         if opts.render == "gif":
             path = gif_path(opts, ckpt_path)
@@ -126,9 +127,9 @@ def evaluate_and_render(opts: EvalOptions, env_name: str, policy, label: str, ck
 def _evaluate_and_render_tag(opts: EvalOptions, policy, label: str, ckpt_path: Path) -> dict:
     """eval_*.py on a tag checkpoint: win-rates and contacts of both teams
     against random, against themselves and against an --opponent checkpoint."""
-    seeds = harness.eval_seeds(opts.split, opts.episodes)
+    seeds = protocol.eval_seeds(opts.split, opts.episodes)
     opponents = [
-        ("random", harness.RandomPolicy("tag"))
+        ("random", protocol.RandomPolicy("tag"))
     ]  # competitive.play() starts it afresh in every pairing, as the run's test games do
     if opts.opponent is not None:
         opponents.append((f"opponent {opts.opponent}", checkpoints.load_policy(opts.opponent, "tag")[0]))
@@ -152,12 +153,12 @@ def _evaluate_and_render_tag(opts: EvalOptions, policy, label: str, ckpt_path: P
             f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})"
         )
     if opts.render:
-        render_env = harness.make_env("tag", render_mode="rgb_array" if opts.render == "gif" else "human")
+        render_env = spec.make_env("tag", render_mode="rgb_array" if opts.render == "gif" else "human")
         prey = opponents[-1][1] if opts.opponent is not None else policy
-        out = harness.run_episodes(
+        out = protocol.run_episodes(
             "tag",
             competitive.combine("tag", policy, prey),
-            harness.eval_seeds(opts.split, opts.render_episodes),
+            protocol.eval_seeds(opts.split, opts.render_episodes),
             render_env=render_env,
         )
         render_env.close()

@@ -1,6 +1,6 @@
 """How a training run is evaluated: one interface, three modes.
 
-    Cooperative   spread: the deterministic policy's score on the validation seeds (harness.evaluate)
+    Cooperative   spread: the deterministic policy's score on the validation seeds (protocol.evaluate)
     SelfPlay      tag: both teams frozen into a rolling pool after every evaluation, rated by Elo
                   against it and the random team (competitive.SelfPlayPool)
     BestResponse  tag with --opponent: one team's win-rate against a frozen checkpoint
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex import competitive, harness, plots
+from memeplex import competitive, plots, protocol
 from memeplex.checkpoints import load_policy
 from memeplex.files import save_figure, write_csv
 from memeplex.options import RunOptions
@@ -87,10 +87,10 @@ class Cooperative(Evaluator):
 
     def __init__(self, opts: RunOptions, run: RunDir):
         super().__init__(opts, run)
-        self.refs = harness.reference_scores(opts.env_id, "validation", opts.eval_episodes)
+        self.refs = protocol.reference_scores(opts.env_id, "validation", opts.eval_episodes, opts.backend)
 
     def measure(self, policy, progress, snapshot, final: bool) -> tuple:
-        res = harness.evaluate(self.opts.env_id, policy, "validation", self.opts.eval_episodes)
+        res = protocol.evaluate(self.opts.env_id, policy, "validation", self.opts.eval_episodes, self.opts.backend)
         progress.best_mean = max(progress.best_mean, res["score"])
         progress.best_single = max(progress.best_single, res["best"])
         row = {
@@ -108,9 +108,9 @@ class Cooperative(Evaluator):
         final = scores[-1] if scores else float("nan")
         return {
             "last5_eval_mean": last5,
-            "last5_eval_normalised": harness.normalised(last5, self.refs),
+            "last5_eval_normalised": protocol.normalised(last5, self.refs),
             "final_eval_score": final,
-            "final_eval_normalised": harness.normalised(final, self.refs),
+            "final_eval_normalised": protocol.normalised(final, self.refs),
             "best_mean_score": progress.best_mean,
             "best_single_eval_fitness": progress.best_single,
             "train_mean_score": progress.train_score(),
@@ -119,7 +119,7 @@ class Cooperative(Evaluator):
         }
 
     def final_test(self, policy) -> dict:
-        final = harness.evaluate(self.opts.env_id, policy, "test", self.opts.final_eval_episodes)
+        final = protocol.evaluate(self.opts.env_id, policy, "test", self.opts.final_eval_episodes, self.opts.backend)
         print(
             f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
             f"normalised {final['normalised']:.3f}"
@@ -138,7 +138,7 @@ class Cooperative(Evaluator):
             save_figure(figure, self.run.path / "training_plot.png")
 
     def score(self, policy, seeds) -> tuple:
-        out = harness.run_episodes(self.opts.env_id, policy, seeds)
+        out = protocol.run_episodes(self.opts.env_id, policy, seeds, backend=self.opts.backend)
         return float(out["scores"].mean()), out["env_steps"]
 
 
@@ -162,7 +162,7 @@ class SelfPlay(Evaluator):
     def __init__(self, opts: RunOptions, run: RunDir):
         super().__init__(opts, run)
         self.pool = competitive.SelfPlayPool(
-            opts.env, opts.pool_size, opts.elo_episodes, lambda path: load_policy(path, opts.env)[0]
+            opts.env, opts.pool_size, opts.elo_episodes, lambda path: load_policy(path, opts.env)[0], opts.backend
         )
 
     def resume(self, progress) -> None:
@@ -222,10 +222,10 @@ class SelfPlay(Evaluator):
     def score(self, policy, seeds) -> tuple:
         """The mean win-rate of the policy's predators and of its prey against the random team and
         every pool snapshot (a sum of the two teams' rewards would measure nothing)."""
-        env = self.opts.env_id
+        env, backend = self.opts.env_id, self.opts.backend
         games = [
-            (competitive.play(env, policy, o, seeds), competitive.play(env, o, policy, seeds))
-            for o in [harness.RandomPolicy(env)] + [e["policy"] for e in self.pool.entries]
+            (competitive.play(env, policy, o, seeds, backend), competitive.play(env, o, policy, seeds, backend))
+            for o in [protocol.RandomPolicy(env)] + [e["policy"] for e in self.pool.entries]
         ]
         score = float(np.mean([0.5 * hunt["wins"].mean() + 0.5 * (1.0 - flee["wins"].mean()) for hunt, flee in games]))
         return score, sum(hunt["env_steps"] + flee["env_steps"] for hunt, flee in games)
@@ -241,7 +241,7 @@ class BestResponse(Evaluator):
 
     def __init__(self, opts: RunOptions, run: RunDir, opponent):
         super().__init__(opts, run)
-        self.match = competitive.BestResponse(opts.env, opts.team, opponent, opts.eval_episodes)
+        self.match = competitive.BestResponse(opts.env, opts.team, opponent, opts.eval_episodes, opts.backend)
 
     def measure(self, policy, progress, snapshot, final: bool) -> tuple:
         res = self.match.evaluate(policy)

@@ -18,13 +18,9 @@ from pathlib import Path
 
 from memeplex.errors import UsageError
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository
-
-
+ROOT = Path(__file__).resolve().parent.parent  # the repository: where the scripts run
 STOP_GRACE = 120.0  # seconds a stopped script gets to save latest.pt before it is killed
-
-
-LOG_TAIL = 15
+LOG_TAIL = 15  # lines of a failed run's driver.log shown in its report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +55,16 @@ class Run:
 
 @dataclasses.dataclass
 class Context:
+    """What the suites of one invocation share: the directories, --dry-run, the Ray cluster, the
+    algorithms asked for, and the failures so far."""
+
     results: Path
     checkpoints: Path
     dry_run: bool = False
     address: str | None = None
     started_ray: bool = False
     failures: list = dataclasses.field(default_factory=list)
-    algos: tuple = ()  # the algorithms (run_experiments.ALGORITHMS keys) to run; () = all
+    algos: tuple = ()  # the algorithms (suites.ALGORITHMS keys) to run; () = all
 
     def rel(self, path: Path) -> str:
         try:
@@ -94,7 +93,19 @@ def options(flags: Iterable[str]) -> dict:
 
 
 def to_flags(opts: dict) -> tuple:
+    """The inverse of options: {"--lr": "0.001", "--shared-networks": None} -> ("--lr", "0.001", ...)."""
     return tuple(x for k, v in opts.items() for x in ((k,) if v is None else (k, v)))
+
+
+def run_evaluation(ctx, *command: str) -> None:
+    """Run an evaluation script (fast: batched episodes) in the driver, on ctx's directories; print it first
+    (and only print it on --dry-run). UsageError if it fails."""
+    import subprocess
+
+    args = [*command, "--results-dir", ctx.rel(ctx.results), "--checkpoint-dir", ctx.rel(ctx.checkpoints)]
+    print("python " + shlex.join(args), flush=True)
+    if not ctx.dry_run and subprocess.run([sys.executable, *args], cwd=ROOT).returncode != 0:
+        raise UsageError(f"{shlex.join(args)} failed")
 
 
 def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -> int:
@@ -147,6 +158,7 @@ def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -
 
 
 def ensure_ray(ctx):
+    """The ray module, initialised once: a new local Ray, or ctx.address's cluster."""
     import ray
 
     if not ray.is_initialized():
@@ -220,6 +232,7 @@ def status(run: Run, ctx) -> tuple:
 
 
 def log_tail(path: Path, n: int = LOG_TAIL) -> str:
+    """The last n lines of a log, indented, for a failure report."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -230,8 +243,6 @@ def log_tail(path: Path, n: int = LOG_TAIL) -> str:
 def execute(suite: str, stage: str, batch: list, ctx) -> None:
     """Run a batch of runs as Ray tasks (skipping finished ones, resuming
     interrupted ones); failures are reported and recorded in ctx.failures."""
-    from tqdm import tqdm
-
     batch = list(dict.fromkeys(batch))
     states = [(run, *status(run, ctx)) for run in batch]
     count = {s: sum(1 for _, t, _ in states if t == s) for s in ("finished", "resume", "new", "blocked")}
@@ -251,9 +262,15 @@ def execute(suite: str, stage: str, batch: list, ctx) -> None:
                 print(f"# finished: {ctx.rel(run.result_dir(ctx))}")
             elif state != "blocked":
                 print(shlex.join(["python", *run.args(ctx, resume=state == "resume", shown=True)]))
-        return
-    if not todo:
-        return
+    elif todo:
+        _run_tasks(suite, todo, len(batch), ctx)
+
+
+def _run_tasks(suite: str, todo: list, total: int, ctx) -> None:
+    """Start one Ray task per (run, resume) of todo and report each as it ends; Ctrl-C or SIGTERM stops
+    them all the way the scripts' own Ctrl-C does (each saves latest.pt)."""
+    from tqdm import tqdm
+
     ray = ensure_ray(ctx)
     task = ray.remote(num_cpus=1)(train_task)
     refs = {}
@@ -261,7 +278,7 @@ def execute(suite: str, stage: str, batch: list, ctx) -> None:
         log = run.result_dir(ctx) / "driver.log"
         refs[task.remote(run.args(ctx, resume), str(ROOT), str(log))] = (run, log)
         print(f"{'resume' if resume else 'start '}  {ctx.rel(run.result_dir(ctx))}  (log: driver.log)", flush=True)
-    bar = tqdm(total=len(batch), initial=len(batch) - len(todo), unit="run", desc=suite, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=total - len(todo), unit="run", desc=suite, dynamic_ncols=True)
     pending = list(refs)
     previous = None  # SIGTERM stops the runs like Ctrl-C (set after ray.init, which installs a handler of its own)
     if threading.current_thread() is threading.main_thread():
@@ -269,25 +286,8 @@ def execute(suite: str, stage: str, batch: list, ctx) -> None:
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            run, log = refs[done[0]]
-            try:
-                code, problem = ray.get(done[0]), None
-            except Exception as exc:  # the task itself failed (worker died, ...)
-                code, problem = None, f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            if problem is None and code != 0:
-                problem = f"exit code {code}"
-            if problem is None and read_summary(run.result_dir(ctx)) is None:
-                problem = "exited 0 without a finished summary.json"
             bar.update(1)
-            if problem:
-                ctx.failures.append((run, problem))
-                tqdm.write(
-                    f"FAILED  {ctx.rel(run.result_dir(ctx))}: {problem}; last lines of {ctx.rel(log)}:\n"
-                    f"{log_tail(log)}",
-                    file=sys.stderr,
-                )
-            else:
-                tqdm.write(f"done    {ctx.rel(run.result_dir(ctx))}")
+            _report(ray, done[0], *refs[done[0]], ctx)
     except KeyboardInterrupt:
         bar.close()
         print(
@@ -306,11 +306,34 @@ def execute(suite: str, stage: str, batch: list, ctx) -> None:
     bar.close()
 
 
+def _report(ray, ref, run: Run, log: Path, ctx) -> None:
+    """One ended task: done, or FAILED with the tail of its log (and recorded in ctx.failures)."""
+    from tqdm import tqdm
+
+    try:
+        code, problem = ray.get(ref), None
+    except Exception as exc:  # the task itself failed (worker died, ...)
+        code, problem = None, f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    if problem is None and code != 0:
+        problem = f"exit code {code}"
+    if problem is None and read_summary(run.result_dir(ctx)) is None:
+        problem = "exited 0 without a finished summary.json"
+    if problem:
+        ctx.failures.append((run, problem))
+        tqdm.write(
+            f"FAILED  {ctx.rel(run.result_dir(ctx))}: {problem}; last lines of {ctx.rel(log)}:\n{log_tail(log)}",
+            file=sys.stderr,
+        )
+    else:
+        tqdm.write(f"done    {ctx.rel(run.result_dir(ctx))}")
+
+
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def report_failures(ctx) -> int:
+    """List the runs that failed or were blocked on stderr; the exit code (1 if any, else 0)."""
     if not ctx.failures:
         return 0
     print(f"\n{len(ctx.failures)} run(s) failed or blocked:", file=sys.stderr)

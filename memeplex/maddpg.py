@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from memeplex import harness
+from memeplex.envs import spec
 
 FITNESS_SESSION = 10**6  # fitness episodes use training-style seeds in their own session block
 ACT_SATURATION = 0.99  # |tanh output| above this counts as saturated
@@ -342,7 +342,7 @@ def fitness(member, agents, seeds, evaluator) -> tuple:
 
 
 def fitness_seeds(run_seed: int, generation: int, episodes: int) -> list:
-    return [harness.train_env_seed(run_seed, k, FITNESS_SESSION + generation) for k in range(episodes)]
+    return [spec.train_env_seed(run_seed, k, FITNESS_SESSION + generation) for k in range(episodes)]
 
 
 def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int, num_envs: int, games: int) -> int:
@@ -350,9 +350,7 @@ def member_budget(cfg: MADDPGConfig, env: str, max_steps: int, global_step: int,
     generation so that training and the fitness episodes stay within --max-steps (0: none fits).
     games: episodes a fitness seed plays (evaluators.Evaluator.score_games)."""
     fitness_steps = (
-        cfg.population_size * cfg.fitness_episodes * games * harness.episode_length(env)
-        if cfg.population_size > 1
-        else 0
+        cfg.population_size * cfg.fitness_episodes * games * spec.episode_length(env) if cfg.population_size > 1 else 0
     )
     room = (max_steps - global_step - fitness_steps) // cfg.population_size
     whole = lambda n: n // num_envs * num_envs  # members collect whole vector steps

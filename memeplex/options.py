@@ -14,8 +14,8 @@ import os
 import sys
 from dataclasses import dataclass, fields
 
-from memeplex import harness
 from memeplex.cli import positive
+from memeplex.envs import spec, vec
 from memeplex.errors import UsageError
 
 # Options a resumed run may change; every other option must match the run's config.
@@ -94,7 +94,7 @@ def _add_budget_and_evaluation(run, budget_note: str, envs) -> None:
     run.add_argument(
         "--num-agents",
         type=positive(int),
-        default=harness.SPREAD_AGENTS,
+        default=spec.SPREAD_AGENTS,
         help="spread only: agents (and landmarks) of simple_spread_v3; the references are computed for this N",
     )
     run.add_argument("--max-steps", type=positive(int), default=200_000, help=f"env-step budget ({budget_note})")
@@ -134,9 +134,9 @@ def _add_directories_and_machine(run) -> None:
     )
     run.add_argument(
         "--backend",
-        choices=harness.BACKENDS,
+        choices=vec.BACKENDS,
         default="batched",
-        help="env stepping: batched = all envs at once in NumPy (mpe_batched.py); mpe2 = the reference, one mpe2 env "
+        help="env stepping: batched = all envs at once in NumPy (memeplex/envs); mpe2 = the reference, one mpe2 env "
         "at a time; both give the same numbers",
     )
     run.add_argument(
@@ -210,13 +210,13 @@ def parse(parser, argv=None) -> CommandLine:
 def check_run_options(cmd: CommandLine) -> None:
     """One-line UsageErrors for the run options argparse cannot check alone."""
     args = cmd.args
-    if not 0 <= args.seed < harness.MAX_SEED:
-        raise UsageError(f"--seed must be in [0, {harness.MAX_SEED})")
+    if not 0 <= args.seed < spec.MAX_SEED:
+        raise UsageError(f"--seed must be in [0, {spec.MAX_SEED})")
     if args.final_eval_episodes < 0:
         raise UsageError("--final-eval-episodes must be >= 0")
-    if args.num_envs > harness.MAX_ENVS:
-        raise UsageError(f"--num-envs must be at most {harness.MAX_ENVS}")
-    harness.env_id(args.env, args.num_agents)  # --num-agents is for spread
+    if args.num_envs > spec.MAX_ENVS:
+        raise UsageError(f"--num-envs must be at most {spec.MAX_ENVS}")
+    spec.env_id(args.env, args.num_agents)  # --num-agents is for spread
     if args.env != "tag":  # no option is accepted and then ignored
         given = [k for k in SELF_PLAY_OPTIONS if k in cmd.given]
         if given:

@@ -16,7 +16,7 @@ def training(
 ):
     """Eval score (95% CI band) over env steps with the reference lines, plus
     one small panel per extra metric present in the rows."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [(k, label) for k, label in panels if any(_finite(r.get(k)) for r in rows)]
     fig, axes = plt.subplots(
         1 + len(panels),
@@ -52,7 +52,7 @@ def training(
 def competitive(rows: list, title: str):
     """Self-play curves: both teams' Elo (random = 1000), win-rates against
     the random team, and the exploitability proxy, over env steps."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = np.array([r["step"] for r in rows], dtype=float)
     col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
     fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.5, 1.5]})
@@ -77,7 +77,7 @@ def competitive(rows: list, title: str):
 
 def matrix(row_labels, col_labels, m, title: str):
     """Heatmap of a predator win-rate matrix (rows: predators, columns: prey)."""
-    plt = _pyplot()
+    plt = pyplot()
     m = np.asarray(m, dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(col_labels), 1.0 + 0.6 * len(row_labels)))
     im = ax.imshow(m, vmin=0, vmax=1, cmap="RdBu_r")
@@ -116,7 +116,7 @@ def gif(frames, fps: int = 10) -> bytes:
     return buf.getvalue()
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")

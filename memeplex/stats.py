@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 AGGREGATE_REPS = 5_000  # rliable defaults to 50k; 5k keeps --check under a minute, CI endpoints move by ~0.002
+MEAN_REPS = 10_000  # bootstrap_ci: the comparison tables' interval of a mean (one draw is cheap)
 REPS = 2_000  # probability of improvement, performance profiles, cluster bootstraps (each replicate costs more)
 CONFIDENCE = 0.95
 ELO_SCALE = 400.0 / math.log(10.0)  # Elo: a 400-point gap is 10:1 odds, as competitive.elo_expected
@@ -298,6 +299,16 @@ def _interval(samples: np.ndarray, confidence: float, axis=0) -> tuple:
     return np.percentile(samples, tail, axis=axis), np.percentile(samples, 100.0 - tail, axis=axis)
 
 
+def bootstrap_ci(values, n_boot: int = MEAN_REPS, seed: int = 0) -> tuple:
+    """Percentile bootstrap 95% CI of the mean of one sample (compare_results.py's per-metric tables; the
+    result suites use aggregate).  (nan, nan) for fewer than two values."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    means = np.random.default_rng(seed).choice(x, size=(n_boot, len(x))).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def cluster_bootstrap_winrate(
     wins, reps: int = REPS, seed: int = 0, confidence: float = CONFIDENCE, same_runs: bool = False
 ):
@@ -471,20 +482,9 @@ def bradley_terry_bootstrap(
     Returns {"predator": {"rating": [T], "ci": [T, 2]}, "prey": {...},
     "anchor": description, "at_bound": teams whose point rating hit max_gap}.
     """
-    w = np.asarray(wins, dtype=float)
-    if w.ndim == 3:
-        w = w[:, :, None, None, :]
-    w = _check_wins(w, 5, "[pred_teams, prey_teams, pred_seeds, prey_seeds, start_states]", allow_nan=True)
+    w, played = _check_team_wins(wins)
     T, U = w.shape[:2]
-    played = ~np.isnan(w)
-    partial = played.any(axis=(2, 3, 4)) & ~played.all(axis=(2, 3, 4))
-    if partial.any():
-        t, u = np.argwhere(partial)[0]
-        raise ValueError(
-            f"pairing (predator team {t}, prey team {u}) is partly NaN: NaN marks whole pairings not played"
-        )
-    pred_groups = [("predator", t) for t in range(T)] if pred_groups is None else list(pred_groups)
-    prey_groups = [("prey", u) for u in range(U)] if prey_groups is None else list(prey_groups)
+    pred_groups, prey_groups = _groups(pred_groups, "predator", T), _groups(prey_groups, "prey", U)
     if len(pred_groups) != T or len(prey_groups) != U:
         raise ValueError(f"need {T} predator and {U} prey group labels")
     idx = _parse_anchor(anchor, T, U)
@@ -494,7 +494,6 @@ def bradley_terry_bootstrap(
     pred, prey = bradley_terry(w0, g0, anchor, anchor_rating, max_gap)
     x_point = np.concatenate([pred, prey])
     raw_point = _fit_bt(w0, g0, ref, max_gap)
-    at_bound = np.abs(raw_point - raw_point[ref]) >= max_gap - 1e-6
     rng = np.random.default_rng(seed)
     samples = []
     for num, den in _cluster_replicates(w, played, pred_groups, prey_groups, reps, rng):
@@ -510,10 +509,35 @@ def bradley_terry_bootstrap(
             if anchor is None
             else f"{anchor[0]} team {anchor[1]} = {anchor_rating:g}"
         ),
-        "at_bound": {
-            "predator": [int(t) for t in np.flatnonzero(at_bound[:T])],
-            "prey": [int(u) for u in np.flatnonzero(at_bound[T:])],
-        },
+        "at_bound": _at_bound(raw_point, ref, max_gap, T),
         "reps": reps,
         "confidence": confidence,
     }
+
+
+def _check_team_wins(wins) -> tuple:
+    """(wins as [pred_teams, prey_teams, pred_seeds, prey_seeds, start_states], played mask) of
+    bradley_terry_bootstrap's input; ValueError on a pairing only partly NaN."""
+    w = np.asarray(wins, dtype=float)
+    if w.ndim == 3:
+        w = w[:, :, None, None, :]
+    w = _check_wins(w, 5, "[pred_teams, prey_teams, pred_seeds, prey_seeds, start_states]", allow_nan=True)
+    played = ~np.isnan(w)
+    partial = played.any(axis=(2, 3, 4)) & ~played.all(axis=(2, 3, 4))
+    if partial.any():
+        t, u = np.argwhere(partial)[0]
+        raise ValueError(
+            f"pairing (predator team {t}, prey team {u}) is partly NaN: NaN marks whole pairings not played"
+        )
+    return w, played
+
+
+def _groups(labels, side: str, n: int) -> list:
+    """The group label of each of a side's n teams: as given, or every team its own group."""
+    return [(side, k) for k in range(n)] if labels is None else list(labels)
+
+
+def _at_bound(raw: np.ndarray, ref: int, max_gap: float, T: int) -> dict:
+    """The teams whose fitted rating hit the +-max_gap bound (they won or lost every game)."""
+    hit = np.abs(raw - raw[ref]) >= max_gap - 1e-6
+    return {"predator": [int(t) for t in np.flatnonzero(hit[:T])], "prey": [int(u) for u in np.flatnonzero(hit[T:])]}

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memeplex import harness
 from memeplex.checkpoints import resume_checkpoint
+from memeplex.envs import spec
 from memeplex.options import CommandLine, check_run_options, resumed_namespace
 from memeplex.rundir import RunDir
 
@@ -45,7 +45,7 @@ def open_run(cmd: CommandLine, algo: str) -> tuple:
     try:
         if args.resume:
             args = resumed_namespace(cmd, run.saved_config()["args"])
-        args.env_id = harness.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
+        args.env_id = spec.env_id(args.env, args.num_agents)  # what the run plays: "spread", "spread-N" or "tag"
         if args.resume:
             path, run.checkpoint = resume_checkpoint(run.ckpt, algo, args.env_id, args.run_name, args.seed, run.rows)
             step = run.checkpoint["progress"]["global_step"]

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from memeplex import harness
-from memeplex.harness import force_to_action
+from memeplex.envs import spec
+from memeplex.protocol import force_to_action
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +48,7 @@ class _ScriptedTeam:
     adversary = True
 
     def __init__(self, name: str = "tag", gain: float = 3.0):
-        self.agents, self.gain = harness.env_info(name)[0], gain
+        self.agents, self.gain = spec.env_info(name)[0], gain
 
     def __call__(self, obs, state):
         pos = state.pos[:, state.agent_slice]
@@ -80,16 +79,8 @@ class StationaryPolicy:
     """Every agent does nothing (zero force)."""
 
     def __init__(self, name: str):
-        self.agents, _, self.act_dims = harness.env_info(name)
+        self.agents, _, self.act_dims = spec.env_info(name)
 
     def __call__(self, obs, state):
         n = len(next(iter(obs.values())))
         return {a: np.zeros((n, self.act_dims[a]), np.float32) for a in self.agents}
-
-
-@pytest.fixture(autouse=True)
-def batched_backend():
-    """Every test starts on the default env backend (a script's --backend sets it process-wide)."""
-    harness.use_backend("batched")
-    yield
-    harness.use_backend("batched")

@@ -11,12 +11,13 @@ import train_maddpg
 import train_method_i
 import train_ppo
 from conftest import ChasingPredators, FleeingPrey, StationaryPolicy, assert_clean_error, dirs, run_script
-from memeplex import checkpoints, competitive, errors, harness
+from memeplex import checkpoints, competitive, errors, protocol
+from memeplex.envs import spec
 from memeplex.files import read_metrics, write_json
 
 
 def _world(seed=0):
-    env = harness.make_env("tag")
+    env = spec.make_env("tag")
     env.reset(seed=seed)
     return env, env.unwrapped.world
 
@@ -29,21 +30,21 @@ def test_win_detector_on_constructed_world_states():
     for p, pos in zip(predators, far):
         p.state.p_pos = pos.copy()
     prey.state.p_pos = np.array([0.9, 0.9])
-    assert harness.predator_prey_contacts(world) == 0
+    assert protocol.predator_prey_contacts(world) == 0
     # just inside and just outside the sum of the radii (0.075 + 0.05)
     predators[0].state.p_pos = prey.state.p_pos + np.array([0.124, 0.0])
-    assert harness.predator_prey_contacts(world) == 1
+    assert protocol.predator_prey_contacts(world) == 1
     predators[0].state.p_pos = prey.state.p_pos + np.array([0.126, 0.0])
-    assert harness.predator_prey_contacts(world) == 0
+    assert protocol.predator_prey_contacts(world) == 0
     for p in predators[:2]:  # two predators on the prey at once
         p.state.p_pos = prey.state.p_pos.copy()
-    assert harness.predator_prey_contacts(world) == 2
+    assert protocol.predator_prey_contacts(world) == 2
     env.close()
 
 
 def test_win_metric_goes_both_ways():
-    seeds = harness.eval_seeds("validation", 100)
-    rnd = competitive.play("tag", harness.RandomPolicy("tag", 1), harness.RandomPolicy("tag", 2), seeds)
+    seeds = protocol.eval_seeds("validation", 100)
+    rnd = competitive.play("tag", protocol.RandomPolicy("tag", 1), protocol.RandomPolicy("tag", 2), seeds)
     assert 0.05 < rnd["wins"].mean() < 0.95  # predators can lose: not a reward-sign artefact
     assert (rnd["wins"] == (rnd["contacts"] > 0)).all()
     chase = ChasingPredators()
@@ -54,10 +55,10 @@ def test_win_metric_goes_both_ways():
 
 def test_contacts_match_the_predators_collision_reward():
     # simple_tag pays every predator +10 per predator-prey collision (a team reward): the world-state count agrees
-    seeds = harness.eval_seeds("validation", 20)
-    out = harness.run_episodes("tag", competitive.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
+    seeds = protocol.eval_seeds("validation", 20)
+    out = protocol.run_episodes("tag", competitive.combine("tag", ChasingPredators(), StationaryPolicy("tag")), seeds)
     assert out["contacts"].sum() > 20
-    for a in harness.teams("tag")["predator"]:
+    for a in spec.teams("tag")["predator"]:
         np.testing.assert_allclose(out["returns"][a], 10.0 * out["contacts"])
 
 
@@ -283,23 +284,23 @@ def test_compare_results_on_tag(tag_runs, tmp_path):
 
 
 def test_tag_report_tables_fixed_pools_and_self_play(tmp_path):
-    from memeplex import reports
+    from memeplex.reports import tag
 
-    tag = tmp_path / "tag"
+    tag_dir = tmp_path / "tag"
     for seed, rate in ((1, 0.25), (2, 0.75)):
         res = {"maddpg": {"predator": {"win_rate_vs_pool": rate}, "prey": {"win_rate_vs_pool": 1 - rate}}}
-        write_json(tag / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
-        summary = {key: 0.1 * seed for key, _ in reports.TAG_SELFPLAY_METRICS}
-        write_json(tag / "ppo" / f"selfplay_s{seed}" / "summary.json",
-                   {**summary, "env_steps": 1000 * seed, "wall_time": 10.0 * seed})  # fmt: skip
-    out = reports.tag_report(tmp_path)
+        write_json(tag_dir / f"fixed_pool_step_s{seed}.json", {"pool_set": "step", "seed": seed, "results": res})
+        summary = {key: 0.1 * seed for key, _ in tag.TAG_SELFPLAY_METRICS}
+        write_json(tag_dir / "ppo" / f"selfplay_s{seed}" / "summary.json",
+                        {**summary, "env_steps": 1000 * seed, "wall_time": 10.0 * seed})  # fmt: skip
+    out = tag.report(tmp_path)
     md = out["fixed_pool.md"]
     assert "| step | 1 | 0 | 0.250 | 0.750 |" in md and "| step | 2 | 0 | 0.750 | 0.250 |" in md
     assert "| step: mean [95% CI] | 2 seeds | | 0.500 [0.250, 0.750] | 0.500 [0.250, 0.750] |" in md
     # IPPO's two seeds score 0.1 and 0.2 on every metric: mean 0.15, the bootstrap's extremes as the interval
     row = next(line for line in out["selfplay.md"].splitlines() if line.startswith("| IPPO |"))
     assert row.startswith("| IPPO | 1, 2 | 1,500 | 15 | 0.15 [0.10, 0.20]<br>(0.10 / 0.20) |")
-    assert reports.tag_report(tmp_path / "nothing") == {}
+    assert tag.report(tmp_path / "nothing") == {}
 
 
 def test_loading_any_checkpoint_leaves_global_rng_alone(tag_runs):
@@ -388,60 +389,60 @@ def test_each_seed_keeps_its_own_noise_after_evaluations_and_resume(tmp_path, mo
 
 @pytest.mark.kernel_sensitive
 def test_best_response_finds_the_exploit_of_a_stationary_prey(tmp_path):
-    """The best-response recipe (run_experiments.BEST_RESPONSE_FLAGS) against a frozen prey that never moves: the
+    """The best-response recipe (suites.BEST_RESPONSE_FLAGS) against a frozen prey that never moves: the
     median of 3 tuning seeds beats random predators by the recipe's margin, which it clears on at least 9 of 10
     seeds at both kernel levels (docs/best_response.md): a learner that needs luck fails here."""
-    import run_experiments as rx
     from benchmarks import best_response as br
+    from memeplex import suites
 
     opponent = tmp_path / "stationary.pt"
     br.save_stationary_prey(opponent)
-    summaries = [br.train_responder(opponent, seed, rx.BEST_RESPONSE_FLAGS, tmp_path) for seed in (101, 102, 103)]
+    summaries = [br.train_responder(opponent, seed, suites.BEST_RESPONSE_FLAGS, tmp_path) for seed in (101, 102, 103)]
     assert all(s["team"] == "predator" and s["test_episodes"] == br.TEST_EPISODES for s in summaries)
     rates = [s["test_best_response_win_rate"] for s in summaries]
     random_rate = br.random_win_rate(opponent)
     assert np.median(rates) - random_rate >= br.MARGIN, (rates, random_rate)  # it found the exploit
     state = checkpoints.load_checkpoint(tmp_path / "checkpoints/tag/ppo/br_s101/latest.pt")
-    assert state["learner"]["agent_ids"] == harness.teams("tag")["predator"]  # only the predators learned
+    assert state["learner"]["agent_ids"] == spec.teams("tag")["predator"]  # only the predators learned
     with pytest.raises(errors.UsageError, match="for --env tag"):
         train_ppo.main(["--opponent", str(opponent), *dirs(tmp_path)])
 
 
 def test_intransitivity_and_nash_averaging():
-    from memeplex import reports
+    from memeplex.reports import cross_seed
 
     rps = np.array([[0.5, 0.8, 0.2], [0.2, 0.5, 0.8], [0.8, 0.2, 0.5]])  # rock-paper-scissors
-    ((cycle, margin),) = reports.cycles(rps)
+    ((cycle, margin),) = cross_seed.cycles(rps)
     assert sorted(cycle) == [0, 1, 2] and margin == pytest.approx(0.3)
-    mass, skill = reports.nash_average(rps)
+    mass, skill = cross_seed.nash_average(rps)
     np.testing.assert_allclose(mass, [1 / 3] * 3, atol=1e-6)
     np.testing.assert_allclose(skill, 0.0, atol=1e-6)
     ordered = np.array([[0.5, 0.8, 0.9], [0.2, 0.5, 0.7], [0.1, 0.3, 0.5]])
-    assert reports.cycles(ordered) == [] and reports.nash_average(ordered)[0][0] == pytest.approx(1.0)
+    assert cross_seed.cycles(ordered) == [] and cross_seed.nash_average(ordered)[0][0] == pytest.approx(1.0)
 
 
 def test_cross_seed_play_and_its_report(tag_runs, tmp_path):
-    from memeplex import reports
+    from memeplex.reports import cross_seed, tag
 
     common = ["--checkpoint-dir", tag_runs / "checkpoints", "--results-dir", tmp_path]
     proc = run_script("cross_seed_play.py", "--run-name", "selfplay", "--seeds", "1", "--episodes", "6", *common)
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "tag/cross_seed_selfplay.json").read_text())
     assert data["teams"] == ["method_i@s1", "ppo@s1", "maddpg@s1"] and len(data["wins"][0][2]) == 6
-    w5 = reports.wins_array(data)
+    w5 = cross_seed.wins_array(data)
     assert w5.shape == (3, 3, 1, 1, 6)
     # the same games as playing the two checkpoints directly
     mi, md = (checkpoints.load_policy(tag_runs / f"checkpoints/tag/{a}/selfplay_s1/latest.pt", "tag")[0]
               for a in ("method_i", "maddpg"))  # fmt: skip
-    direct = competitive.play("tag", mi, md, harness.eval_seeds("test", 6))["wins"].astype(float)
+    direct = competitive.play("tag", mi, md, protocol.eval_seeds("test", 6))["wins"].astype(float)
     np.testing.assert_array_equal(w5[0, 2, 0, 0], direct)
-    out = reports.tag_report(tmp_path)
+    out = tag.report(tmp_path)
     assert "Bradley-Terry" in out["cross_seed_selfplay.md"] and "| Method I |" in out["cross_seed_selfplay.md"]
     assert_clean_error(run_script("cross_seed_play.py", "--seeds", "9", *common), "final checkpoints missing")
 
 
 def test_tag_headline_joins_ratings_and_best_responders():
-    from memeplex import reports
+    from memeplex.reports import tag
 
     bt = {"anchor": "random predators at 1000",
           "predator": {"rating": [1100.0, 900.0], "ci": [(1050.0, 1150.0), (850.0, 950.0)]},
@@ -451,25 +452,25 @@ def test_tag_headline_joins_ratings_and_best_responders():
     rows = [("IPPO", "selfplay_s1", "predator", 0.2, 0.0, [0.1, 0.2, 0.0]),
             ("IPPO", "selfplay_s2", "predator", 0.4, 0.1, [0.4, 0.3]),
             ("IPPO", "selfplay_s1", "prey", 0.5, 0.0, [0.5, 0.5, 0.5])]  # fmt: skip
-    md = reports._tag_headline(["method_i", "ppo"], bt, rows)
+    md = tag.headline(["method_i", "ppo"], bt, rows)
     assert "| Method I | 1100 [1050, 1150] | 1000 [950, 1050] | n/a | n/a |" in md
     assert "| IPPO | 900 [850, 950] | 1200 [1150, 1250] | 0.300 [0.200, 0.400] (2 teams, best of 2-3) | n/a |" in md
 
 
 def test_exploitability_is_the_best_of_the_responders(tmp_path):
-    from memeplex import reports
+    from memeplex.reports import tag
 
-    tag = tmp_path / "tag"
-    write_json(tag / "ppo/selfplay_s1/summary.json", {"test_prey_exploitability": 0.25})
+    tag_dir = tmp_path / "tag"
+    write_json(tag_dir / "ppo/selfplay_s1/summary.json", {"test_prey_exploitability": 0.25})
     # three responders against IPPO's seed-1 prey, two against its seed-2 prey, one interrupted (not counted)
     for seed, (team_seed, rate, interrupted) in enumerate(
         [(1, 0.2, False), (1, 0.7, False), (1, 0.4, False), (1, 0.9, True), (2, 0.1, False), (2, 0.3, False)]
     ):
         opponent = f"checkpoints/tag/ppo/selfplay_s{team_seed}/latest.pt"
-        write_json(tag / f"ppo/br-ppo-s{team_seed}-predator_s{seed}/summary.json",
-                   {"test_best_response_win_rate": rate, "team": "predator", "opponent": opponent,
-                    "interrupted": interrupted})  # fmt: skip
-    files, rows = reports._exploitability(tmp_path)
+        write_json(tag_dir / f"ppo/br-ppo-s{team_seed}-predator_s{seed}/summary.json",
+                        {"test_best_response_win_rate": rate, "team": "predator", "opponent": opponent,
+                         "interrupted": interrupted})  # fmt: skip
+    files, rows = tag.exploitability(tmp_path)
     assert [r[:4] for r in rows] == [("IPPO", "selfplay_s1", "prey", 0.7), ("IPPO", "selfplay_s2", "prey", 0.3)]
     md = files["exploitability.md"]
     assert "| IPPO prey | selfplay_s1 | 0.700 | 0.200 / 0.700 / 0.400 | 0.250 |" in md
@@ -477,7 +478,7 @@ def test_exploitability_is_the_best_of_the_responders(tmp_path):
 
 
 def test_best_response_recipe_tables(tmp_path):
-    from memeplex import reports
+    from memeplex.reports import benchmarks
 
     machine = {"cpu": "x", "torch": "2", "numpy": "2", "environment": {}}
     rows = lambda rates: [{"seed": 101 + i, "win_rate": r, "wall_time": 10.0} for i, r in enumerate(rates)]
@@ -486,7 +487,7 @@ def test_best_response_recipe_tables(tmp_path):
             "levels": {"AVX512": level([0.9, 0.3]), "AVX2": level([0.5])}}  # fmt: skip
     write_json(tmp_path / "tag/best_response_recipe/recipe.json", data)
     write_json(tmp_path / "tag/best_response_recipe/candidates/01.json", {**data, "recipe": ["--lr", "1"]})
-    out = reports.best_response_recipe_report(tmp_path)
+    out = benchmarks.best_response_recipe_report(tmp_path)
     assert sorted(out) == ["best_response_candidates.md", "best_response_recipe.md"]
     assert "| 101 | 0.90 | 0.10 | +0.80 | yes | 0.50 | 0.10 | +0.40 | yes |" in out["best_response_recipe.md"]
     assert "| 102 | 0.30 | 0.10 | +0.20 | NO | n/a | n/a | n/a | n/a |" in out["best_response_recipe.md"]
@@ -495,15 +496,15 @@ def test_best_response_recipe_tables(tmp_path):
         "| `--lr 1` | candidates/01.json | AVX2 | 101-101 | 1 of 1 | +0.40 | +0.40 | 10 |"
         in out["best_response_candidates.md"]
     )
-    assert reports.best_response_recipe_report(tmp_path / "nothing") == {}
+    assert benchmarks.best_response_recipe_report(tmp_path / "nothing") == {}
 
 
 def test_cycles_among_algorithm_seed_teams():
-    from memeplex import reports
+    from memeplex.reports import cross_seed
 
     rps = np.array([[0.5, 0.9, 0.1], [0.1, 0.5, 0.9], [0.9, 0.1, 0.5]])  # predators of row vs prey of column
-    line = reports._team_cycles(rps, ["x@s1", "y@s1", "z@s1"], ["x", "y", "z"], ["X", "Y", "Z"])
+    line = cross_seed._team_cycles(rps, ["x@s1", "y@s1", "z@s1"], ["x", "y", "z"], ["X", "Y", "Z"])
     assert "1 cycles" in line and "at least 0.400" in line and "mass X 0.33, Y 0.33, Z 0.33" in line
     ordered = np.array([[0.5, 0.9, 0.9], [0.1, 0.5, 0.9], [0.1, 0.1, 0.5]])  # x > y > z: all on x
-    line = reports._team_cycles(ordered, ["x@s1", "x@s2", "z@s1"], ["x", "z"], ["X", "Z"])
+    line = cross_seed._team_cycles(ordered, ["x@s1", "x@s2", "z@s1"], ["x", "z"], ["X", "Z"])
     assert "0 cycles" in line and "mass X 1.00, Z 0.00" in line

@@ -10,6 +10,7 @@ not run, each for the reason in SKIP.
 """
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,7 @@ TINY = {
     "cross_seed_play.py": ["--episodes", "2"],
     "run_experiments.py": ["--dry-run"],
     "benchmarks/throughput.py": BENCH_TINY,
+    "benchmarks/best_response.py": ["--seeds", "101", "101", "--flags", shlex.quote(" ".join(TINY_PPO))],
 }
 
 

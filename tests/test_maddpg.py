@@ -11,7 +11,8 @@ import torch
 
 import train_maddpg
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import errors, files, harness, maddpg
+from memeplex import errors, files, maddpg
+from memeplex.envs import spec, vec
 
 TINY = [
     "--max-steps",
@@ -39,7 +40,7 @@ TINY = [
 
 
 def test_transition_at_episode_end_stores_real_final_observation():
-    envs = harness.VecEnv("spread", 2, seed=0)
+    envs = vec.VecEnv("spread", 2, seed=0)
     obs = envs.reset()
     zero = {a: np.zeros((2, 5), np.float32) for a in envs.agents}
     for t in range(25):
@@ -58,8 +59,8 @@ def test_transition_at_episode_end_stores_real_final_observation():
 
 def _population(n=1, shared=False):
     cfg = maddpg.MADDPGConfig(population_size=n, tournament_size=min(n, 2), shared_networks=shared)
-    agents = harness.env_info("spread")[0]
-    env = harness.make_env("spread")
+    agents = spec.env_info("spread")[0]
+    env = spec.make_env("spread")
     return maddpg.make_population(
         cfg, 3, agents, [env.observation_space(a) for a in agents], [env.action_space(a) for a in agents]
     ), agents

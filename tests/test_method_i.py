@@ -1,14 +1,29 @@
-"""Unit tests of the LA-IPPO maths: GAE, PPO loss, distillation, topologies,
-log_std clamp, per-agent Adam, checkpoints."""
+"""Unit tests of the LA-IPPO maths: GAE, PPO loss, distillation and its targets,
+topologies, log_std clamp, per-agent Adam, reward scaling, checkpoints."""
 
 import numpy as np
 import pytest
 import torch
 
 import method_i
-from memeplex import checkpoints, harness, per_agent
-from memeplex.per_agent import StackedAdam
-from method_i import LAIPPO, AgentGroup, CheckpointError, Config, compute_gae, ppo_losses, topology_pairs
+from memeplex import alignment, checkpoints, stacked
+from memeplex.buffers import ObservationMemory
+from memeplex.envs import spec, vec
+from memeplex.errors import CheckpointError
+from memeplex.normalisation import RewardScaler, update_moments
+from memeplex.stacked import StackedAdam
+from method_i import (
+    LAIPPO,
+    AgentGroup,
+    Config,
+    Distiller,
+    compute_gae,
+    peer_targets,
+    ppo_losses,
+    random_encoder_targets,
+    shuffled_targets,
+    topology_pairs,
+)
 
 
 # ---------------------------------------------------------------- GAE
@@ -110,16 +125,20 @@ def test_only_same_observation_space_agents_are_grouped():
         Config(),
     )
     assert [g.agent_ids for g in learner.groups] == [["p0", "p1", "p2"], ["prey"]]
-    assert learner.groups[1].pairs == []
+    assert learner.distillers[1].pairs == []
 
 
 # ---------------------------------------------------------------- distillation
 def _group(topology, n=3, **kw):
+    """(group, its memory D, distill(seed): one distillation step of the group on D, its per-agent losses)."""
     torch.manual_seed(0)
-    g = AgentGroup([f"a{i}" for i in range(n)], 6, 2, Config(topology=topology, distill_weight=1.0, lr=1e-2, **kw))
-    g.remember(np.random.default_rng(0).normal(size=(n, 100, 6)).astype(np.float32))
+    cfg = Config(topology=topology, distill_weight=1.0, lr=1e-2, **kw)
+    g = AgentGroup([f"a{i}" for i in range(n)], 6, 2, cfg)
+    memory = ObservationMemory(n, 6, cfg.obs_buffer_size, cfg.probe_size)
+    memory.remember(np.random.default_rng(0).normal(size=(n, 100, 6)).astype(np.float32))
     g.update_normaliser(torch.as_tensor(np.random.default_rng(1).normal(2.0, 3.0, size=(n, 50, 6)).astype(np.float32)))
-    return g
+    distiller = Distiller(cfg, n)
+    return g, memory, lambda seed=0: distiller.step(g, memory, torch.Generator().manual_seed(seed))
 
 
 def _snapshot(g):
@@ -127,13 +146,13 @@ def _snapshot(g):
 
 
 def test_distillation_moves_only_the_students_encoder():
-    g = _group("star")  # students 1, 2 distill toward the hub 0
+    g, _, distill = _group("star")  # students 1, 2 distill toward the hub 0
     for p in g.parameters():  # give every agent Adam momentum, as after PPO updates
         p.grad = torch.randn_like(p)
     g.optimizer.step()
     before = _snapshot(g)
     adam_before = [t.clone() for t in g.optimizer.exp_avg]
-    losses = g.distill(torch.Generator().manual_seed(0))
+    losses = distill(0)
     after = _snapshot(g)
     assert np.isnan(losses[0]) and losses[1] > 0 and losses[2] > 0
     for name in before:
@@ -149,45 +168,90 @@ def test_distillation_moves_only_the_students_encoder():
 
 @pytest.mark.kernel_sensitive  # an optimisation outcome: must hold at every kernel level
 def test_distillation_pulls_student_latents_toward_teacher():
-    g = _group("star", n=2)
-    obs = torch.as_tensor(g.obs_buffer[1][None])
+    g, memory, distill = _group("star", n=2)
+    obs = torch.as_tensor(memory.obs[1][None])
     dist = lambda: ((g.encode(obs, [1]) - g.encode(obs, [0])) ** 2).sum(-1).mean().item()
     d0 = dist()
     for _ in range(20):
-        g.distill(torch.Generator().manual_seed(0))
+        distill(0)
     assert dist() < 0.5 * d0
 
 
 def test_distillation_uses_teacher_own_normaliser():
     """f_j(o) is agent j's own pipeline on the raw o: identical encoders that
     differ only in normaliser statistics still have a non-zero distill loss."""
-    g = _group("star", n=2)
+    g, _, distill = _group("star", n=2)
     with torch.no_grad():
         for p in (*g.enc_w, *g.enc_b):
             p[1] = p[0]
         g.norm_mean[1] += 1.0
-    assert g.distill(torch.Generator().manual_seed(0))[1] > 0
+    assert distill(0)[1] > 0
     with torch.no_grad():
         g.norm_mean[1] = g.norm_mean[0]
         g.norm_var[1] = g.norm_var[0]
         for p in (*g.enc_w, *g.enc_b):
             p[1] = p[0]
-    assert g.distill(torch.Generator().manual_seed(0))[1] == pytest.approx(0.0, abs=1e-10)
+    assert distill(0)[1] == pytest.approx(0.0, abs=1e-10)
 
 
 def test_all_to_all_distillation_keeps_heads_fixed():
-    g = _group("all-to-all")
+    g, _, distill = _group("all-to-all")
     before = _snapshot(g)
-    g.distill(torch.Generator().manual_seed(0))
+    distill(0)
     after = _snapshot(g)
     for name in ("head_w", "head_b", "log_std"):
         assert torch.equal(before[name], after[name])
     assert not torch.equal(before["enc_w.0"], after["enc_w.0"])
 
 
+def test_peer_targets_are_each_teachers_latent_of_the_students_observations():
+    g, memory, _ = _group("all-to-all")
+    samples = torch.as_tensor(memory.obs[:, :8])
+    with torch.no_grad():
+        targets = peer_targets(g, samples, {1: [0, 2]})
+        assert list(targets) == [1] and len(targets[1]) == 2
+        for j, target in zip((0, 2), targets[1]):  # teacher j's own normaliser and encoder on student 1's o
+            assert torch.equal(target, g.encode(samples[1:2], [j])[0])
+        assert not torch.allclose(targets[1][0], g.encode(samples[1:2], [1])[0])  # not the student's own
+
+
+def test_distillation_loss_is_the_mean_over_teachers_of_the_squared_latent_distance():
+    g, memory, _ = _group("all-to-all")
+    distiller = Distiller(g.cfg, 3)
+    assert distiller.students == [0, 1, 2] and distiller.teachers == {0: [1, 2], 1: [0, 2], 2: [0, 1]}
+    with torch.no_grad():  # the batch the step will draw: the same generator stream, before any student moves
+        samples = memory.sample(g.cfg.distill_batch_size, torch.Generator().manual_seed(3))
+        expected = [
+            np.mean([((g.encode(samples[i : i + 1], [i]) - g.encode(samples[i : i + 1], [j])) ** 2).sum(-1).mean()
+                     for j in distiller.teachers[i]])
+            for i in range(3)
+        ]  # fmt: skip
+    losses = distiller.step(g, memory, torch.Generator().manual_seed(3))
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+
+
+def test_distillation_stops_the_gradient_at_the_teacher():
+    """The teacher's latents are constants: no gradient reaches its encoder rows, whatever the target."""
+    for target in ("peer", "shuffled"):
+        g, memory, distill = _group("star", n=2, distill_target=target)  # student 1 <- hub 0
+        distill(0)
+        for p in (*g.enc_w, *g.enc_b):
+            assert p.grad[1].abs().sum() > 0 and torch.equal(p.grad[0], torch.zeros_like(p.grad[0]))
+        assert g.head_w.grad is None and g.log_std.grad is None  # the heads are outside the loss
+
+
+def test_distillation_waits_for_observations():
+    cfg = Config(topology="ring", distill_weight=1.0)
+    g = AgentGroup(["a", "b"], 3, 2, cfg)
+    before = _snapshot(g)
+    memory = ObservationMemory(2, 3, cfg.obs_buffer_size, cfg.probe_size)  # D_i still empty
+    assert all(np.isnan(Distiller(cfg, 2).step(g, memory, torch.Generator())))
+    assert all(torch.equal(v, _snapshot(g)[k]) for k, v in before.items())
+
+
 def test_distillation_off_for_ippo():
     learner = LAIPPO(["a", "b"], {"a": 3, "b": 3}, {"a": 2, "b": 2}, Config(topology="none"))
-    assert learner.groups[0].pairs == [] and not learner.cfg.distills
+    assert learner.distillers[0].pairs == [] and not learner.cfg.distills
 
 
 # ---------------------------------------------------------------- per-agent Adam
@@ -239,7 +303,7 @@ def test_gradient_norm_is_clipped_per_agent():
         g[0] *= 100.0  # agent 0: a huge gradient
         g[1] *= 0.01  # agent 1: a small one, well under the limit
     small = [g[1].clone() for g in grads]
-    before = per_agent.clip_grad_norm_per_agent(grads, max_norm=0.5)
+    before = stacked.clip_grad_norm_per_agent(grads, max_norm=0.5)
     after = torch.cat([g.reshape(2, -1) for g in grads], 1).norm(dim=1)
     assert before[0] > 0.5 > before[1]
     assert after[0].item() == pytest.approx(0.5, rel=1e-4)  # clipped to the limit over all its tensors
@@ -254,12 +318,12 @@ def test_log_std_pushed_past_a_bound_comes_back_and_stays_in_bounds():
         g.log_std[0, 0] = torch.tensor([5.0, -5.0])
     for _ in range(3):  # the loss asks for a smaller first and a larger second std
         _, _, log_std = g(torch.zeros(1, 4, 3))
-        g._step((log_std[..., 0] - log_std[..., 1]).sum())
+        g.gradient_step((log_std[..., 0] - log_std[..., 1]).sum())
     first, second = g.log_std.detach().flatten().tolist()
     assert first < method_i.LOG_STD_MAX and second > method_i.LOG_STD_MIN  # back inside the bounds
     for _ in range(20):  # a loss pushing outward: the parameter stops at the bounds, never beyond
         _, _, log_std = g(torch.zeros(1, 4, 3))
-        g._step((log_std[..., 1] - log_std[..., 0]).sum())
+        g.gradient_step((log_std[..., 1] - log_std[..., 0]).sum())
     assert g.log_std.detach().flatten().tolist() == [method_i.LOG_STD_MAX, method_i.LOG_STD_MIN]
     _, logprob, _ = g.act(torch.zeros(1, 4, 3))
     assert torch.isfinite(logprob).all()
@@ -300,11 +364,11 @@ def test_bad_config_rejected(kw):
 
 # ---------------------------------------------------------------- checkpoints
 def _trained_learner(steps=2):
-    agents, obs_dims, act_dims = harness.env_info("spread")
+    agents, obs_dims, act_dims = spec.env_info("spread")
     learner = LAIPPO(
         agents, obs_dims, act_dims, Config(update_epochs=1, distill_interval=1, rollout_length=8), num_envs=2
     )
-    envs = harness.VecEnv("spread", 2, seed=0)
+    envs = vec.VecEnv("spread", 2, seed=0)
     obs = envs.reset()
     for _ in range(steps):
         for _ in range(8):
@@ -326,7 +390,9 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
     assert loaded.num_updates == learner.num_updates and loaded.cfg == learner.cfg
 
 
-def test_loading_mismatched_checkpoint_fails_clearly():
+def test_loading_mismatched_checkpoint_fails_clearly(tmp_path):
+    """The loaders check a checkpoint against the env (checkpoints.check_compatible, a one-line
+    CheckpointError); the learner itself only asserts that a state fits it."""
     learner, _ = _trained_learner(steps=1)
     state = learner.state_dict()
     other = LAIPPO(
@@ -335,27 +401,73 @@ def test_loading_mismatched_checkpoint_fails_clearly():
         {a: 5 for a in ["adversary_0", "adversary_1", "adversary_2", "agent_0"]},
     )
     with pytest.raises(CheckpointError, match="do not match"):
+        checkpoints.check_compatible(state, other.agent_ids, other.obs_dims, other.act_dims)
+    with pytest.raises(AssertionError):
         other.load_state_dict(state)
     state["obs_dims"] = {**state["obs_dims"], "agent_0": 17}
     with pytest.raises(CheckpointError, match="spaces for agent_0"):
-        method_i.check_compatible(state, *harness.env_info("spread"))
+        checkpoints.check_compatible(state, *spec.env_info("spread"))
+    with pytest.raises(AssertionError):
+        learner.load_state_dict(state)
     with pytest.raises(CheckpointError, match="not an LA-IPPO checkpoint"):
+        checkpoints.check_compatible({"format": "something-else"}, *spec.env_info("spread"))
+    with pytest.raises(AssertionError):
         LAIPPO.from_state_dict({"format": "something-else"})
+    run = {"format": checkpoints.RUN_FORMAT, "algo": "method_i", "env": "tag", "learner": learner.state_dict(),
+           "progress": {"global_step": 16}, "args": {}}  # fmt: skip
+    checkpoints.save_checkpoint(run, tmp_path / "ck.pt")  # a spread learner labelled tag: the loader tells
+    with pytest.raises(CheckpointError, match="do not match"):
+        checkpoints.load_learner(tmp_path / "ck.pt")
 
 
 # ---------------------------------------------------------------- reward scaling
-def test_reward_scaling_divides_by_std_of_discounted_return():
+def test_reward_scaling_divides_by_std_of_discounted_return(monkeypatch):
     g = AgentGroup(["a"], 2, 1, Config(gamma=0.5, norm_reward=True))
     rewards = -np.ones((4, 1, 2), np.float32)  # [T, A, E]
     dones = np.zeros((4, 1, 2), np.float32)
     dones[1, :, 1] = 1  # env 1's episode ends after t=1: its return restarts
-    scaled = g.scale_rewards(rewards, dones)
+    scaled = RewardScaler(0.5)(rewards, dones, (g.ret_mean, g.ret_var, g.ret_count))
     returns = np.array([[-1, -1.5, -1.75, -1.875], [-1, -1.5, -1, -1.5]])
     assert g.ret_var.item() == pytest.approx(returns.var(), rel=1e-3)  # prior weight 1e-4 is negligible
     np.testing.assert_allclose(scaled, rewards / returns.std(), rtol=1e-3)
     assert (scaled < 0).all()  # scaling keeps the sign
-    off = AgentGroup(["a"], 2, 1, Config(norm_reward=False))
-    assert off.scale_rewards(rewards, dones) is rewards
+    # in the learner: --norm-reward scales with the group's statistics; without it GAE sees the rewards as stored
+    seen = {}
+    real_gae = method_i.compute_gae
+    monkeypatch.setattr(method_i, "compute_gae", lambda r, *a: seen.update(rewards=r) or real_gae(r, *a))
+    for norm_reward in (True, False):
+        learner = LAIPPO(["a"], {"a": 2}, {"a": 1}, Config(norm_reward=norm_reward, rollout_length=2, update_epochs=1))
+        for _ in range(2):
+            learner.act_and_store({"a": np.ones((1, 2), np.float32)})
+            learner.store_step({"a": -np.ones(1, np.float32)}, np.array([False]), np.array([False]), None)
+        learner.learn({"a": np.ones((1, 2), np.float32)})
+        scaler = learner.reward_scalers[0]
+        assert (seen["rewards"] is learner.buffers[0].rewards) == (not norm_reward)
+        assert (learner.groups[0].ret_count.item() > 1) == norm_reward == (scaler.discounted_return is not None)
+
+
+def test_running_moments_merge_batches_like_one():
+    x = torch.as_tensor(np.random.default_rng(0).normal(3.0, 2.0, size=(2, 50, 4)).astype(np.float32))
+    mean, var, count = torch.zeros(2, 1, 4), torch.ones(2, 1, 4), torch.full((2,), 1e-9, dtype=torch.float64)
+    update_moments(mean, var, count, x[:, :20])
+    update_moments(mean, var, count, x[:, 20:])
+    torch.testing.assert_close(mean, x.mean(1, keepdim=True), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(var, x.var(1, unbiased=False, keepdim=True), rtol=1e-5, atol=1e-5)
+    assert count.tolist() == pytest.approx([50, 50])
+
+
+# ---------------------------------------------------------------- observation memory D_i
+def test_observation_memory_keeps_the_latest_observations_and_the_first_as_probe():
+    memory = ObservationMemory(2, 1, size=5, probe_size=4)
+    batch = lambda start, n: np.arange(start, start + n, dtype=np.float32)[None, :, None].repeat(2, 0)  # [2, n, 1]
+    memory.remember(batch(0, 3))
+    assert memory.count == 3 and memory.obs[0, -3:, 0].tolist() == [0, 1, 2]
+    assert set(memory.sample(16, torch.Generator().manual_seed(0)).flatten().tolist()) == {0, 1, 2}  # filled rows only
+    memory.remember(batch(3, 4))
+    assert memory.count == 5 and memory.obs[1, :, 0].tolist() == [2, 3, 4, 5, 6]  # time order, oldest dropped
+    assert memory.probe[:, 0].tolist() == [0, 1, 0, 1]  # both agents' first observations, fixed
+    samples = memory.sample(8, torch.Generator().manual_seed(0))
+    assert samples.shape == (2, 8, 1) and set(samples.flatten().tolist()) <= {2, 3, 4, 5, 6}
 
 
 # ---------------------------------------------------------------- controls and diagnostics
@@ -363,23 +475,26 @@ def test_linear_cka():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(500, 8, generator=g)
     q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))
-    assert method_i.linear_cka(x, x) == pytest.approx(1.0)
-    assert method_i.linear_cka(x, 3.0 * x @ q + 1.0) == pytest.approx(1.0)  # rotation, scale and shift
-    assert method_i.linear_cka(x, torch.randn(500, 8, generator=g)) < 0.1  # unrelated
+    assert alignment.linear_cka(x, x) == pytest.approx(1.0)
+    assert alignment.linear_cka(x, 3.0 * x @ q + 1.0) == pytest.approx(1.0)  # rotation, scale and shift
+    assert alignment.linear_cka(x, torch.randn(500, 8, generator=g)) < 0.1  # unrelated
 
 
 def _group_with_buffer(target, seed=0):
+    """(group, its memory D, its distiller) for a distill_target on the default ring topology."""
     cfg = Config(distill_target=target, distill_batch_size=16, obs_buffer_size=32)
     g = AgentGroup(["a", "b", "c"], 4, 2, cfg, torch.Generator().manual_seed(seed))
-    g.remember(np.random.default_rng(seed).normal(size=(3, 32, 4)).astype(np.float32))
-    return g
+    memory = ObservationMemory(3, 4, cfg.obs_buffer_size, cfg.probe_size)
+    memory.remember(np.random.default_rng(seed).normal(size=(3, 32, 4)).astype(np.float32))
+    return g, memory, Distiller(cfg, 3)
 
 
 def test_shuffled_control_targets_other_observations_of_a_teacher():
-    g = _group_with_buffer("shuffled")
-    samples = torch.as_tensor(g.obs_buffer[:, :16])
+    g, memory, distiller = _group_with_buffer("shuffled")
+    samples = torch.as_tensor(memory.obs[:, :16])
+    assert distiller.targets is shuffled_targets
     with torch.no_grad():
-        targets = g._distill_targets(samples, [0, 1, 2], torch.Generator().manual_seed(1))
+        targets = shuffled_targets(g, samples, distiller.teachers, torch.Generator().manual_seed(1))
         every = g.encode(samples[0].expand(3, -1, -1))  # [agent, sample, latent] on student 0's observations
     (t0,) = targets[0]
     for b in range(16):  # each target is a teacher's (1 or 2, never 0 itself) latent of another observation
@@ -389,14 +504,14 @@ def test_shuffled_control_targets_other_observations_of_a_teacher():
 
 @pytest.mark.kernel_sensitive  # an optimisation outcome: must hold at every kernel level
 def test_random_encoder_control_is_frozen_and_pulls_the_student():
-    g = _group_with_buffer("random-encoder")
-    samples = torch.as_tensor(g.obs_buffer[:, :16])
+    g, memory, distiller = _group_with_buffer("random-encoder")
+    samples = torch.as_tensor(memory.obs[:, :16])
     frozen = [getattr(g, f"random_w{k}").clone() for k in range(len(g.enc_w))]
-    losses = [g.distill(torch.Generator().manual_seed(k))[0] for k in range(30)]
+    losses = [distiller.step(g, memory, torch.Generator().manual_seed(k))[0] for k in range(30)]
     assert losses[-1] < losses[0]  # the student moves toward the random encoder's latents
     assert all(torch.equal(w, getattr(g, f"random_w{k}")) for k, w in enumerate(frozen))  # which never move
     with torch.no_grad():  # and its target is not a peer's latent
-        (target,) = g._distill_targets(samples, [0], torch.Generator())[0]
+        (target,) = random_encoder_targets(g, samples, {0: [1]}, torch.Generator())[0]
         assert not torch.allclose(target, g.encode(samples[:1], [1])[0])
 
 

@@ -1,4 +1,4 @@
-"""mpe_batched.BatchedMPE against mpe2's PettingZoo parallel API, bit for bit."""
+"""The batched worlds (memeplex.envs) against mpe2's PettingZoo parallel API, bit for bit."""
 
 import io
 from collections import Counter
@@ -9,7 +9,7 @@ import torch
 from mpe2 import simple_spread_v3, simple_tag_v3
 from pettingzoo.utils.env_logger import EnvLogger
 
-from memeplex.mpe_batched import BatchedMPE
+from memeplex.envs.scenarios import make_world
 
 pytestmark = pytest.mark.kernel_sensitive  # bit-identity to mpe2 must hold at every kernel level
 
@@ -35,7 +35,7 @@ def quiet_pettingzoo():
 
 
 class Reference:
-    """E mpe2 envs through the PettingZoo parallel API, batched like BatchedMPE."""
+    """E mpe2 envs through the PettingZoo parallel API, batched like the batched worlds."""
 
     def __init__(self, module, kwargs, num_envs):
         self.envs = [module.parallel_env(**kwargs) for _ in range(num_envs)]
@@ -108,12 +108,12 @@ def coverage(env, stats):
 
 
 def run_lockstep(key, num_envs, steps, seed, env=None, clip=True):
-    """Step BatchedMPE and mpe2 side by side from the same seeds and actions,
+    """Step the batched world and mpe2 side by side from the same seeds and actions,
     resetting every finished env (every third with a fresh seed, the others
     continuing their RNG, as a training loop does); assert that everything
     is equal, bit for bit.  Returns coverage counts."""
     name, module, kwargs = CONFIGS[key]
-    env = env or BatchedMPE(name, num_envs, **kwargs)
+    env = env or make_world(name, num_envs, **kwargs)
     ref = Reference(module, kwargs, num_envs)
     assert env.agents == ref.agents
     rng = np.random.default_rng(seed)
@@ -166,7 +166,7 @@ def test_raw_out_of_range_and_float64_actions_are_handled_as_mpe2_does(key):
     actions (differences taken in float64, as mpe2 does for them)."""
     run_lockstep(key, 2, 60, seed=2, clip=False)
     name, module, kwargs = CONFIGS[key]
-    env, ref = BatchedMPE(name, 2, **kwargs), Reference(module, kwargs, 2)
+    env, ref = make_world(name, 2, **kwargs), Reference(module, kwargs, 2)
     obs, rng = env.reset(seeds=[5, 6]), np.random.default_rng(3)
     ref.reset([5, 6], [0, 1])
     for t in range(25):
@@ -185,12 +185,12 @@ def test_the_comparison_detects_small_deviations():
     or the pair forces summed in the reverse order (tag, where an agent has 5
     collision partners) are caught, at the latest by the float64 state check."""
     name, _, kwargs = CONFIGS["spread"]
-    wrong = BatchedMPE(name, 4, **kwargs)
+    wrong = make_world(name, 4, **kwargs)
     wrong.damping += 1e-12
     with pytest.raises(AssertionError, match="differ"):
         run_lockstep("spread", 4, 50, seed=1, env=wrong)
     name, _, kwargs = CONFIGS["tag"]
-    wrong = BatchedMPE(name, 4, **kwargs)
+    wrong = make_world(name, 4, **kwargs)
     wrong._partners, wrong._pair_dmin = wrong._partners[:, ::-1].copy(), wrong._pair_dmin[:, ::-1].copy()
     with pytest.raises(AssertionError, match="differ"):
         run_lockstep("tag", 4, 50, seed=1, env=wrong)
@@ -198,7 +198,7 @@ def test_the_comparison_detects_small_deviations():
 
 def test_layout_and_spaces_match_mpe2():
     for name, module, kwargs in CONFIGS.values():
-        env, ref = BatchedMPE(name, 3, **kwargs), module.parallel_env(**kwargs)
+        env, ref = make_world(name, 3, **kwargs), module.parallel_env(**kwargs)
         world = ref.unwrapped.world
         assert env.agents == list(ref.possible_agents)
         assert env.obs_dims == {a: ref.observation_space(a).shape[0] for a in env.agents}
@@ -212,34 +212,34 @@ def test_layout_and_spaces_match_mpe2():
         obs = env.observe()
         for a in env.agents:
             assert obs[a].dtype == np.float32 and obs[a].shape == (3, env.obs_dims[a]) and obs[a].flags.c_contiguous
-    tag = BatchedMPE("tag", 1)
+    tag = make_world("tag", 1)
     assert tag.accel.tolist() == [3.0, 3.0, 3.0, 4.0] and tag.max_speed.tolist() == [1.0, 1.0, 1.0, 1.3]
     assert tag.adversary_slice == slice(0, 3) and tag.good_slice == slice(3, 4)
 
 
 def test_reset_arguments():
-    env = BatchedMPE("spread", 4)
+    env = make_world("spread", 4)
     env.reset(seeds=[1, 2, 3, 4])
     before = env.pos.copy()
     for _ in range(3):
         env.step({a: np.full((4, 5), 0.5, np.float32) for a in env.agents})
     env.reset(seeds=[np.int64(9), None], envs=np.array([False, True, False, True]))
     assert env.steps.tolist() == [3, 0, 3, 0]
-    one = BatchedMPE("spread", 1)
+    one = make_world("spread", 1)
     one.reset(seeds=[9])
     assert np.array_equal(env.pos[1], one.pos[0]) and not np.array_equal(env.pos[3], before[3])
     with pytest.raises(ValueError, match="seeds"):
         env.reset(seeds=[1, 2])
     with pytest.raises(ValueError, match="unsupported"):
-        BatchedMPE("spread", 2, curriculum=True)
+        make_world("spread", 2, curriculum=True)
     with pytest.raises(ValueError):
-        BatchedMPE("tag", 2, continuous_actions=False)
+        make_world("tag", 2, continuous_actions=False)
 
 
 @pytest.mark.parametrize("key", ["spread", "tag"])
 def test_state_dict_round_trip_continues_bit_for_bit(key):
     name, _, kwargs = CONFIGS[key]
-    a = BatchedMPE(name, 4, **kwargs)
+    a = make_world(name, 4, **kwargs)
     rng = np.random.default_rng(7)
     a.reset(seeds=[11, 12, 13, 14])
     for _ in range(40):  # mid-episode after one reset without seeds
@@ -249,7 +249,7 @@ def test_state_dict_round_trip_continues_bit_for_bit(key):
     buf = io.BytesIO()
     torch.save({"env": a.state_dict()}, buf)
     buf.seek(0)
-    b = BatchedMPE(name, 4, **kwargs)  # a different (entropy-seeded) state until loaded
+    b = make_world(name, 4, **kwargs)  # a different (entropy-seeded) state until loaded
     b.load_state_dict(torch.load(buf, weights_only=True)["env"])
     assert np.array_equal(a.pos, b.pos) and np.array_equal(a.vel, b.vel) and np.array_equal(a.steps, b.steps)
     for _ in range(60):  # two more episode ends: the resets draw from the restored RNGs
@@ -265,13 +265,13 @@ def test_state_dict_round_trip_continues_bit_for_bit(key):
             assert all(np.array_equal(oa[k], ob[k]) for k in oa)
     assert np.array_equal(a.pos, b.pos) and np.array_equal(a.vel, b.vel)
     with pytest.raises(ValueError):
-        BatchedMPE(name, 3, **kwargs).load_state_dict(a.state_dict())
+        make_world(name, 3, **kwargs).load_state_dict(a.state_dict())
 
 
 @pytest.mark.parametrize("key", ["spread", "tag"])
 def test_to_mpe2_observes_and_renders_the_batched_state(key):
     name, module, kwargs = CONFIGS[key]
-    env = BatchedMPE(name, 3, **kwargs)
+    env = make_world(name, 3, **kwargs)
     played = module.parallel_env(render_mode="rgb_array", **kwargs)  # plays env 1's episode itself
     target = module.parallel_env(render_mode="rgb_array", **kwargs)  # only receives the state
     env.reset(seeds=[1, 2, 3])

@@ -9,24 +9,11 @@ import pytest
 import ray
 
 import run_experiments as rx
-from memeplex import experiments
+from conftest import TINY_PPO, dirs
+from memeplex import experiments, suites
+from memeplex.reports import spread
 
-TINY = (
-    "--max-steps",
-    "1024",
-    "--num-envs",
-    "2",
-    "--rollout-length",
-    "64",
-    "--eval-interval",
-    "512",
-    "--eval-episodes",
-    "2",
-    "--final-eval-episodes",
-    "2",
-    "--update-epochs",
-    "1",
-)
+TINY = tuple(TINY_PPO)  # the run's own --no-progress is added by Run.args too
 
 
 def tiny_suite(ctx):
@@ -51,10 +38,6 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
-
-
-def dirs(tmp_path):
-    return ["--results-dir", str(tmp_path / "results"), "--checkpoint-dir", str(tmp_path / "checkpoints")]
 
 
 def ctx_for(tmp_path, **kw):
@@ -237,3 +220,13 @@ def test_main_without_chosen_json_is_a_one_line_error(tmp_path, capsys):
     assert rx.run_cli(rx.main, ["--suite", "main", *dirs(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--suite tune" in err and "--suite choose" in err
+
+
+def test_the_reports_look_for_the_runs_the_suites_make():
+    """The spread report's main rows are the main suite's runs (one definition: memeplex.suites)."""
+    main = [r for key in suites.ALGORITHMS for r in rx.runs_of(key, suites.MAIN_RUN, [1])]
+    assert [(r.algo, r.name) for r in main] == [(algo, name) for _, algo, name in spread.MAIN]
+    assert [label for label, _, _ in spread.MAIN] == [a.label for a in suites.ALGORITHMS.values()]
+    chosen = rx.ppo_flags(rx.PPO_CONFIGS[0]) + rx.distill_flags(rx.DISTILL_CENTRE)
+    names = [name for name, _ in rx.ablation_variants(chosen)]
+    assert all(name.startswith(suites.ABLATION_PREFIX) for name in names) and "abl-chosen" in names

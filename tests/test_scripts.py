@@ -13,7 +13,7 @@ import pytest
 import train_method_i
 import train_ppo
 from conftest import ROOT, assert_clean_error, dirs, run_script
-from memeplex import errors, files, harness
+from memeplex import errors, files, protocol
 
 TINY = [
     "--max-steps",
@@ -218,14 +218,6 @@ def test_compare_results_tables_and_plot(tmp_path):
         compare_results.main(["--results-dir", str(results), "--run-name", "missing"])
 
 
-def test_bootstrap_ci():
-    import compare_results
-
-    assert compare_results.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
-    lo, hi = compare_results.bootstrap_ci([0.0, 1.0, 2.0, 3.0])
-    assert 0.0 <= lo < 1.5 < hi <= 3.0
-
-
 SCRIPTS = (
     "train_method_i",
     "train_ppo",
@@ -332,8 +324,8 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path):
 def test_num_agents_trains_and_evaluates_a_larger_team(tmp_path):
     assert train_ppo.main([*TINY, *dirs(tmp_path), "--run-name", "n4", "--num-agents", "4"]) == 0
     summary = json.loads((tmp_path / "results/spread/ppo/n4_s1/summary.json").read_text())
-    four = harness.reference_scores("spread-4", "test", 4)
-    assert summary["test_references"] == four and four != harness.reference_scores("spread", "test", 4)
+    four = protocol.reference_scores("spread-4", "test", 4)
+    assert summary["test_references"] == four and four != protocol.reference_scores("spread", "test", 4)
     ckpt = tmp_path / "checkpoints/spread/ppo/n4_s1/latest.pt"
     proc = run_script("eval_method_i.py", "--checkpoint", ckpt, "--episodes", "3")
     assert proc.returncode == 0 and "on spread-4" in proc.stdout, proc.stderr
@@ -385,7 +377,7 @@ def test_report_tables_are_checked_against_the_runs(tmp_path):
 
 
 def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_path):
-    from memeplex import reports
+    from memeplex.reports import benchmarks
 
     out = tmp_path / "benchmarks" / "throughput.json"
     proc = run_script("benchmarks/throughput.py", "--envs", "spread", "--rounds", "1", "--env-steps", "80",
@@ -395,6 +387,6 @@ def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_p
     train = data["results"]["spread/train"]
     assert set(train["rounds"]) == {"mpe2", "batched"} and train["ratio"] > 0
     assert set(data["load_average_1min"]) == {"start", "end"}
-    table = reports.benchmark_report(tmp_path)["throughput.md"]
+    table = benchmarks.report(tmp_path)["throughput.md"]
     assert f"| spread: Method I training, env steps/s | {train['median']['mpe2']:,.0f} |" in table
     assert f"**{train['ratio']:.2f}x**" in table

@@ -195,3 +195,10 @@ def test_mean_only_aggregate_has_the_same_interval_as_the_full_one():
     full = stats.aggregate({"a": scores}, reps=REPS)["a"]
     mean_only = stats.aggregate({"a": scores}, reps=REPS, which=("mean",))["a"]
     assert mean_only["mean"] == full["mean"] and "iqm" not in mean_only and mean_only["runs"] == 7
+
+
+def test_bootstrap_ci_of_a_mean():
+    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    lo, hi = stats.bootstrap_ci([0.0, 1.0, 2.0, 3.0])
+    assert 0.0 <= lo < 1.5 < hi <= 3.0
+    assert all(np.isnan(stats.bootstrap_ci([1.0])))  # one value has no interval

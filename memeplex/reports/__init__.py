@@ -1,0 +1,12 @@
+"""The result suites (run_experiments.py) and the benchmarks as tables and figures, from results/ only.
+
+Each module's `report(results, log)` returns {file name: text or Figure}; compare_results.py --report writes
+them under results/<spread|tag|benchmarks|sweeps>/report/:
+  spread.py      main, long, wallclock, ablation (with CKA) and scaling suites
+  tag.py         self-play, fixed pools, cross-seed play (cross_seed.py), exploitability, the headline
+  benchmarks.py  throughput benchmark; the best-response recipe's check (under tag/report/)
+  sweeps.py      the exploratory sweeps under results/sweeps, one row per run (also compare_results.py --by-run)
+  tables.py      what they share: finished runs, caption facts, markdown rows, score tables
+Every number is recomputed from the runs' summary.json and metrics.csv with fixed bootstrap seeds, so the
+same results/ give the same tables (compare_results.py --check).
+"""
