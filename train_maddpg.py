@@ -317,7 +317,7 @@ def select_and_mutate(pop, tournament, mutations, seed: int, progress, member_st
     """Selection and mutation (the run's seed drawing the mutations' sizes too), recorded in updates.csv."""
     maddpg.seed_networks(pop, np.random.default_rng([seed, progress.generation]))
     pop = maddpg.next_generation(pop, tournament, mutations)
-    run.update_rows.append(
+    run.add_update(
         {
             "generation": progress.generation,
             "step": progress.global_step,

@@ -224,7 +224,7 @@ def train_updates(opts, cfg: Config, algo: str, run: RunDir, learner, envs, obs,
             progress.global_step += batch
             progress.train_time += time.perf_counter() - t0
             diagnostics = {k: v for k, v in stats.items() if k != "per_agent"}
-            run.update_rows.append({"step": progress.global_step, "update": learner.num_updates, **diagnostics})
+            run.add_update({"step": progress.global_step, "update": learner.num_updates, **diagnostics})
             bar.update(batch)
 
             # evaluate and checkpoint every --eval-interval env steps and at the end (a stop by a signal

@@ -112,16 +112,26 @@ def evaluate_and_render(opts: EvalOptions, env_name: str, policy, label: str, ck
         f"(0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})"
     )
     if opts.render:
-        render_env = spec.make_env(env_name, render_mode="rgb_array" if opts.render == "gif" else "human")
-        seeds = protocol.eval_seeds(opts.split, opts.render_episodes)
-        out = protocol.run_episodes(env_name, policy, seeds, render_env=render_env)
-        render_env.close()
-        if opts.render == "gif":
-            path = gif_path(opts, ckpt_path)
-            atomic_write(path, plots.gif(out["frames"], opts.fps))
-            print(f"rendered {len(seeds)} episode(s), scores {', '.join(f'{s:.1f}' for s in out['scores'])}: {path}")
+        out, path = render(opts, env_name, policy, ckpt_path)
+        if path is not None:
+            scores = ", ".join(f"{s:.1f}" for s in out["scores"])
+            print(f"rendered {opts.render_episodes} episode(s), scores {scores}: {path}")
         res["render_scores"] = out["scores"]
     return res
+
+
+def render(opts: EvalOptions, env_name: str, policy, ckpt_path: Path) -> tuple:
+    """--render: opts.render_episodes episodes of `policy` in a window (human) or into the GIF at gif_path
+    (gif). Returns (run_episodes' result, the GIF's path or None)."""
+    render_env = spec.make_env(env_name, render_mode="rgb_array" if opts.render == "gif" else "human")
+    out = protocol.run_episodes(env_name, policy, protocol.eval_seeds(opts.split, opts.render_episodes),
+                                render_env=render_env)  # fmt: skip
+    render_env.close()
+    if opts.render != "gif":
+        return out, None
+    path = gif_path(opts, ckpt_path)
+    atomic_write(path, plots.gif(out["frames"], opts.fps))
+    return out, path
 
 
 def _evaluate_and_render_tag(opts: EvalOptions, policy, label: str, ckpt_path: Path) -> dict:
@@ -153,20 +163,9 @@ def _evaluate_and_render_tag(opts: EvalOptions, policy, label: str, ckpt_path: P
             f"prey win {q:.2f} ± {qci:.2f} (contacts/episode {as_prey['contacts'].mean():.2f})"
         )
     if opts.render:
-        render_env = spec.make_env("tag", render_mode="rgb_array" if opts.render == "gif" else "human")
         prey = opponents[-1][1] if opts.opponent is not None else policy
-        out = protocol.run_episodes(
-            "tag",
-            competitive.combine("tag", policy, prey),
-            protocol.eval_seeds(opts.split, opts.render_episodes),
-            render_env=render_env,
-        )
-        render_env.close()
-        if opts.render == "gif":
-            path = gif_path(opts, ckpt_path)
-            atomic_write(path, plots.gif(out["frames"], opts.fps))
-            print(
-                f"rendered {opts.render_episodes} episode(s), "
-                f"contacts {', '.join(str(c) for c in out['contacts'])}: {path}"
-            )
+        out, path = render(opts, "tag", competitive.combine("tag", policy, prey), ckpt_path)
+        if path is not None:
+            contacts = ", ".join(str(c) for c in out["contacts"])
+            print(f"rendered {opts.render_episodes} episode(s), contacts {contacts}: {path}")
     return res

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from memeplex.errors import UsageError
+from memeplex.files import ROOT  # the repository: where the scripts run
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository: where the scripts run
 STOP_GRACE = 120.0  # seconds a stopped script gets to save latest.pt before it is killed
 LOG_TAIL = 15  # lines of a failed run's driver.log shown in its report
 

@@ -15,6 +15,7 @@ wrote after that step, as the run directory drops their CSV rows.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 FLUSH_SECS = 10  # seconds between writes to the event file: how far the view may lag behind the CSV files
@@ -33,10 +34,19 @@ class LiveView:
 
         purge = None if resume_step is None else resume_step + 1
         self.writer = SummaryWriter(log_dir=str(Path(run_path) / SUBDIR), purge_step=purge, flush_secs=FLUSH_SECS)
+        self._last_update = None  # (env step, time) of the last train row: env steps/s between train rows
 
     def add_row(self, prefix: str, row: dict) -> None:
-        """Every finite number of `row` except its step, as the scalar `prefix/<column>` at row["step"]."""
+        """Every finite number of `row` except its step, as the scalar `prefix/<column>` at row["step"]; train
+        rows also give train/env_steps_per_s, the wall-clock rate since the previous train row (evaluations
+        included)."""
         step = int(row["step"])
+        if prefix == "train":
+            now = time.perf_counter()
+            if self._last_update is not None and step > self._last_update[0]:
+                rate = (step - self._last_update[0]) / max(now - self._last_update[1], 1e-9)
+                self.writer.add_scalar("train/env_steps_per_s", rate, step)
+            self._last_update = (step, now)
         for key, value in row.items():
             if key == "step" or isinstance(value, bool) or not isinstance(value, int | float):
                 continue

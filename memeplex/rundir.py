@@ -18,6 +18,7 @@ from pathlib import Path
 
 from memeplex.errors import UsageError
 from memeplex.files import ROOT, read_metrics, write_csv, write_json
+from memeplex.liveview import LiveView
 
 
 def provenance() -> dict:
@@ -93,6 +94,8 @@ class RunDir:
         self.checkpoint = None  # --resume: the checkpoint the run continues from (open_run)
         self.rows = []  # metrics.csv: one row per evaluation
         self.update_rows = []  # updates.csv: one row of training diagnostics per update
+        self.live = None  # the TensorBoard view of both files (memeplex.liveview), opened at the first row
+        self._resumed_at = None  # --resume: the env step the run continues from (rewind)
         self._created, self._locks = [], []  # directories this process made; locked directory fds
         self._wrote_config = False
         try:
@@ -155,6 +158,9 @@ class RunDir:
     def close(self, failed: bool = False) -> None:
         """Release the run. After a failure the empty directories this process created go; a run that saved
         no checkpoint has nothing to continue, so its directories and the config.json it wrote go too."""
+        if failed and self.live is not None:
+            self.live.close()
+            self.live = None
         if failed:
             nothing_saved = not (self.ckpt.is_dir() and any(self.ckpt.glob("*.pt")))
             if nothing_saved and self._wrote_config:
@@ -164,6 +170,9 @@ class RunDir:
                     shutil.rmtree(d, ignore_errors=True)
                 else:
                     _rmdir_if_empty(d)
+        if self.live is not None:
+            self.live.close()
+            self.live = None
         self._created = []
         for fd in self._locks:
             os.close(fd)
@@ -186,7 +195,9 @@ class RunDir:
 
     def rewind(self, step: int) -> None:
         """Forget the rows after `step`, where the resumed checkpoint stands (a run killed after an
-        evaluation's row but before its checkpoint): the resumed run makes them again."""
+        evaluation's row but before its checkpoint): the resumed run makes them again, and the live view
+        hides the events the stopped run wrote after `step`."""
+        self._resumed_at = step
         self.rows = [r for r in self.rows if r["step"] <= step]
         self.update_rows = [r for r in self.update_rows if r["step"] <= step]
         if (self.path / "metrics.csv").exists():
@@ -195,10 +206,23 @@ class RunDir:
             write_csv(self.path / "updates.csv", self.update_rows)
 
     def append_metrics(self, row: dict) -> None:
-        """Add an evaluation row; rewrites metrics.csv and updates.csv atomically."""
+        """Add an evaluation row; rewrites metrics.csv and updates.csv atomically, and shows the row live."""
         self.rows.append(row)
         write_csv(self.path / "metrics.csv", self.rows)
         self.flush_updates()
+        self._live().add_row("eval", row)
+        self.live.flush()
+
+    def add_update(self, row: dict) -> None:
+        """Add an update's row of training diagnostics (written to updates.csv at the next evaluation or
+        flush_updates) and show it live."""
+        self.update_rows.append(row)
+        self._live().add_row("train", row)
+
+    def _live(self) -> LiveView:
+        if self.live is None:
+            self.live = LiveView(self.path, resume_step=self._resumed_at)
+        return self.live
 
     def flush_updates(self) -> None:
         if self.update_rows:

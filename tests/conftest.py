@@ -4,10 +4,12 @@ scripted tag teams (policies that read the world state) used only by tests."""
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
 
+from memeplex.cli import run_cli
 from memeplex.envs import spec
 from memeplex.protocol import force_to_action
 
@@ -84,3 +86,11 @@ class StationaryPolicy:
     def __call__(self, obs, state):
         n = len(next(iter(obs.values())))
         return {a: np.zeros((n, self.act_dims[a]), np.float32) for a in self.agents}
+
+
+def cli(main, argv, capsys):
+    """A script's main through run_cli, as `python script.py` runs it: (exit code, stderr) for
+    conftest.assert_clean_error."""
+    capsys.readouterr()
+    code = run_cli(main, argv)
+    return types.SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)

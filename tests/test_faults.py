@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import pytest
 
@@ -18,14 +17,12 @@ import compare_results
 import eval_method_i
 import train_maddpg
 import train_method_i
-from conftest import ROOT, assert_clean_error, dirs, run_script
+from conftest import ROOT, TINY_MADDPG, TINY_PPO, TINY_TAG_EXTRA, assert_clean_error, cli, dirs, run_script
 from memeplex import checkpoints, files, rundir
-from memeplex.cli import run_cli
 from method_i import LAIPPO
 
-SMALL = ["--max-steps", "1024", "--num-envs", "2", "--rollout-length", "64", "--update-epochs", "2",
-         "--eval-interval", "256", "--eval-episodes", "2", "--final-eval-episodes", "2", "--no-progress"]  # fmt: skip
-TAG = ["--env", "tag", "--elo-episodes", "2", "--pool-size", "2", "--matrix-interval", "512", "--matrix-episodes", "2"]
+SMALL = [*TINY_PPO, "--eval-interval", "256"]  # four evaluations: a kill can land between two
+TAG = ["--env", "tag", *TINY_TAG_EXTRA, "--matrix-interval", "512", "--matrix-episodes", "2"]
 SHIPPED_TAG = ROOT / "checkpoints/tag/method_i/shipped-selfplay_s1/latest.pt"
 SHIPPED_SPREAD = ROOT / "checkpoints/spread/method_i/shipped-main-tuned_s1/latest.pt"
 SHIPPED_MADDPG = ROOT / "checkpoints/spread/maddpg/shipped-main-tuned-pop4_s1/latest.pt"
@@ -106,10 +103,9 @@ def test_stopped_or_killed_run_resumes_as_the_uninterrupted_run(option, tmp_path
     assert outcome(results) == whole
 
 
-MADDPG_SMALL = ["--max-steps", "1800", "--evo-steps", "200", "--population-size", "2", "--num-envs", "4",
-                "--learning-delay", "100", "--batch-size", "32", "--fitness-episodes", "1", "--mut-none", "0.2",
-                "--mut-architecture", "0.6", "--mut-new-layer", "0", "--eval-interval", "450", "--eval-episodes", "2",
-                "--final-eval-episodes", "2", "--no-progress", "--run-name", "m"]  # fmt: skip
+MADDPG_SMALL = [*TINY_MADDPG, "--max-steps", "1800", "--evo-steps", "200", "--fitness-episodes", "1",
+                "--mut-none", "0.2", "--mut-architecture", "0.6", "--mut-new-layer", "0", "--eval-interval", "450",
+                "--run-name", "m"]  # fmt: skip
 
 
 def test_maddpg_stopped_or_killed_resumes_as_the_uninterrupted_run(tmp_path, monkeypatch):
@@ -182,14 +178,6 @@ def finished(tmp_path):
     """A finished small Method I run on spread (run name "r", seed 1) in tmp_path."""
     assert train_method_i.main([*SMALL, *dirs(tmp_path), "--run-name", "r"]) == 0
     return tmp_path
-
-
-def cli(main, argv, capsys):
-    """A script's main through run_cli, as `python script.py` runs it: (exit code, stderr) for
-    conftest.assert_clean_error."""
-    capsys.readouterr()
-    code = run_cli(main, argv)
-    return types.SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
 
 def resume(root, *extra):

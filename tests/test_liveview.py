@@ -27,3 +27,25 @@ def test_a_resumed_run_replaces_the_events_after_its_checkpoint(tmp_path):
     view.close()
     assert read_scalars(tmp_path)["eval/score"] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0),
                                                     (6, -6.0), (7, -7.0), (8, -8.0)]  # fmt: skip
+
+
+def test_a_training_run_shows_its_csv_rows_live(tmp_path):
+    """Every number of metrics.csv and updates.csv is a TensorBoard scalar at its env step, with the training
+    throughput beside them."""
+    import train_ppo
+    from conftest import TINY_PPO, dirs
+    from memeplex.files import read_metrics
+
+    assert train_ppo.main([*TINY_PPO, *dirs(tmp_path), "--run-name", "live"]) == 0
+    run = tmp_path / "results/spread/ppo/live_s1"
+    scalars = read_scalars(run)
+    for prefix, csv in (("eval", "metrics.csv"), ("train", "updates.csv")):
+        rows = read_metrics(run / csv)
+        for key in (
+            ("eval_score", "eval_normalised", "throughput_with_eval")
+            if prefix == "eval"
+            else ("value_loss", "entropy", "approx_kl")
+        ):
+            expected = [(r["step"], r[key]) for r in rows]
+            assert [(s, round(v, 4)) for s, v in scalars[f"{prefix}/{key}"]] == [(s, round(v, 4)) for s, v in expected]
+    assert len(scalars["train/env_steps_per_s"]) == len(read_metrics(run / "updates.csv")) - 1

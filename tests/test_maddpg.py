@@ -10,33 +10,11 @@ import pytest
 import torch
 
 import train_maddpg
-from conftest import ROOT, assert_clean_error, dirs, run_script
+from conftest import ROOT, TINY_MADDPG, assert_clean_error, dirs, run_script
 from memeplex import errors, files, maddpg
 from memeplex.envs import spec, vec
 
-TINY = [
-    "--max-steps",
-    "2000",
-    "--evo-steps",
-    "500",
-    "--population-size",
-    "2",
-    "--num-envs",
-    "4",
-    "--learning-delay",
-    "100",
-    "--batch-size",
-    "32",
-    "--eval-interval",
-    "1000",
-    "--eval-episodes",
-    "4",
-    "--final-eval-episodes",
-    "4",
-    "--fitness-episodes",
-    "2",
-    "--no-progress",
-]
+TINY = [*TINY_MADDPG, "--eval-episodes", "4", "--final-eval-episodes", "4"]
 
 
 def test_transition_at_episode_end_stores_real_final_observation():

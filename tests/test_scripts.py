@@ -12,26 +12,10 @@ import pytest
 
 import train_method_i
 import train_ppo
-from conftest import ROOT, assert_clean_error, dirs, run_script
+from conftest import ROOT, TINY_PPO, assert_clean_error, dirs, run_script
 from memeplex import errors, files, protocol
 
-TINY = [
-    "--max-steps",
-    "1024",
-    "--num-envs",
-    "2",
-    "--rollout-length",
-    "64",
-    "--eval-interval",
-    "512",
-    "--eval-episodes",
-    "4",
-    "--final-eval-episodes",
-    "4",
-    "--update-epochs",
-    "2",
-    "--no-progress",
-]
+TINY = [*TINY_PPO, "--eval-episodes", "4", "--final-eval-episodes", "4"]  # 4 episodes: CIs need more than 2
 
 
 def test_train_method_i_writes_run_directory(tmp_path):
@@ -267,21 +251,15 @@ print(json.dumps(out))
 
 
 EXACT = [
+    *TINY_PPO,
     "--max-steps",
     "3072",
-    "--num-envs",
-    "2",
-    "--rollout-length",
-    "64",
-    "--update-epochs",
-    "2",
     "--eval-interval",
     "256",
     "--eval-episodes",
     "3",
     "--final-eval-episodes",
     "5",
-    "--no-progress",
 ]
 
 
