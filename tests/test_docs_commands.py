@@ -5,8 +5,8 @@ Each ```bash block of README.md and docs/*.md holds commands a reader may paste
 runs here, in order, in a copy of the repository's committed files (what a fresh
 clone has): training with a tiny budget appended (the last value of an option
 wins), run_experiments.py with --dry-run, the rest as written. Only the set-up
-(run by .ci/run in a fresh venv), pytest itself and a window (--render human) are
-not run, each for the reason in SKIP.
+(run by .ci/run in a fresh venv), pytest itself, compare_results.py --check (.ci/run
+runs it) and a window (--render human) are not run, each for the reason in SKIP.
 """
 
 import re
@@ -25,6 +25,7 @@ SKIP = {
     r"^python3? -m venv|^pip install": "the set-up: .ci/run does it in a fresh venv",
     r"^pytest\b": "the test suite itself",
     r"--render human": "opens a window: needs a display",
+    r"^python3? compare_results\.py --check$": "the committed tables' check: .ci/run runs it on the whole tree",
 }
 # appended to a command that runs this script, so training and evaluation stay tiny
 EVAL_TINY = ["--episodes", "2"]
