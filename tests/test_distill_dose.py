@@ -114,16 +114,7 @@ def test_pair_alignment_is_1_and_0_for_identical_encoders_and_lower_for_unrelate
 SHORT = ["--max-steps", "6144", "--num-envs", "4", "--rollout-length", "64", "--update-epochs", "4",
          "--eval-interval", "6144", "--eval-episodes", "4", "--final-eval-episodes", "10", "--no-progress",
          "--torch-threads", "1"]  # fmt: skip
-HIGH_DOSE = [
-    "--distill-interval",
-    "1",
-    "--distill-steps",
-    "10",
-    "--distill-weight",
-    "1",
-    "--distill-max-grad-norm",
-    "0",
-]
+HIGH_DOSE = "--distill-interval 1 --distill-steps 100 --distill-weight 1 --distill-max-grad-norm 0".split()
 
 
 def _run(tmp_path, seed: int, dose: list) -> tuple:
@@ -143,7 +134,7 @@ def _run(tmp_path, seed: int, dose: list) -> tuple:
 def test_a_high_dose_makes_the_encoders_of_a_ring_agree_on_test_observations(tmp_path, seed):
     summary, updates = _run(tmp_path, seed, HIGH_DOSE)
     assert summary["test_cka"] > 0.95 and summary["test_rel_distance"] < 0.2
-    assert updates[0]["rollout_rel_distance"] > 0.5 > 0.2 > updates[-1]["rollout_rel_distance"]
+    assert updates[-1]["rollout_rel_distance"] < 0.2  # about 1 for unrelated encoders (the dose 0 test)
 
 
 @pytest.mark.kernel_sensitive
