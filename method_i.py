@@ -220,10 +220,8 @@ class Distiller:
         self.students = sorted({i for i, _ in self.pairs})
         self.teachers = {i: [j for s, j in self.pairs if s == i] for i in self.students}
         self.targets = DISTILL_TARGETS[cfg.distill_target]
-        # alignment is measured over the topology's pairs; with no distillation (dose 0), over every ordered
-        # pair, so that runs with and without distillation are measured alike
-        self.measured_pairs = topology_pairs(cfg.topology, num_agents) if cfg.topology != "none" else []
-        self.measured_pairs = self.measured_pairs or topology_pairs("all-to-all", num_agents)
+        # alignment is measured over the topology's pairs, or every ordered pair under topology none
+        self.measured_pairs = topology_pairs("all-to-all" if cfg.topology == "none" else cfg.topology, num_agents)
 
     def step(self, group: AgentGroup, memory: ObservationMemory, generator: torch.Generator) -> list:
         """One distillation event: cfg.distill_steps gradient steps for every student of the topology.
@@ -235,15 +233,10 @@ class Distiller:
         steps.  Returns the per-agent distillation loss of the first step (nan
         for non-students).
         """
-        losses = [float("nan")] * len(group)
         if not self.pairs or memory.count == 0:
-            return losses
-        for k in range(self.cfg.distill_steps):
-            step_losses = self._step(group, memory, generator)
-            if k == 0:
-                for i, loss in step_losses.items():
-                    losses[i] = loss
-        return losses
+            return [float("nan")] * len(group)
+        first = [self._step(group, memory, generator) for _ in range(self.cfg.distill_steps)][0]
+        return [first.get(i, float("nan")) for i in range(len(group))]
 
     def _step(self, group: AgentGroup, memory: ObservationMemory, generator: torch.Generator) -> dict:
         """One gradient step of every student on a fresh batch; returns {student: its loss before the step}."""
@@ -696,10 +689,8 @@ class LAIPPO:
         return stats
 
     def alignment(self, obs: dict, prefix: str = "") -> dict:
-        """How alike the encoders of each group of two or more agents are on the raw observations obs
-        (dict agent -> [..., D]; a group's agents' observations pooled, every encoder on all of them):
-        {prefix + "cka": linear CKA, prefix + "rel_distance": relative latent distance} over each
-        distiller's measured pairs (Distiller.alignment), averaged over such groups ({} without obs)."""
+        """{prefix + "cka", prefix + "rel_distance"}: Distiller.alignment of every group of two or more
+        agents on its agents' raw observations obs (dict agent -> [..., D]) pooled, averaged over groups."""
         if not obs:
             return {}
         pooled = lambda g: torch.as_tensor(np.concatenate([np.reshape(obs[a], (-1, g.obs_dim)) for a in g.agent_ids]))
