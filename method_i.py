@@ -10,7 +10,8 @@ Phase 1, every update: independent PPO (clipped surrogate + c1 * value loss
 encoder, GAE computed per environment and per agent.
 
 Phase 2, every `distill_interval` updates: for every pair (i <- j) of the
-topology, agent i takes one gradient step on
+topology, agent i takes `distill_steps` gradient steps (each on a fresh batch,
+its gradient norm clipped at `distill_max_grad_norm`, by default PPO's) on
 
     distill_weight * mean_{j in teachers(i)} E_{o ~ D_i} ||f_i(o) - stopgrad(f_j(o))||^2
 
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from memeplex.alignment import latent_alignment
+from memeplex.alignment import latent_alignment, pair_alignment
 from memeplex.buffers import ObservationMemory, RolloutBuffer
 from memeplex.normalisation import RewardScaler, update_moments
 from memeplex.policy_gradient import LOG_SQRT_2PI, compute_gae, gaussian_logprob, ppo_losses
@@ -65,6 +66,8 @@ DISTILLATION_FIELDS = (
     "obs_buffer_size",
     "distill_batch_size",
     "distill_target",
+    "distill_steps",
+    "distill_max_grad_norm",
 )
 PPO_DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")  # ppo_update's, per agent
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"  # LAIPPO.state_dict()["format"]
@@ -132,6 +135,10 @@ class Config:
     """peer = Method I: f_j(o) of a teacher on the same o; the controls, same weight and schedule: shuffled = f_j(o')
     of a random teacher on a different observation o' of the batch (regularisation toward peer latents without
     alignment); random-encoder = a frozen randomly initialised encoder of the same shape on o"""
+    distill_steps: int = 1
+    """gradient steps per distillation event, each on a fresh batch o ~ D_i"""
+    distill_max_grad_norm: float = -1.0
+    """per-agent gradient-norm clip of a distillation step: negative = max_grad_norm (PPO's clip), 0 or inf = none"""
     # -- diagnostics
     probe_size: int = 256
     """fixed batch of observations on which the mean latent distance between agents is logged"""
@@ -157,6 +164,8 @@ class Config:
             (self.max_grad_norm > 0, "max_grad_norm must be positive"),
             (self.distill_interval > 0, "distill_interval must be positive"),
             (self.distill_weight >= 0, "distill_weight must be non-negative"),
+            (self.distill_steps > 0, "distill_steps must be positive"),
+            (not math.isnan(self.distill_max_grad_norm), "distill_max_grad_norm must be a number"),
             (
                 self.obs_buffer_size > 0 and self.distill_batch_size > 0,
                 "obs_buffer_size and distill_batch_size must be positive",
@@ -173,6 +182,13 @@ class Config:
     @property
     def distills(self) -> bool:
         return self.topology != "none" and self.distill_weight > 0
+
+    @property
+    def distill_clip(self) -> float | None:
+        """The gradient-norm clip of a distillation step (None: no clip)."""
+        if self.distill_max_grad_norm < 0:
+            return self.max_grad_norm
+        return None if self.distill_max_grad_norm in (0, math.inf) else self.distill_max_grad_norm
 
 
 # ----------------------------------------------------------------------------
@@ -195,7 +211,8 @@ def topology_pairs(topology: str, n: int) -> list[tuple[int, int]]:
 
 class Distiller:
     """Phase 2 for one group of `num_agents` agents: the students and teachers of the
-    topology, and the distillation step (`step`) toward the targets of cfg.distill_target."""
+    topology, the distillation steps (`step`) toward the targets of cfg.distill_target,
+    and how far apart the agents' encoders are (`alignment`)."""
 
     def __init__(self, cfg: Config, num_agents: int):
         self.cfg = cfg
@@ -203,31 +220,54 @@ class Distiller:
         self.students = sorted({i for i, _ in self.pairs})
         self.teachers = {i: [j for s, j in self.pairs if s == i] for i in self.students}
         self.targets = DISTILL_TARGETS[cfg.distill_target]
+        # alignment is measured over the topology's pairs, or every ordered pair under topology none
+        self.measured_pairs = topology_pairs("all-to-all" if cfg.topology == "none" else cfg.topology, num_agents)
 
     def step(self, group: AgentGroup, memory: ObservationMemory, generator: torch.Generator) -> list:
-        """One distillation step for every student of the topology.
+        """One distillation event: cfg.distill_steps gradient steps for every student of the topology.
 
         Student i minimises distill_weight * mean_j ||f_i(o) - sg(target_j(o))||^2
         over its targets, on a batch o ~ D_i.  Targets are computed (without
         gradient) before any student moves, so the order of the pairs does not
         matter.  Only the students' encoders get gradients and only their Adam
-        steps.  Returns the per-agent distillation loss (nan for non-students).
+        steps.  Returns the per-agent distillation loss of the first step (nan
+        for non-students).
         """
-        losses = [float("nan")] * len(group)
         if not self.pairs or memory.count == 0:
-            return losses
+            return [float("nan")] * len(group)
+        first = [self._step(group, memory, generator) for _ in range(self.cfg.distill_steps)][0]
+        return [first.get(i, float("nan")) for i in range(len(group))]
+
+    def _step(self, group: AgentGroup, memory: ObservationMemory, generator: torch.Generator) -> dict:
+        """One gradient step of every student on a fresh batch; returns {student: its loss before the step}."""
         samples = memory.sample(self.cfg.distill_batch_size, generator)  # [A, B, D]: agent i's from D_i
         students = self.students
         with torch.no_grad():  # the stop-gradient: targets are constants
             targets = self.targets(group, samples, self.teachers, generator)
         latents = group.encode(samples[students], students)
-        total = 0.0
+        total, losses = 0.0, {}
         for k, i in enumerate(students):
             loss_i = torch.stack([((latents[k] - target) ** 2).sum(-1).mean() for target in targets[i]]).mean()
             losses[i] = loss_i.item()
             total = total + self.cfg.distill_weight * loss_i
-        group.gradient_step(total, students)
+        # distillation's own gradient step: its own clip (cfg.distill_clip), only the students' Adam
+        # steps; by default the same operations as the group's PPO step (AgentGroup.gradient_step)
+        opt = group.optimizer
+        opt.zero_grad(flat=False)
+        total.backward()
+        if self.cfg.distill_clip is not None:
+            opt.clip_grad_norm_(self.cfg.distill_clip)
+        opt.step(students)
+        group.changed()
         return losses
+
+    @torch.no_grad()
+    def alignment(self, group: AgentGroup, obs: torch.Tensor) -> tuple:
+        """(linear CKA, relative latent distance) between the agents' encoders on the same raw
+        observations obs [B, D], averaged over the measured pairs (i, j): CKA(f_i(o), f_j(o)), and
+        mean_o ||f_i(o) - f_j(o)|| / mean_o ||f_j(o)|| (0 when the encoders agree, about 1.4 for
+        unrelated latents of equal norm)."""
+        return pair_alignment(group.encode_all(obs), self.measured_pairs)
 
 
 # A target function maps (group, samples [A, B, D] with agent i's o ~ D_i in row i, {student i: its teachers},
@@ -643,8 +683,20 @@ class LAIPPO:
         ]
         stats["latent_distance"] = float(np.mean([d for d, _ in diagnostics])) if diagnostics else float("nan")
         stats["latent_cka"] = float(np.mean([c for _, c in diagnostics])) if diagnostics else float("nan")
+        latest = {a: m.latest[k] for g, m in zip(self.groups, self.memories) for k, a in enumerate(g.agent_ids)}
+        stats.update(self.alignment(latest, "rollout_") if all(m.latest is not None for m in self.memories) else {})
         stats["per_agent"] = per_agent
         return stats
+
+    def alignment(self, obs: dict, prefix: str = "") -> dict:
+        """{prefix + "cka", prefix + "rel_distance"}: Distiller.alignment of every group of two or more
+        agents on its agents' raw observations obs (dict agent -> [..., D]) pooled, averaged over groups."""
+        if not obs:
+            return {}
+        pooled = lambda g: torch.as_tensor(np.concatenate([np.reshape(obs[a], (-1, g.obs_dim)) for a in g.agent_ids]))
+        out = [d.alignment(g, pooled(g)) for g, d in zip(self.groups, self.distillers) if len(g) > 1]
+        cka, distance = np.mean(out, axis=0).tolist() if out else (math.nan, math.nan)
+        return {prefix + "cka": cka, prefix + "rel_distance": distance}
 
     # -- persistence ---------------------------------------------------------
     def state_dict(self) -> dict:

@@ -100,6 +100,8 @@ UPDATE_METRICS = (
     "log_std",
     "latent_distance",
     "latent_cka",
+    "rollout_cka",
+    "rollout_rel_distance",
 )
 
 
@@ -199,7 +201,11 @@ def train(opts: RunOptions, cfg: Config, algo: str, run: RunDir) -> int:
     policy = lambda obs, state: learner.act(obs, deterministic=True)
     title = f"{name} on {opts.env_id}, seed {opts.seed}"
     extra = {"updates": learner.num_updates}
-    return training.finish_run(opts, run, progress, evaluator, interrupted, policy, title, extra=extra)
+    # the encoders' alignment on the held-out test episodes' observations (spread), as test_cka, test_rel_distance
+    test_alignment = lambda: learner.alignment(evaluator.test_observations, "test_")
+    return training.finish_run(
+        opts, run, progress, evaluator, interrupted, policy, title, extra=extra, after_test=test_alignment
+    )
 
 
 def train_updates(opts, cfg: Config, algo: str, run: RunDir, learner, envs, obs, progress, evaluator, opponent):

@@ -1,6 +1,8 @@
-"""How alike agents' latents are: the mean pairwise L2 distance and the linear centred
-kernel alignment (CKA, Kornblith et al. 2019) of stacked latents [A, B, latent], the
-alignment diagnostics Method I logs on a fixed probe batch."""
+"""How alike agents' latents are, from stacked latents [A, B, latent] of A agents on the same B
+inputs: the linear centred kernel alignment (CKA, Kornblith et al. 2019), the mean L2 distance, and
+the relative distance ||f_i(o) - f_j(o)|| / ||f_j(o)||.  Method I logs latent_alignment on a fixed
+probe batch (the first rollout's observations) and pair_alignment over its topology's pairs on the
+latest rollout's and the test episodes' observations."""
 
 from __future__ import annotations
 
@@ -32,3 +34,17 @@ def latent_alignment(z: torch.Tensor) -> tuple:
     gram_norms = [(x.T @ x).norm() for x in centred]  # each agent's once, not once per pair
     cka = [_cka(centred[i], centred[j], gram_norms[i], gram_norms[j]) for i, j in pairs]
     return float(distance), float(np.mean(cka))
+
+
+@torch.no_grad()
+def pair_alignment(z: torch.Tensor, pairs) -> tuple:
+    """(mean linear CKA, mean relative distance) over ordered pairs (i, j) of the latents z [A, B, latent];
+    the relative distance of (i, j) is mean_b ||z_i - z_j|| / mean_b ||z_j|| (a ratio of means, so that
+    inputs where j's latent is 0 do not dominate; 0 when i and j agree).  (nan, nan) without pairs."""
+    if not pairs:
+        return float("nan"), float("nan")
+    cka = [linear_cka(z[i], z[j]) for i, j in pairs]
+    norms = z.norm(dim=-1).mean(-1)  # [A]
+    distance = lambda i, j: ((z[i] - z[j]).norm(dim=-1).mean() / norms[j]).item() if norms[j] > 0 else float("nan")
+    relative = [distance(i, j) for i, j in pairs]
+    return float(np.mean(cka)), float(np.mean(relative))

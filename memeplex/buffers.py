@@ -24,17 +24,21 @@ class RolloutBuffer:
 
 class ObservationMemory:
     """Each agent's buffer D_i of its `size` most recent raw observations (time
-    order), and a fixed probe batch of `probe_size` observations for diagnostics:
-    a mix of every agent's first remembered ones."""
+    order), the whole latest batch remembered (`latest`, [A, N, D]: the latest
+    rollout's observations, for diagnostics), and a fixed probe batch of
+    `probe_size` observations for diagnostics: a mix of every agent's first
+    remembered ones."""
 
     def __init__(self, num_agents: int, obs_dim: int, size: int, probe_size: int):
         self.size, self.probe_size = size, probe_size
         self.obs = np.zeros((num_agents, size, obs_dim), dtype=np.float32)  # [A, size, D]
         self.count = 0  # how many of the last rows hold observations
         self.probe = None  # [probe_size, D]
+        self.latest = None  # [A, N, D]: the last batch remember() was given (not kept in checkpoints)
 
     def remember(self, obs: np.ndarray) -> None:
         """Append raw observations [A, N, D] (time order) to each agent's buffer D_i."""
+        self.latest = obs
         obs = obs[:, -self.size :]
         k = obs.shape[1]
         self.obs = np.concatenate([self.obs[:, k:], obs], axis=1) if k < self.size else obs.copy()

@@ -41,6 +41,7 @@ class Evaluator:
 
     def __init__(self, opts: RunOptions, run: RunDir):
         self.opts, self.run = opts, run
+        self.test_observations = None  # dict agent -> [N, D]: what the policy saw in the final test, if recorded
 
     def resume(self, progress) -> None:
         """Take up the state a resumed run's progress carries (the self-play pool)."""
@@ -119,7 +120,10 @@ class Cooperative(Evaluator):
         }
 
     def final_test(self, policy) -> dict:
-        final = protocol.evaluate(self.opts.env_id, policy, "test", self.opts.final_eval_episodes, self.opts.backend)
+        seen = []  # every observation the policy acts on in the test episodes (kept as test_observations)
+        recording = lambda obs, state: (seen.append({a: np.array(o) for a, o in obs.items()}), policy(obs, state))[1]
+        final = protocol.evaluate(self.opts.env_id, recording, "test", self.opts.final_eval_episodes, self.opts.backend)
+        self.test_observations = {a: np.concatenate([o[a] for o in seen]) for a in seen[0]} if seen else None
         print(
             f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
             f"normalised {final['normalised']:.3f}"
