@@ -667,9 +667,8 @@ class LAIPPO:
 
     def _batch(self, k: int, buf: RolloutBuffer, scaler: RewardScaler, next_obs: dict) -> dict:
         """Group k's rollout as PPO's batch: tensors [A, T * E, ...] (time-major per agent) of obs,
-        actions, logprobs, GAE's advantages and returns on the (scaled) rewards, and the values;
-        with value normalisation the returns (the targets) and values are normalised, the returns'
-        statistics updated in between (the values are the predictions of the statistics before)."""
+        actions, logprobs, GAE's advantages and returns on the (scaled) rewards, and the values
+        (with value normalisation, both in normalised units: ValueNormaliser.normalise_batch)."""
         cfg, g = self.cfg, self.groups[k]
         last_v = self.values(k, self._group_obs(g, next_obs))  # [A, E]
         next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
@@ -681,11 +680,8 @@ class LAIPPO:
         # [T, A, E, ...] -> [A, T * E, ...]
         flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
         values, returns = flat(buf.values), flat(ret)
-        norm = g.value_norm if self.critics[k] is None else self.critics[k].value_norm
-        if norm is not None:
-            values = norm.normalise(values)
-            norm.update(returns)
-            returns = norm.normalise(returns)
+        if (norm := g.value_norm if self.critics[k] is None else self.critics[k].value_norm) is not None:
+            values, returns = norm.normalise_batch(values, returns)
         return {
             "obs": flat(buf.obs),
             "actions": flat(buf.actions),

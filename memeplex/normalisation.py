@@ -86,3 +86,10 @@ class ValueNormaliser(nn.Module):
         """The inverse of normalise: network outputs [A, ...] back in units of return."""
         mean, std = self._std(x.shape)
         return (x.double() * std + mean).to(x.dtype)
+
+    def normalise_batch(self, values: torch.Tensor, returns: torch.Tensor) -> tuple:
+        """A rollout's values (the predictions) and returns (the value targets) [A, N] in normalised units:
+        the values with the statistics that made them, the returns with the statistics after merging them."""
+        values = self.normalise(values)
+        self.update(returns)
+        return values, self.normalise(returns)
