@@ -1,4 +1,4 @@
-"""Evaluate and render a trained Method I (LA-IPPO) or IPPO checkpoint.
+"""Evaluate and render a trained Method I (LA-IPPO), IPPO or MAPPO checkpoint (MAPPO's: its actors).
 
     python eval_method_i.py                                 # your newest spread run, else the shipped one
     python eval_method_i.py --checkpoint checkpoints/spread/method_i/RUN_s1/latest.pt
@@ -16,6 +16,7 @@ import sys
 import torch
 
 from memeplex import checkpoints, cli, evaluation
+from memeplex.suites import ALGO_LABELS
 
 
 def main(argv=None) -> int:
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     path = checkpoints.find_checkpoint(opts.checkpoint, checkpoints.LA_IPPO_ALGOS, opts.env)
     learner, state = checkpoints.load_learner(path, opts.env)
-    name = "Method I (LA-IPPO)" if state["algo"] == "method_i" else "IPPO"
+    name = ALGO_LABELS[state["algo"]]
     label = f"{name} [{path}, step {state['progress']['global_step']}]"
     evaluation.evaluate_and_render(
         opts, state["env"], lambda obs, worlds: learner.act(obs, deterministic=True), label, path

@@ -49,8 +49,8 @@ import torch.nn as nn
 
 from memeplex.alignment import latent_alignment, pair_alignment
 from memeplex.buffers import ObservationMemory, RolloutBuffer
-from memeplex.normalisation import RewardScaler, update_moments
-from memeplex.policy_gradient import LOG_SQRT_2PI, compute_gae, gaussian_logprob, ppo_losses
+from memeplex.normalisation import RewardScaler, ValueNormaliser, update_moments
+from memeplex.policy_gradient import LOG_SQRT_2PI, compute_gae, gaussian_logprob, ppo_losses, value_loss
 from memeplex.stacked import StackedAdam, orthogonal
 
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
@@ -113,6 +113,16 @@ class Config:
     """scale each agent's rewards by the running std of its discounted return"""
     init_log_std: float = -0.5
     """initial log std of the Gaussian policy (kept in [LOG_STD_MIN, LOG_STD_MAX])"""
+    value_norm: bool = False
+    """value normalisation: running mean/std of each agent's returns; value targets normalised for the loss,
+    predictions de-normalised for GAE and bootstraps (normalisation.ValueNormaliser)"""
+    huber_delta: float = 0.0
+    """Huber value loss with this delta (0: the squared error 0.5 (V - R)^2)"""
+    clip_value_loss: bool = False
+    """PPO's value clipping: the larger of the losses of V and of V_old + clip(V - V_old, +-clip_coef)"""
+    share_params: bool = False
+    """one network (weights, normaliser, Adam) for all agents of a group, trained on all their samples (the loss
+    is the mean over the agents); no distillation then: within a group there is no other network to align to"""
     # -- network
     hidden_sizes: tuple[int, ...] = (64,)
     """encoder layers before the latent layer (default: obs -> 64 -> latent, i.e. hidden [64, 64])"""
@@ -120,6 +130,8 @@ class Config:
     """dimension of the latent m = f(o)"""
     activation: Activation = "relu"
     """encoder nonlinearity"""
+    layer_norm: bool = False
+    """layer normalisation (no learned gain or bias) after every encoder layer's nonlinearity"""
     # -- distillation (DISTILLATION_FIELDS)
     topology: Topology = "ring"
     """who distills from whom (i <- j: i moves toward j); none = IPPO"""
@@ -163,6 +175,11 @@ class Config:
             (self.distill_target in get_args(DistillTarget), f"unknown distill_target {self.distill_target!r}"),
             (self.max_grad_norm > 0, "max_grad_norm must be positive"),
             (self.distill_interval > 0, "distill_interval must be positive"),
+            (self.huber_delta >= 0, "huber_delta must be non-negative"),
+            (
+                not (self.share_params and self.distills),
+                "share_params leaves one network per group: nothing to distil; use topology none",
+            ),
             (self.distill_weight >= 0, "distill_weight must be non-negative"),
             (self.distill_steps > 0, "distill_steps must be positive"),
             (not math.isnan(self.distill_max_grad_norm), "distill_max_grad_norm must be a number"),
@@ -351,6 +368,7 @@ class AgentGroup(nn.Module):
         self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
         self.act_fn = ACTIVATIONS[cfg.activation]
         n = len(self.agent_ids)
+        agents, n = n, 1 if cfg.share_params else n  # n networks: one per agent, or one shared
         sizes = [obs_dim, *cfg.hidden_sizes, cfg.latent_dim]
         gain = math.sqrt(2) if cfg.activation == "relu" else 5 / 3
         encoder = init_encoder(n, sizes, gain, generator)
@@ -369,9 +387,10 @@ class AgentGroup(nn.Module):
         self.register_buffer("norm_var", torch.ones(n, 1, obs_dim))
         self.register_buffer("norm_count", torch.full((n,), 1e-4, dtype=torch.float64))
         # reward scaling (RewardScaler): running mean/var of each agent's discounted return
-        self.register_buffer("ret_mean", torch.zeros(n, dtype=torch.float64))
-        self.register_buffer("ret_var", torch.ones(n, dtype=torch.float64))
-        self.register_buffer("ret_count", torch.full((n,), 1e-4, dtype=torch.float64))
+        self.register_buffer("ret_mean", torch.zeros(agents, dtype=torch.float64))
+        self.register_buffer("ret_var", torch.ones(agents, dtype=torch.float64))
+        self.register_buffer("ret_count", torch.full((agents,), 1e-4, dtype=torch.float64))
+        self.value_norm = ValueNormaliser(agents) if cfg.value_norm else None  # the value head's targets
         self.optimizer = StackedAdam(self.parameters(), n, lr=cfg.lr)
         self._acting = None
 
@@ -381,11 +400,13 @@ class AgentGroup(nn.Module):
     # -- forward passes ------------------------------------------------------
     def _tensors(self, agents=None) -> Weights:
         """The weights as plain tensors (optionally only some agents' rows)."""
-        if agents is None:  # the parameters themselves: no indexing ops in the forward and backward passes
+        if agents is None and not self.cfg.share_params:  # the parameters themselves: no indexing ops
             layers = list(zip(self.enc_w, self.enc_b))
             norm_std = (self.norm_var + 1e-8).sqrt()
             return Weights(self.norm_mean, norm_std, layers, self.head_w, self.head_b, self.log_std)
-        sel = torch.as_tensor(agents)
+        sel = torch.as_tensor(range(len(self)) if agents is None else agents)
+        if self.cfg.share_params:  # every agent's row is the one network's (its gradients sum into it)
+            sel = torch.zeros_like(sel)
         return Weights(
             self.norm_mean[sel],
             (self.norm_var[sel] + 1e-8).sqrt(),
@@ -424,6 +445,8 @@ class AgentGroup(nn.Module):
         x = obs if normalised else self._normalise(t, obs)
         for w, b in t.encoder:
             x = self.act_fn(torch.baddbmm(b, x, w))
+            if self.cfg.layer_norm:
+                x = torch.nn.functional.layer_norm(x, x.shape[-1:])
         return x
 
     def _forward(self, t, obs, normalised=False):
@@ -468,6 +491,8 @@ class AgentGroup(nn.Module):
         """Merge raw observations [A, N, D] into each agent's running statistics."""
         if not self.cfg.obs_norm:
             return
+        if self.cfg.share_params:  # one normaliser: every agent's observations are its samples
+            obs = obs.reshape(1, -1, obs.shape[-1])
         update_moments(self.norm_mean, self.norm_var, self.norm_count, obs)
         self.changed()
 
@@ -492,11 +517,16 @@ class AgentGroup(nn.Module):
 # ----------------------------------------------------------------------------
 
 
-def ppo_update(group: AgentGroup, batch: dict, generator: torch.Generator) -> dict:
+def ppo_update(group: AgentGroup, batch: dict, generator: torch.Generator, critic=None) -> dict:
     """update_epochs x num_minibatches PPO steps of a group on a flattened rollout.
 
     `batch` holds tensors shaped [A, N, ...]: obs, actions, logprobs,
-    advantages, returns.  Returns mean diagnostics per agent (PPO_DIAGNOSTICS).
+    advantages, returns (the value targets) and, with clip_value_loss, values
+    (the predictions that generated them).  With a `critic` (MAPPO's
+    centralised critic: critic(obs) -> values [A, B] of the group's normalised
+    observations [A, B, D]) the value loss trains the critic with its own
+    optimiser, not the actors' value heads.  Returns mean diagnostics per agent
+    (PPO_DIAGNOSTICS).
     """
     cfg = group.cfg
     n = batch["obs"].shape[1]
@@ -507,33 +537,38 @@ def ppo_update(group: AgentGroup, batch: dict, generator: torch.Generator) -> di
     # every per-sample field into one tensor so an epoch's shuffle is one gather.
     with torch.no_grad():
         obs = group._normalise(group._tensors(), batch["obs"])
-    fields = [
-        obs,
-        batch["actions"],
-        batch["logprobs"][..., None],
-        batch["advantages"][..., None],
-        batch["returns"][..., None],
-    ]
+    keys = ("actions", "logprobs", "advantages", "returns", *(("values",) if cfg.clip_value_loss else ()))
+    fields = [obs] + [batch[k] if k == "actions" else batch[k][..., None] for k in keys]
     cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
     packed = torch.cat(fields, dim=-1)
-    weights = group._tensors()  # the parameters themselves: Adam updates them in place
+    weights = group._tensors()  # the parameters themselves: Adam updates them in place (shared: indexed, per step)
+    value_clip = cfg.clip_coef if cfg.clip_value_loss else None
     for _ in range(cfg.update_epochs):
         shuffled = packed[:, torch.randperm(n, generator=generator)]
         for start in range(0, n - mb_size + 1, mb_size):
-            mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns = torch.tensor_split(
+            mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns, *mb_values = torch.tensor_split(
                 shuffled[:, start : start + mb_size], cuts, dim=-1
             )
+            if cfg.share_params:
+                weights = group._tensors()
             mean, value, log_std = group._forward(weights, mb_obs, normalised=True)
+            if critic is not None:
+                value = critic(mb_obs)
             new_logprob = gaussian_logprob(mb_actions, mean, log_std)
             adv = mb_adv.squeeze(-1)
             if cfg.norm_adv and adv.shape[-1] > 1:
                 adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
             policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
-            value_loss = 0.5 * ((value - mb_returns.squeeze(-1)) ** 2).mean(-1)
+            old_value = mb_values[0].squeeze(-1) if mb_values else None
+            v_loss = value_loss(value, mb_returns.squeeze(-1), old_value, value_clip, cfg.huber_delta)
             entropy = (log_std + 0.5 + LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
-            loss = (policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy).sum()
-            group.gradient_step(loss)
-            totals += torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_frac]).detach()
+            if critic is None:
+                loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+            else:
+                loss = policy_loss - cfg.ent_coef * entropy
+                critic.gradient_step(cfg.vf_coef * v_loss.mean())
+            group.gradient_step(loss.mean() if cfg.share_params else loss.sum())
+            totals += torch.stack([policy_loss, v_loss, entropy, approx_kl, clip_frac]).detach()
             steps += 1
     totals /= max(steps, 1)
     return dict(zip(PPO_DIAGNOSTICS, totals.tolist()))
@@ -554,6 +589,8 @@ class LAIPPO:
     rollout (`buffers`), reward scaler, observation memory and distiller.
     """
 
+    config_class = Config  # what from_state_dict builds the config as (mappo.MAPPO: its own)
+
     def __init__(
         self, agent_ids, obs_dims: dict, act_dims: dict, cfg: Config | None = None, num_envs: int = 1, seed: int = 0
     ):
@@ -573,6 +610,7 @@ class LAIPPO:
         self.reward_scalers = [RewardScaler(cfg.gamma) for _ in self.groups]
         self.memories = [ObservationMemory(len(g), g.obs_dim, cfg.obs_buffer_size, cfg.probe_size) for g in self.groups]
         self.distillers = [Distiller(cfg, len(g)) for g in self.groups]
+        self.critics = [None] * len(self.groups)  # MAPPO's centralised critics (mappo.MAPPO); None: the value heads
         self.num_updates = 0
         self.step_in_rollout = 0
 
@@ -589,14 +627,25 @@ class LAIPPO:
                 out[agent] = a[k].numpy()
         return out
 
+    def values(self, k: int, obs: np.ndarray, head_value: torch.Tensor | None = None) -> np.ndarray:
+        """Group k's value estimates [A, E] of its agents' observations [A, E, D], in units of return:
+        the critic's if the group has one, else the value heads' (`head_value` if already computed)."""
+        g, critic = self.groups[k], self.critics[k]
+        if critic is not None:
+            v, norm = critic.value(g, torch.as_tensor(obs)), critic.value_norm
+        else:
+            v = g.value(torch.as_tensor(obs)) if head_value is None else head_value
+            norm = g.value_norm
+        return (v if norm is None else norm.denormalise(v)).numpy()
+
     def act_and_store(self, obs: dict) -> dict:
         """Sample actions, recording obs/action/logprob/value in the rollout."""
         t, out = self.step_in_rollout, {}
-        for g, buf in zip(self.groups, self.buffers):
+        for k, (g, buf) in enumerate(zip(self.groups, self.buffers)):
             o = self._group_obs(g, obs)
             a, logp, v = g.act(torch.as_tensor(o), generator=self.generator)
             a = a.numpy()
-            buf.obs[t], buf.actions[t], buf.logprobs[t], buf.values[t] = o, a, logp.numpy(), v.numpy()
+            buf.obs[t], buf.actions[t], buf.logprobs[t], buf.values[t] = o, a, logp.numpy(), self.values(k, o, v)
             for k, agent in enumerate(g.agent_ids):
                 out[agent] = a[k]
         return out
@@ -609,14 +658,14 @@ class LAIPPO:
         `final_obs` (the real last observation) is bootstrapped.
         """
         t = self.step_in_rollout
-        for g, buf in zip(self.groups, self.buffers):
+        for k, (g, buf) in enumerate(zip(self.groups, self.buffers)):
             buf.rewards[t] = np.stack([rewards[a] for a in g.agent_ids])
             buf.dones[t] = dones
             buf.next_values[t] = 0.0
             if dones.any():
                 trunc = dones & ~terminated
                 if trunc.any():
-                    v = g.value(torch.as_tensor(self._group_obs(g, final_obs))).numpy()  # [A, E]
+                    v = self.values(k, self._group_obs(g, final_obs))  # [A, E]
                     buf.next_values[t] = np.where(trunc, v, 0.0)
         self.step_in_rollout += 1
 
@@ -627,18 +676,23 @@ class LAIPPO:
         linear LR annealing).  Returns diagnostics."""
         cfg = self.cfg
         assert self.step_in_rollout == self.rollout_length, "rollout not full"
-        lr = cfg.lr * max(0.0, 1.0 - lr_frac) if cfg.anneal_lr else cfg.lr
+        lr_scale = max(0.0, 1.0 - lr_frac) if cfg.anneal_lr else 1.0
+        lr = cfg.lr * lr_scale
         per_agent = {}
-        for g, buf, scaler, memory in zip(self.groups, self.buffers, self.reward_scalers, self.memories):
+        for k, (g, buf, scaler, memory) in enumerate(
+            zip(self.groups, self.buffers, self.reward_scalers, self.memories)
+        ):
             g.set_lr(lr)
-            batch = self._batch(g, buf, scaler, next_obs)
-            diag = ppo_update(g, batch, self.generator)
+            if self.critics[k] is not None:
+                self.critics[k].set_lr_scale(lr_scale)
+            batch = self._batch(k, buf, scaler, next_obs)
+            diag = ppo_update(g, batch, self.generator, self.critics[k])
             # normaliser statistics move only after the update, so the update
             # saw exactly the pipeline that generated the actions
             g.update_normaliser(batch["obs"])
             # agent i's buffer D_i: its recent raw observations in time order
             memory.remember(batch["obs"].numpy())
-            log_std = g.log_std.detach().mean((1, 2)).tolist()
+            log_std = g.log_std.detach().mean((1, 2)).expand(len(g)).tolist()  # shared: the one network's
             for k, agent in enumerate(g.agent_ids):
                 per_agent[agent] = {key: vals[k] for key, vals in diag.items()}
                 per_agent[agent]["log_std"] = log_std[k]
@@ -651,11 +705,12 @@ class LAIPPO:
                     per_agent[g.agent_ids[k]]["distill_loss"] = loss
         return self._stats(lr, per_agent)
 
-    def _batch(self, g: AgentGroup, buf: RolloutBuffer, scaler: RewardScaler, next_obs: dict) -> dict:
-        """A group's rollout as PPO's batch: tensors [A, T * E, ...] (time-major per agent) of obs,
-        actions, logprobs, and GAE's advantages and returns on the (scaled) rewards."""
-        cfg = self.cfg
-        last_v = g.value(torch.as_tensor(self._group_obs(g, next_obs))).numpy()  # [A, E]
+    def _batch(self, k: int, buf: RolloutBuffer, scaler: RewardScaler, next_obs: dict) -> dict:
+        """Group k's rollout as PPO's batch: tensors [A, T * E, ...] (time-major per agent) of obs,
+        actions, logprobs, GAE's advantages and returns on the (scaled) rewards, and the values
+        (with value normalisation, both in normalised units: ValueNormaliser.normalise_batch)."""
+        cfg, g = self.cfg, self.groups[k]
+        last_v = self.values(k, self._group_obs(g, next_obs))  # [A, E]
         next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
         # inside an episode: V(s_{t+1}); at an episode end: the stored bootstrap
         next_values = np.where(buf.dones.astype(bool), buf.next_values, next_values)
@@ -664,12 +719,16 @@ class LAIPPO:
         adv, ret = compute_gae(rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
         # [T, A, E, ...] -> [A, T * E, ...]
         flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
+        values, returns = flat(buf.values), flat(ret)
+        if (norm := g.value_norm if self.critics[k] is None else self.critics[k].value_norm) is not None:
+            values, returns = norm.normalise_batch(values, returns)
         return {
             "obs": flat(buf.obs),
             "actions": flat(buf.actions),
             "logprobs": flat(buf.logprobs),
             "advantages": flat(adv),
-            "returns": flat(ret),
+            "returns": returns,
+            "values": values,
         }
 
     def _stats(self, lr: float, per_agent: dict) -> dict:
@@ -745,8 +804,10 @@ class LAIPPO:
     def from_state_dict(cls, state: dict, num_envs: int = 1) -> LAIPPO:
         """A learner loaded from a state_dict (memeplex.checkpoints.check_compatible checks a user's first)."""
         assert state.get("format") == CHECKPOINT_FORMAT, f"not an LA-IPPO state (format {state.get('format')!r})"
-        learner = cls(
-            state["agent_ids"], state["obs_dims"], state["act_dims"], Config(**state["config"]), num_envs=num_envs
+        config_class = cls.config_class  # a MAPPO state's actors load as LA-IPPO (its config's critic fields aside)
+        config = config_class(
+            **{f.name: state["config"][f.name] for f in dataclasses.fields(config_class) if f.name in state["config"]}
         )
+        learner = cls(state["agent_ids"], state["obs_dims"], state["act_dims"], config, num_envs=num_envs)
         learner.load_state_dict(state)
         return learner

@@ -10,7 +10,8 @@ summary.json, training_plot.png) and checkpoints/<env>/<algo>/<run-name>_s<seed>
 (one step_<N>.pt per evaluation and latest.pt, each the whole training state).
 Ctrl-C or SIGTERM saves latest.pt and exits; --resume continues from the newest
 intact checkpoint (after a SIGKILL: the last evaluation's) exactly as if the run
-had not stopped.  train_ppo.py runs this same loop with distillation off.
+had not stopped.  train_ppo.py runs this same loop with distillation off, and
+train_mappo.py with distillation off and a centralised critic per team (mappo.py).
 
 On tag (simple_tag_v3) both teams learn at once (self-play): the 3 predators
 and the prey are LA-IPPO agents on their own rewards, and distillation pairs
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from mappo import MAPPO, MAPPOConfig
 from memeplex import checkpoints, cli, evaluators, options, training
 from memeplex.envs import spec, vec
 from memeplex.errors import UsageError
@@ -40,26 +42,34 @@ from memeplex.rundir import RunDir, provenance
 from memeplex.training import Progress as RunProgress
 from method_i import DISTILLATION_FIELDS, LAIPPO, Config
 
+# Per algorithm: its learner and config class, its name in titles, and its command line's description.
+LEARNERS = {"method_i": (LAIPPO, Config), "ppo": (LAIPPO, Config), "mappo": (MAPPO, MAPPOConfig)}
+NAMES = {"method_i": "Method I (LA-IPPO)", "ppo": "IPPO", "mappo": "MAPPO"}
+DESCRIPTIONS = {
+    "method_i": "Train Method I (LA-IPPO): independent PPO agents whose encoders are periodically distilled toward "
+    "each other.",
+    "ppo": "Train the IPPO baseline: Method I's agents and PPO with distillation off.",
+    "mappo": "Train MAPPO: Method I's actors (one per team by default) and PPO with a centralised critic per team "
+    "on the team's observations concatenated.",
+}
+
 
 def build_parser(algo: str) -> argparse.ArgumentParser:
-    """The command line of train_method_i.py (algo method_i) or train_ppo.py (ppo: no distillation options)."""
-    p = cli.ArgumentParser(
-        description=(
-            "Train Method I (LA-IPPO): independent PPO agents whose encoders are periodically "
-            "distilled toward each other."
-            if algo == "method_i"
-            else "Train the IPPO baseline: Method I's agents and PPO with distillation off."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    """The command line of train_method_i.py (algo method_i), train_ppo.py (ppo: no distillation options) or
+    train_mappo.py (mappo: no distillation options; mappo.MAPPOConfig's fields and defaults)."""
+    p = cli.ArgumentParser(description=DESCRIPTIONS[algo], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     options.add_run_arguments(
         p, budget_note="rounded up to whole rollouts of num-envs x rollout-length", envs=("spread", "tag")
     )
     options.add_best_response_arguments(p)
+    config_class = LEARNERS[algo][1]
     cli.add_dataclass_arguments(
-        p.add_argument_group("LA-IPPO hyperparameters (method_i.Config)"),
-        Config,
-        skip=DISTILLATION_FIELDS if algo == "ppo" else (),
+        p.add_argument_group(
+            f"{'MAPPO' if algo == 'mappo' else 'LA-IPPO'} hyperparameters "
+            f"({config_class.__module__}.{config_class.__name__})"
+        ),  # fmt: skip
+        config_class,
+        skip=DISTILLATION_FIELDS if algo != "method_i" else (),
     )
     return p
 
@@ -78,7 +88,8 @@ def main(argv=None, algo: str = "method_i") -> int:
     with run:
         if algo == "ppo":
             args.topology = "none"
-        return train(RunOptions.from_namespace(args), cli.dataclass_from_args(Config, args), algo, run)
+        cfg = cli.dataclass_from_args(LEARNERS[algo][1], args)
+        return train(RunOptions.from_namespace(args), cfg, algo, run)
 
 
 @dataclass
@@ -113,7 +124,7 @@ def start_or_resume(opts: RunOptions, cfg: Config, algo: str, run: RunDir, envs)
     agents, obs_dims, act_dims = spec.env_info(opts.env_id)
     if opts.opponent:  # best response: only --team learns
         agents = spec.teams(opts.env_id)[opts.team]
-    learner = LAIPPO(agents, obs_dims, act_dims, cfg, opts.num_envs, seed=opts.seed)
+    learner = LEARNERS[algo][0](agents, obs_dims, act_dims, cfg, opts.num_envs, seed=opts.seed)
     if not opts.resume:
         config = {"algo": algo, "args": opts.record, "method_config": dataclasses.asdict(cfg), **provenance()}
         run.write_config(config)
@@ -197,7 +208,7 @@ def train(opts: RunOptions, cfg: Config, algo: str, run: RunDir) -> int:
     interrupted = train_updates(opts, cfg, algo, run, learner, envs, obs, progress, evaluator, opponent)
     envs.close()
 
-    name = "Method I (LA-IPPO)" if algo == "method_i" else "IPPO"
+    name = NAMES[algo]
     policy = lambda obs, state: learner.act(obs, deterministic=True)
     title = f"{name} on {opts.env_id}, seed {opts.seed}"
     extra = {"updates": learner.num_updates}

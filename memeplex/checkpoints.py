@@ -3,7 +3,8 @@
 A training run's checkpoint (format `memeplex-run/1`, torch.save of plain
 tensors, numbers and strings, loadable with weights_only=True) carries the
 algorithm, the env, the run's arguments and progress, and either
-  * `learner`: an LA-IPPO state dict (train_method_i.py, train_ppo.py), or
+  * `learner`: an LA-IPPO state dict (train_method_i.py, train_ppo.py), or a
+    MAPPO one (train_mappo.py: LA-IPPO's actors plus its critics), or
   * `actors`: the best MADDPG member's actors (train_maddpg.py), each as its
     constructor arguments and weights.
 `load_policy` turns any of them into a deterministic policy(obs, worlds);
@@ -26,7 +27,8 @@ from memeplex.errors import CheckpointError, UsageError
 from memeplex.files import atomic_write
 
 RUN_FORMAT = "memeplex-run/1"
-LA_IPPO_ALGOS = ("method_i", "ppo")
+LA_IPPO_ALGOS = ("method_i", "ppo", "mappo")  # a `learner` of LA-IPPO's format (MAPPO's: the actors and critics)
+ALGOS = (*LA_IPPO_ALGOS, "maddpg")
 
 
 def save_checkpoint(obj: dict, path) -> None:
@@ -55,12 +57,12 @@ def load_checkpoint(path) -> dict:
     return state
 
 
-def load_run_checkpoint(path, env_name: str | None = None, algos=("method_i", "ppo", "maddpg")) -> dict:
+def load_run_checkpoint(path, env_name: str | None = None, algos=ALGOS) -> dict:
     """A training run's checkpoint, checked to be of one of `algos` and, if given, of env `env_name`."""
     state = load_checkpoint(path)
     algo = state.get("algo")
     if state.get("format") != RUN_FORMAT or algo not in algos:
-        scripts = {"method_i": "eval_method_i.py", "ppo": "eval_method_i.py", "maddpg": "eval_maddpg.py"}
+        scripts = {**dict.fromkeys(LA_IPPO_ALGOS, "eval_method_i.py"), "maddpg": "eval_maddpg.py"}
         hint = f"; use {scripts[algo]}" if state.get("format") == RUN_FORMAT and algo in scripts else ""
         raise CheckpointError(f"{path} is not a training checkpoint of {' or '.join(sorted(set(algos)))}{hint}")
     if env_name is not None and state["env"] != env_name:
@@ -70,15 +72,15 @@ def load_run_checkpoint(path, env_name: str | None = None, algos=("method_i", "p
 
 def policy_only(state: dict) -> dict:
     """A run checkpoint reduced to what acting needs (the shipped checkpoints, the pool's snapshots):
-    LA-IPPO without its optimiser, observation buffer, return statistics and env state; MADDPG's best
-    member's actors without the population's training state."""
+    LA-IPPO without its optimiser, observation buffer, return statistics and env state (MAPPO: and its
+    critics); MADDPG's best member's actors without the population's training state."""
     state = {k: v for k, v in state.items() if k not in ("envs", "training")}
     if "learner" in state:
         groups = [
             {**g, "optimizer": None, "obs_buffer": None, "obs_buffer_count": 0, "discounted_return": None}
             for g in state["learner"]["groups"]
         ]
-        state["learner"] = {**state["learner"], "groups": groups}
+        state["learner"] = {k: v for k, v in state["learner"].items() if k != "critics"} | {"groups": groups}
     return state
 
 
@@ -87,6 +89,8 @@ def resumable(state: dict) -> bool:
     if state.get("algo") == "maddpg":
         return "training" in state
     groups = state.get("learner", {}).get("groups", [])
+    if state.get("algo") == "mappo" and "critics" not in state.get("learner", {}):
+        return False
     return bool(groups) and all(g.get("optimizer") is not None for g in groups)
 
 
@@ -146,7 +150,8 @@ def _newest_first(directory: Path):
 
 
 def load_learner(path, env_name=None):
-    """(LAIPPO, checkpoint dict) from a train_method_i.py / train_ppo.py checkpoint."""
+    """(LAIPPO, checkpoint dict) from a train_method_i.py / train_ppo.py / train_mappo.py checkpoint
+    (MAPPO's: its actors, as an LAIPPO that acts like it)."""
     return _learner_from(load_run_checkpoint(path, env_name, LA_IPPO_ALGOS), path)
 
 
@@ -187,7 +192,7 @@ def _actor_policy_from(state: dict, path):
 
 def load_policy(path, env_name: str | None = None):
     """The deterministic policy(obs, worlds) stored in any training checkpoint
-    of this repository (Method I, IPPO or MADDPG), and the checkpoint dict.
+    of this repository (Method I, IPPO, MAPPO: its actors, or MADDPG), and the checkpoint dict.
     Loading leaves the global RNG state of python, numpy and torch as it was
     (building an AgileRL actor draws initial weights from torch's)."""
     with untouched_global_rng():

@@ -57,9 +57,12 @@ def add_dataclass_arguments(parser, cls, skip=()) -> None:
 
 
 def field_docs(cls) -> dict:
-    """{field: the docstring under it, on one line} of a dataclass."""
+    """{field: the docstring under it, on one line} of a dataclass (a subclass's own docstring of a
+    field it redefines, else its base class's)."""
+    bases = [c for c in cls.__mro__[1:] if dataclasses.is_dataclass(c)]
+    inherited = field_docs(bases[0]) if bases else {}
     body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    return {
+    return inherited | {
         node.target.id: " ".join(doc.value.value.split())
         for node, doc in zip(body, body[1:])
         if isinstance(node, ast.AnnAssign)

@@ -1,11 +1,13 @@
 """Running statistics that keep a learner's inputs and targets O(1), per agent and
 stacked along the agent axis: the moments update shared by the observation
-normaliser and the reward scaler, and the reward scaler itself (--norm-reward)."""
+normaliser, the reward scaler and the value normaliser; the reward scaler itself
+(--norm-reward); and the value normaliser (--value-norm)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 
 @torch.no_grad()
@@ -51,3 +53,43 @@ class RewardScaler:
         mean, var, count = moments
         update_moments(mean, var, count, torch.as_tensor(np.moveaxis(returns, 1, 0).reshape(rewards.shape[1], -1)))
         return (rewards / np.sqrt(var.numpy() + 1e-8)[None, :, None]).astype(np.float32)
+
+
+class ValueNormaliser(nn.Module):
+    """Running mean and std of each agent's value targets (the returns), so a value network
+    learns O(1) targets: targets are normalised for the value loss, and the network's outputs
+    are de-normalised wherever a value is used (GAE, bootstraps).  The statistics are exact
+    running moments over every return seen (update_moments), one per agent; they are buffers,
+    so they travel with the network's state_dict."""
+
+    def __init__(self, num_agents: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_agents, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(num_agents, dtype=torch.float64))
+        self.register_buffer("count", torch.full((num_agents,), 1e-4, dtype=torch.float64))
+
+    def _std(self, shape) -> tuple:
+        view = lambda t: t.view(-1, *[1] * (len(shape) - 1))
+        return view(self.mean), view((self.var + 1e-8).sqrt())
+
+    @torch.no_grad()
+    def update(self, returns: torch.Tensor) -> None:
+        """Merge returns [A, N] into each agent's running moments."""
+        update_moments(self.mean, self.var, self.count, returns)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """x [A, ...] in units of each agent's return std, centred on its mean."""
+        mean, std = self._std(x.shape)
+        return ((x.double() - mean) / std).to(x.dtype)
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of normalise: network outputs [A, ...] back in units of return."""
+        mean, std = self._std(x.shape)
+        return (x.double() * std + mean).to(x.dtype)
+
+    def normalise_batch(self, values: torch.Tensor, returns: torch.Tensor) -> tuple:
+        """A rollout's values (the predictions) and returns (the value targets) [A, N] in normalised units:
+        the values with the statistics that made them, the returns with the statistics after merging them."""
+        values = self.normalise(values)
+        self.update(returns)
+        return values, self.normalise(returns)

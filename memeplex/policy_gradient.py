@@ -55,3 +55,22 @@ def ppo_losses(new_logprob, old_logprob, advantages, clip_coef):
 def gaussian_logprob(action, mean, log_std):
     """log N(action; mean, exp(log_std)), summed over the last (action) axis."""
     return (-0.5 * ((action - mean) / log_std.exp()) ** 2 - log_std - LOG_SQRT_2PI).sum(-1)
+
+
+def value_loss(value, target, old_value=None, clip_coef: float | None = None, huber_delta: float = 0.0):
+    """The value loss, meaned over the last axis: 0.5 * (value - target)^2, or with huber_delta > 0
+    the Huber loss of the error (quadratic within delta, linear beyond); with clip_coef, PPO's value
+    clipping: the larger of the losses of the prediction and of old_value + clip(value - old_value,
+    -clip_coef, clip_coef) (the MAPPO authors' value loss)."""
+
+    def loss(error):
+        if huber_delta > 0:
+            return torch.nn.functional.huber_loss(error, torch.zeros_like(error), reduction="none", delta=huber_delta)
+        return 0.5 * error**2
+
+    if clip_coef is None:
+        if huber_delta > 0:
+            return loss(value - target).mean(-1)
+        return 0.5 * ((value - target) ** 2).mean(-1)  # the default: exactly the historical expression
+    clipped = old_value + (value - old_value).clamp(-clip_coef, clip_coef)
+    return torch.maximum(loss(value - target), loss(clipped - target)).mean(-1)

@@ -12,15 +12,21 @@ from memeplex import cli
 from memeplex.cli import positive
 from memeplex.errors import UsageError
 from memeplex.files import check_writable
+from memeplex.suites import TRAIN_SCRIPTS
 
 # The run each pool set reads, per algorithm. wallclock: Method I and IPPO trained for MADDPG's wall time
 # (--max-time), against MADDPG's own 200k-step run, which sets that time.
 POOL_SET_RUN_NAMES = {
-    "step": {"maddpg": "selfplay", "method_i": "selfplay", "ppo": "selfplay"},
-    "wallclock": {"maddpg": "selfplay", "method_i": "selfplay-wallclock", "ppo": "selfplay-wallclock"},
+    "step": {"maddpg": "selfplay", "method_i": "selfplay", "ppo": "selfplay", "mappo": "selfplay"},
+    "wallclock": {
+        "maddpg": "selfplay",
+        "method_i": "selfplay-wallclock",
+        "ppo": "selfplay-wallclock",
+        "mappo": "selfplay-wallclock",
+    },
 }
-COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo")
-TRAIN_SCRIPTS = {"method_i": "train_method_i.py", "ppo": "train_ppo.py", "maddpg": "train_maddpg.py"}
+COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo", "mappo")
+DEFAULT_ALGOS = ("maddpg", "method_i", "ppo")  # the published pool sets' (no MAPPO runs among them yet)
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ def add_pool_set_arguments(p) -> None:
         "MADDPG's wall time ('selfplay-wallclock') with MADDPG's 'selfplay' run",
     )
     p.add_argument(
-        "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(COMPETITIVE_ALGOS), help="algorithms to include"
+        "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(DEFAULT_ALGOS), help="algorithms to include"
     )
     p.add_argument("--run-name", default=None, help="read this run name for every algorithm instead")
     p.add_argument("--seed", type=int, default=1, help="seed of the runs to read")

@@ -35,6 +35,7 @@ BENCH_TINY = ["--env-steps", "200", "--train-steps", "1024", "--eval-episodes", 
 TINY = {
     "train_method_i.py": TINY_PPO,
     "train_ppo.py": TINY_PPO,
+    "train_mappo.py": TINY_PPO,
     "train_maddpg.py": TINY_MADDPG,
     "eval_method_i.py": EVAL_TINY,
     "eval_maddpg.py": EVAL_TINY,

@@ -205,6 +205,7 @@ def test_compare_results_tables_and_plot(tmp_path):
 SCRIPTS = (
     "train_method_i",
     "train_ppo",
+    "train_mappo",
     "train_maddpg",
     "eval_method_i",
     "eval_maddpg",
