@@ -9,7 +9,7 @@ spread rewards are partly local, so the agents' returns differ):
 
     V(s) = [V_1(s), ..., V_A(s)]
 
-GAE uses the critic's values; PPO's actor loss is method_i.ppo_update's, and
+GAE uses the critic's values; PPO's actor loss is memeplex.ppo.ppo_update's, and
 the value loss trains the critic alone, with its own Adam (its own learning
 rate).  Execution uses the actors only: a MAPPO checkpoint's learner is an
 LA-IPPO state (the actors) plus `critics`, so it loads as a policy like an

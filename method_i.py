@@ -50,7 +50,8 @@ import torch.nn as nn
 from memeplex.alignment import latent_alignment, pair_alignment
 from memeplex.buffers import ObservationMemory, RolloutBuffer
 from memeplex.normalisation import RewardScaler, ValueNormaliser, update_moments
-from memeplex.policy_gradient import LOG_SQRT_2PI, compute_gae, gaussian_logprob, ppo_losses, value_loss
+from memeplex.policy_gradient import LOG_SQRT_2PI
+from memeplex.ppo import PPO_DIAGNOSTICS, ppo_update, rollout_batch
 from memeplex.stacked import StackedAdam, orthogonal
 
 LOG_STD_MIN, LOG_STD_MAX = -2.0, 0.5
@@ -69,7 +70,6 @@ DISTILLATION_FIELDS = (
     "distill_steps",
     "distill_max_grad_norm",
 )
-PPO_DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")  # ppo_update's, per agent
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"  # LAIPPO.state_dict()["format"]
 
 
@@ -513,68 +513,6 @@ class AgentGroup(nn.Module):
 
 
 # ----------------------------------------------------------------------------
-# Phase 1: PPO
-# ----------------------------------------------------------------------------
-
-
-def ppo_update(group: AgentGroup, batch: dict, generator: torch.Generator, critic=None) -> dict:
-    """update_epochs x num_minibatches PPO steps of a group on a flattened rollout.
-
-    `batch` holds tensors shaped [A, N, ...]: obs, actions, logprobs,
-    advantages, returns (the value targets) and, with clip_value_loss, values
-    (the predictions that generated them).  With a `critic` (MAPPO's
-    centralised critic: critic(obs) -> values [A, B] of the group's normalised
-    observations [A, B, D]) the value loss trains the critic with its own
-    optimiser, not the actors' value heads.  Returns mean diagnostics per agent
-    (PPO_DIAGNOSTICS).
-    """
-    cfg = group.cfg
-    n = batch["obs"].shape[1]
-    mb_size = max(1, n // cfg.num_minibatches)
-    totals = torch.zeros(len(PPO_DIAGNOSTICS), len(group))
-    steps = 0
-    # The normaliser is fixed during the update: normalise once, and pack
-    # every per-sample field into one tensor so an epoch's shuffle is one gather.
-    with torch.no_grad():
-        obs = group._normalise(group._tensors(), batch["obs"])
-    keys = ("actions", "logprobs", "advantages", "returns", *(("values",) if cfg.clip_value_loss else ()))
-    fields = [obs] + [batch[k] if k == "actions" else batch[k][..., None] for k in keys]
-    cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
-    packed = torch.cat(fields, dim=-1)
-    weights = group._tensors()  # the parameters themselves: Adam updates them in place (shared: indexed, per step)
-    value_clip = cfg.clip_coef if cfg.clip_value_loss else None
-    for _ in range(cfg.update_epochs):
-        shuffled = packed[:, torch.randperm(n, generator=generator)]
-        for start in range(0, n - mb_size + 1, mb_size):
-            mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns, *mb_values = torch.tensor_split(
-                shuffled[:, start : start + mb_size], cuts, dim=-1
-            )
-            if cfg.share_params:
-                weights = group._tensors()
-            mean, value, log_std = group._forward(weights, mb_obs, normalised=True)
-            if critic is not None:
-                value = critic(mb_obs)
-            new_logprob = gaussian_logprob(mb_actions, mean, log_std)
-            adv = mb_adv.squeeze(-1)
-            if cfg.norm_adv and adv.shape[-1] > 1:
-                adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
-            policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
-            old_value = mb_values[0].squeeze(-1) if mb_values else None
-            v_loss = value_loss(value, mb_returns.squeeze(-1), old_value, value_clip, cfg.huber_delta)
-            entropy = (log_std + 0.5 + LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
-            if critic is None:
-                loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-            else:
-                loss = policy_loss - cfg.ent_coef * entropy
-                critic.gradient_step(cfg.vf_coef * v_loss.mean())
-            group.gradient_step(loss.mean() if cfg.share_params else loss.sum())
-            totals += torch.stack([policy_loss, v_loss, entropy, approx_kl, clip_frac]).detach()
-            steps += 1
-    totals /= max(steps, 1)
-    return dict(zip(PPO_DIAGNOSTICS, totals.tolist()))
-
-
-# ----------------------------------------------------------------------------
 # The learner
 # ----------------------------------------------------------------------------
 
@@ -685,7 +623,7 @@ class LAIPPO:
             g.set_lr(lr)
             if self.critics[k] is not None:
                 self.critics[k].set_lr_scale(lr_scale)
-            batch = self._batch(k, buf, scaler, next_obs)
+            batch = rollout_batch(self, k, buf, scaler, next_obs)
             diag = ppo_update(g, batch, self.generator, self.critics[k])
             # normaliser statistics move only after the update, so the update
             # saw exactly the pipeline that generated the actions
@@ -703,49 +641,7 @@ class LAIPPO:
             for g, memory, distiller in zip(self.groups, self.memories, self.distillers):
                 for k, loss in enumerate(distiller.step(g, memory, self.generator)):
                     per_agent[g.agent_ids[k]]["distill_loss"] = loss
-        return self._stats(lr, per_agent)
-
-    def _batch(self, k: int, buf: RolloutBuffer, scaler: RewardScaler, next_obs: dict) -> dict:
-        """Group k's rollout as PPO's batch: tensors [A, T * E, ...] (time-major per agent) of obs,
-        actions, logprobs, GAE's advantages and returns on the (scaled) rewards, and the values
-        (with value normalisation, both in normalised units: ValueNormaliser.normalise_batch)."""
-        cfg, g = self.cfg, self.groups[k]
-        last_v = self.values(k, self._group_obs(g, next_obs))  # [A, E]
-        next_values = np.concatenate([buf.values[1:], last_v[None]], axis=0)
-        # inside an episode: V(s_{t+1}); at an episode end: the stored bootstrap
-        next_values = np.where(buf.dones.astype(bool), buf.next_values, next_values)
-        moments = (g.ret_mean, g.ret_var, g.ret_count)  # kept with the weights
-        rewards = scaler(buf.rewards, buf.dones, moments) if cfg.norm_reward else buf.rewards
-        adv, ret = compute_gae(rewards, buf.values, next_values, buf.dones, cfg.gamma, cfg.gae_lambda)
-        # [T, A, E, ...] -> [A, T * E, ...]
-        flat = lambda x: torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 1, 0)).reshape(len(g), -1, *x.shape[3:]))
-        values, returns = flat(buf.values), flat(ret)
-        if (norm := g.value_norm if self.critics[k] is None else self.critics[k].value_norm) is not None:
-            values, returns = norm.normalise_batch(values, returns)
-        return {
-            "obs": flat(buf.obs),
-            "actions": flat(buf.actions),
-            "logprobs": flat(buf.logprobs),
-            "advantages": flat(adv),
-            "returns": returns,
-            "values": values,
-        }
-
-    def _stats(self, lr: float, per_agent: dict) -> dict:
-        """learn's diagnostics: the means over agents (nan-skipping), the latent diagnostics, and per agent."""
-        stats = {"lr": lr}
-        for key in (*PPO_DIAGNOSTICS, "log_std", "distill_loss"):
-            vals = [d[key] for d in per_agent.values() if not math.isnan(d[key])]
-            stats[key] = float(np.mean(vals)) if vals else float("nan")
-        diagnostics = [
-            latent_alignment(g.encode_all(m.probe)) for g, m in zip(self.groups, self.memories) if len(g) > 1
-        ]
-        stats["latent_distance"] = float(np.mean([d for d, _ in diagnostics])) if diagnostics else float("nan")
-        stats["latent_cka"] = float(np.mean([c for _, c in diagnostics])) if diagnostics else float("nan")
-        latest = {a: m.latest[k] for g, m in zip(self.groups, self.memories) for k, a in enumerate(g.agent_ids)}
-        stats.update(self.alignment(latest, "rollout_") if all(m.latest is not None for m in self.memories) else {})
-        stats["per_agent"] = per_agent
-        return stats
+        return learn_stats(self, lr, per_agent)
 
     def alignment(self, obs: dict, prefix: str = "") -> dict:
         """{prefix + "cka", prefix + "rel_distance"}: Distiller.alignment of every group of two or more
@@ -811,3 +707,20 @@ class LAIPPO:
         learner = cls(state["agent_ids"], state["obs_dims"], state["act_dims"], config, num_envs=num_envs)
         learner.load_state_dict(state)
         return learner
+
+
+def learn_stats(learner: LAIPPO, lr: float, per_agent: dict) -> dict:
+    """LAIPPO.learn's diagnostics: the means over agents (nan-skipping), the latent diagnostics, and per agent."""
+    stats = {"lr": lr}
+    for key in (*PPO_DIAGNOSTICS, "log_std", "distill_loss"):
+        vals = [d[key] for d in per_agent.values() if not math.isnan(d[key])]
+        stats[key] = float(np.mean(vals)) if vals else float("nan")
+    diagnostics = [
+        latent_alignment(g.encode_all(m.probe)) for g, m in zip(learner.groups, learner.memories) if len(g) > 1
+    ]
+    stats["latent_distance"] = float(np.mean([d for d, _ in diagnostics])) if diagnostics else float("nan")
+    stats["latent_cka"] = float(np.mean([c for _, c in diagnostics])) if diagnostics else float("nan")
+    latest = {a: m.latest[k] for g, m in zip(learner.groups, learner.memories) for k, a in enumerate(g.agent_ids)}
+    stats.update(learner.alignment(latest, "rollout_") if all(m.latest is not None for m in learner.memories) else {})
+    stats["per_agent"] = per_agent
+    return stats

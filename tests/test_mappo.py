@@ -18,6 +18,7 @@ from memeplex import checkpoints
 from memeplex.errors import UsageError
 from memeplex.normalisation import ValueNormaliser
 from memeplex.policy_gradient import compute_gae, value_loss
+from memeplex.ppo import rollout_batch
 from method_i import LAIPPO, AgentGroup, Config
 from test_faults import SMALL, TAG, outcome, run_dirs, stop_after
 
@@ -84,7 +85,7 @@ def test_value_targets_are_normalised_and_values_denormalised_for_gae(cls):
     raw = torch.stack(raw).numpy()  # [T, A, E]
     np.testing.assert_allclose(buf.values, 5.0 + 2.0 * raw, rtol=1e-5, atol=1e-5)
     last = m.values(0, np.stack([obs[a] for a in AGENTS]))  # with the statistics before the update
-    batch = m._batch(0, buf, m.reward_scalers[0], obs)
+    batch = rollout_batch(m, 0, buf, m.reward_scalers[0], obs)
     _, ret = compute_gae(buf.rewards, buf.values, np.concatenate([buf.values[1:], last[None]]), buf.dones, m.cfg.gamma,
                          m.cfg.gae_lambda)  # fmt: skip
     flat = lambda x: np.moveaxis(x, 1, 0).reshape(3, -1)

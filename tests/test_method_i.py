@@ -6,20 +6,19 @@ import pytest
 import torch
 
 import method_i
-from memeplex import alignment, checkpoints, stacked
+from memeplex import alignment, checkpoints, ppo, stacked
 from memeplex.buffers import ObservationMemory
 from memeplex.envs import spec, vec
 from memeplex.errors import CheckpointError
 from memeplex.normalisation import RewardScaler, update_moments
+from memeplex.policy_gradient import compute_gae, ppo_losses
 from memeplex.stacked import StackedAdam
 from method_i import (
     LAIPPO,
     AgentGroup,
     Config,
     Distiller,
-    compute_gae,
     peer_targets,
-    ppo_losses,
     random_encoder_targets,
     shuffled_targets,
     topology_pairs,
@@ -50,13 +49,13 @@ def test_learner_bootstraps_truncation_from_final_obs_per_env(monkeypatch):
     learner = LAIPPO(agents, obs_dims, act_dims, Config(topology="none", update_epochs=1, rollout_length=3), num_envs=2)
     g = learner.groups[0]
     captured = {}
-    real_gae = method_i.compute_gae
+    real_gae = ppo.compute_gae
 
     def spy(rewards, values, next_values, dones, gamma, lam):
         captured.update(values=values.copy(), next_values=next_values.copy(), dones=dones.copy())
         return real_gae(rewards, values, next_values, dones, gamma, lam)
 
-    monkeypatch.setattr(method_i, "compute_gae", spy)
+    monkeypatch.setattr(ppo, "compute_gae", spy)
     rng = np.random.default_rng(0)
     obs = lambda: {a: rng.normal(size=(2, 3)).astype(np.float32) for a in agents}
     final = obs()
@@ -433,8 +432,8 @@ def test_reward_scaling_divides_by_std_of_discounted_return(monkeypatch):
     assert (scaled < 0).all()  # scaling keeps the sign
     # in the learner: --norm-reward scales with the group's statistics; without it GAE sees the rewards as stored
     seen = {}
-    real_gae = method_i.compute_gae
-    monkeypatch.setattr(method_i, "compute_gae", lambda r, *a: seen.update(rewards=r) or real_gae(r, *a))
+    real_gae = ppo.compute_gae
+    monkeypatch.setattr(ppo, "compute_gae", lambda r, *a: seen.update(rewards=r) or real_gae(r, *a))
     for norm_reward in (True, False):
         learner = LAIPPO(["a"], {"a": 2}, {"a": 1}, Config(norm_reward=norm_reward, rollout_length=2, update_epochs=1))
         for _ in range(2):
