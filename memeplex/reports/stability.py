@@ -165,7 +165,7 @@ def figure(cands: list):
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
     colours = plt.get_cmap("tab10")
     for k, (name, algo, runs) in enumerate(cands):
-        colour = colours(k % colours.N)
+        colour, label = colours(k % colours.N), f"{name} ({algo}, seeds {fmt_seeds([s for s, _ in runs])})"
         for (key, ylabel, log), ax in zip(PANELS, axes.flat):
             if key == "eval_normalised":
                 steps, y = curve_matrix([d for _, d in runs], key)
@@ -173,7 +173,7 @@ def figure(cands: list):
                 curves = [binned(d, key) for _, d in runs]
                 n = min(len(s) for s, _ in curves)
                 steps, y = curves[0][0][:n], np.array([v[:n] for _, v in curves])
-            ax.plot(steps, np.nanmean(y, 0), color=colour, label=f"{name} ({algo}, {len(runs)} seeds)")
+            ax.plot(steps, np.nanmean(y, 0), color=colour, label=label)
             ax.set_ylabel(ylabel)
             ax.set_yscale("log" if log else "linear")
             ax.grid(alpha=0.3)
