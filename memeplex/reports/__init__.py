@@ -4,6 +4,7 @@ Each module's `report(results, log)` returns {file name: text or Figure}; compar
 them under results/<spread|tag|benchmarks|sweeps>/report/:
   spread.py      main, long, wallclock, ablation (with CKA) and scaling suites
   dose.py        the distillation dose sweep under results/spread/dose (docs/distillation_dose.md)
+  stability.py   long-training stability candidates under results/spread/stability (2M env steps)
   tag.py         self-play, fixed pools, cross-seed play (cross_seed.py), exploitability, the headline
   benchmarks.py  throughput benchmark; the best-response recipe's check (under tag/report/)
   sweeps.py      the exploratory sweeps under results/sweeps, one row per run (also compare_results.py --by-run)
