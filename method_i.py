@@ -720,7 +720,13 @@ def learn_stats(learner: LAIPPO, lr: float, per_agent: dict) -> dict:
     ]
     stats["latent_distance"] = float(np.mean([d for d, _ in diagnostics])) if diagnostics else float("nan")
     stats["latent_cka"] = float(np.mean([c for _, c in diagnostics])) if diagnostics else float("nan")
-    latest = {a: m.latest[k] for g, m in zip(learner.groups, learner.memories) for k, a in enumerate(g.agent_ids)}
+    # on the latest rollout's observations, every `stride`-th: about probe_size in all, so the cost stays small
+    stride = lambda m: max(1, m.latest.shape[0] * m.latest.shape[1] // learner.cfg.probe_size)
+    latest = {
+        a: m.latest[k, :: stride(m)]
+        for g, m in zip(learner.groups, learner.memories)
+        for k, a in enumerate(g.agent_ids)
+    }
     stats.update(learner.alignment(latest, "rollout_") if all(m.latest is not None for m in learner.memories) else {})
     stats["per_agent"] = per_agent
     return stats
