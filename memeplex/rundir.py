@@ -158,7 +158,7 @@ class RunDir:
     def close(self, failed: bool = False) -> None:
         """Release the run. After a failure the empty directories this process created go; a run that saved
         no checkpoint has nothing to continue, so its directories and the config.json it wrote go too."""
-        if failed and self.live is not None:
+        if self.live is not None:  # first: a failed run's directory may go below
             self.live.close()
             self.live = None
         if failed:
@@ -170,9 +170,6 @@ class RunDir:
                     shutil.rmtree(d, ignore_errors=True)
                 else:
                     _rmdir_if_empty(d)
-        if self.live is not None:
-            self.live.close()
-            self.live = None
         self._created = []
         for fd in self._locks:
             os.close(fd)
