@@ -267,15 +267,9 @@ class Distiller:
             loss_i = torch.stack([((latents[k] - target) ** 2).sum(-1).mean() for target in targets[i]]).mean()
             losses[i] = loss_i.item()
             total = total + self.cfg.distill_weight * loss_i
-        # distillation's own gradient step: its own clip (cfg.distill_clip), only the students' Adam
-        # steps; by default the same operations as the group's PPO step (AgentGroup.gradient_step)
-        opt = group.optimizer
-        opt.zero_grad(flat=False)
-        total.backward()
-        if self.cfg.distill_clip is not None:
-            opt.clip_grad_norm_(self.cfg.distill_clip)
-        opt.step(students)
-        group.changed()
+        # distillation's own clip (cfg.distill_clip; None: none), only the students' Adam steps
+        clip = self.cfg.distill_clip
+        group.gradient_step(total, students, max_norm=math.inf if clip is None else clip)
         return losses
 
     @torch.no_grad()
@@ -496,13 +490,15 @@ class AgentGroup(nn.Module):
         update_moments(self.norm_mean, self.norm_var, self.norm_count, obs)
         self.changed()
 
-    def gradient_step(self, loss, agents=None):
-        """Backpropagate a sum of per-agent losses, clip each agent's gradient
-        norm separately, and step the given agents' Adam (default: all)."""
+    def gradient_step(self, loss, agents=None, max_norm: float | None = None):
+        """Backpropagate a sum of per-agent losses, clip each agent's gradient norm separately at max_norm
+        (default: PPO's max_grad_norm; inf: no clip), and step the given agents' Adam (default: all)."""
         opt = self.optimizer
         opt.zero_grad(flat=agents is None)  # PPO's loss reaches every parameter: gradients into the flat buffer
         loss.backward()
-        opt.clip_grad_norm_(self.cfg.max_grad_norm)
+        max_norm = self.cfg.max_grad_norm if max_norm is None else max_norm
+        if math.isfinite(max_norm):
+            opt.clip_grad_norm_(max_norm)
         opt.step(agents)
         with torch.no_grad():  # projected gradient: the parameter itself stays in bounds, so it can come back
             self.log_std.clamp_(LOG_STD_MIN, LOG_STD_MAX)
