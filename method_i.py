@@ -59,6 +59,7 @@ Topology = Literal["all-to-all", "ring", "star", "none"]
 TOPOLOGIES = get_args(Topology)
 Activation = Literal["tanh", "relu"]
 DistillTarget = Literal["peer", "shuffled", "random-encoder"]
+DistillOptimizer = Literal["shared", "own"]
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 DISTILLATION_FIELDS = (
     "topology",
@@ -69,6 +70,7 @@ DISTILLATION_FIELDS = (
     "distill_target",
     "distill_steps",
     "distill_max_grad_norm",
+    "distill_optimizer",
 )
 CHECKPOINT_FORMAT = "memeplex-la-ippo/1"  # LAIPPO.state_dict()["format"]
 
@@ -151,6 +153,9 @@ class Config:
     """gradient steps per distillation event, each on a fresh batch o ~ D_i"""
     distill_max_grad_norm: float = -1.0
     """per-agent gradient-norm clip of a distillation step: negative = max_grad_norm (PPO's clip), 0 or inf = none"""
+    distill_optimizer: DistillOptimizer = "shared"
+    """the Adam of the distillation steps: shared = the agent's one Adam, which PPO uses too; own = a second Adam per
+    agent over the encoder only (same lr and schedule), so distillation's gradients never enter PPO's moments"""
     # -- diagnostics
     probe_size: int = 256
     """fixed batch of observations on which the mean latent distance between agents is logged"""
@@ -173,6 +178,10 @@ class Config:
             (self.update_epochs > 0 and self.num_minibatches > 0, "update_epochs and num_minibatches must be positive"),
             (self.rollout_length > 0 and self.probe_size > 0, "rollout_length and probe_size must be positive"),
             (self.distill_target in get_args(DistillTarget), f"unknown distill_target {self.distill_target!r}"),
+            (
+                self.distill_optimizer in get_args(DistillOptimizer),
+                f"unknown distill_optimizer {self.distill_optimizer!r}",
+            ),
             (self.max_grad_norm > 0, "max_grad_norm must be positive"),
             (self.distill_interval > 0, "distill_interval must be positive"),
             (self.huber_delta >= 0, "huber_delta must be non-negative"),
@@ -269,7 +278,7 @@ class Distiller:
             total = total + self.cfg.distill_weight * loss_i
         # distillation's own clip (cfg.distill_clip; None: none), only the students' Adam steps
         clip = self.cfg.distill_clip
-        group.gradient_step(total, students, max_norm=math.inf if clip is None else clip)
+        group.gradient_step(total, students, math.inf if clip is None else clip, group.distill_optimizer)
         return losses
 
     @torch.no_grad()
@@ -386,6 +395,8 @@ class AgentGroup(nn.Module):
         self.register_buffer("ret_count", torch.full((agents,), 1e-4, dtype=torch.float64))
         self.value_norm = ValueNormaliser(agents) if cfg.value_norm else None  # the value head's targets
         self.optimizer = StackedAdam(self.parameters(), n, lr=cfg.lr)
+        own = cfg.distills and cfg.distill_optimizer == "own"  # distillation's Adam: the encoder's own, or PPO's
+        self.distill_optimizer = StackedAdam([*self.enc_w, *self.enc_b], n, lr=cfg.lr) if own else self.optimizer
         self._acting = None
 
     def __len__(self):
@@ -490,10 +501,11 @@ class AgentGroup(nn.Module):
         update_moments(self.norm_mean, self.norm_var, self.norm_count, obs)
         self.changed()
 
-    def gradient_step(self, loss, agents=None, max_norm: float | None = None):
+    def gradient_step(self, loss, agents=None, max_norm: float | None = None, optimizer: StackedAdam | None = None):
         """Backpropagate a sum of per-agent losses, clip each agent's gradient norm separately at max_norm
-        (default: PPO's max_grad_norm; inf: no clip), and step the given agents' Adam (default: all)."""
-        opt = self.optimizer
+        (default: PPO's max_grad_norm; inf: no clip), and step the given agents' Adam (default: all) of
+        `optimizer` (default: the group's one, PPO's)."""
+        opt = optimizer or self.optimizer
         opt.zero_grad(flat=agents is None)  # PPO's loss reaches every parameter: gradients into the flat buffer
         loss.backward()
         max_norm = self.cfg.max_grad_norm if max_norm is None else max_norm
@@ -505,7 +517,7 @@ class AgentGroup(nn.Module):
         self.changed()
 
     def set_lr(self, lr: float) -> None:
-        self.optimizer.lr = lr
+        self.optimizer.lr = self.distill_optimizer.lr = lr
 
 
 # ----------------------------------------------------------------------------
@@ -663,6 +675,9 @@ class LAIPPO:
                     "agent_ids": list(g.agent_ids),
                     "params": g.state_dict(),
                     "optimizer": g.optimizer.state_dict(),
+                    "distill_optimizer": None
+                    if g.distill_optimizer is g.optimizer
+                    else g.distill_optimizer.state_dict(),
                     "obs_buffer": torch.as_tensor(memory.obs),
                     "obs_buffer_count": memory.count,
                     "probe": memory.probe,
@@ -685,6 +700,8 @@ class LAIPPO:
             g.changed()
             if saved.get("optimizer") is not None:  # None in a policy-only checkpoint (checkpoints.policy_only)
                 g.optimizer.load_state_dict(saved["optimizer"])
+                if g.distill_optimizer is not g.optimizer:
+                    g.distill_optimizer.load_state_dict(saved["distill_optimizer"])
                 memory.obs = saved["obs_buffer"].numpy().copy()
                 memory.count = int(saved["obs_buffer_count"])
                 ret = saved.get("discounted_return")  # absent in checkpoints older than this field

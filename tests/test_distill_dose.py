@@ -101,6 +101,22 @@ def test_the_default_step_is_todays_step_bit_for_bit():
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("which", ["shared", "own"])
+def test_own_optimizer_keeps_distillation_out_of_ppos_adam(which):
+    """own: the step goes through a second Adam over the encoder (PPO's moments and step counts untouched);
+    shared: through PPO's. Either way the students' encoders move."""
+    cfg, group, memory = _setup(distill_optimizer=which)
+    ppo_before, enc_before = copy.deepcopy(group.optimizer.state_dict()), group.enc_w[0].detach().clone()
+    Distiller(cfg, N).step(group, memory, torch.Generator().manual_seed(0))
+    ppo_after = group.optimizer.state_dict()
+    untouched = all(torch.equal(a, b) for a, b in zip(ppo_before["exp_avg_sq"], ppo_after["exp_avg_sq"]))
+    assert untouched == (which == "own") and torch.equal(ppo_before["steps"], ppo_after["steps"]) == untouched
+    assert (group.distill_optimizer is group.optimizer) == (which == "shared")
+    assert not torch.equal(group.enc_w[0], enc_before)
+    with pytest.raises(ValueError, match="distill_optimizer"):
+        Config(distill_optimizer="sgd")
+
+
 def test_pair_alignment_is_1_and_0_for_identical_encoders_and_lower_for_unrelated():
     z = torch.randn(1, 500, 8).expand(3, -1, -1)
     assert pair_alignment(z, [(0, 1), (1, 2)]) == pytest.approx((1.0, 0.0))

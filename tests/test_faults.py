@@ -74,6 +74,7 @@ def kill_inside_evaluation(results, ckpt, last: int, cut: int) -> None:
 
 RESUME_OPTIONS = {
     "norm-reward": ["--norm-reward"],
+    "distill-own-optimizer": ["--distill-interval", "1", "--distill-optimizer", "own"],
     "tag-self-play": TAG,
     "best-response": [*TAG[:2], "--opponent", str(SHIPPED_TAG), "--team", "prey"],
 }
