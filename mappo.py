@@ -25,6 +25,7 @@ Top to bottom: MAPPOConfig (MAPPO's defaults), CentralCritic, MAPPO.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -33,6 +34,8 @@ import torch.nn as nn
 from memeplex.normalisation import ValueNormaliser
 from memeplex.stacked import orthogonal
 from method_i import ACTIVATIONS, LAIPPO, Config, Topology
+
+CriticInput = Literal["team", "own"]
 
 
 @dataclass
@@ -69,11 +72,19 @@ class MAPPOConfig(Config):
     """MAPPO does not distil"""
     critic_lr: float = 7e-4
     """the critic's own Adam learning rate (the authors' MPE setting)"""
+    critic_input: CriticInput = "team"
+    """team = MAPPO: the critic's state is the team's observations concatenated; own = the ablation that keeps
+    everything else: one critic network, shared by the team's agents, on each agent's own observation (IPPO's
+    value estimate, in a network separate from the actor)"""
 
     def __post_init__(self):
         super().__post_init__()
         if self.critic_lr <= 0:
             raise ValueError("critic_lr must be positive")
+        if self.critic_input not in get_args(CriticInput):
+            raise ValueError(
+                f"unknown critic_input {self.critic_input!r}; choose from {', '.join(get_args(CriticInput))}"
+            )
         if self.distills:
             raise ValueError("MAPPO does not distil: topology must be none")
 
@@ -81,12 +92,15 @@ class MAPPOConfig(Config):
 class CentralCritic(nn.Module):
     """A team's critic: an MLP (the actors' hidden sizes) from the global state, the team's A agents'
     normalised observations [A, B, D] concatenated into [B, A * D], to one value per agent [A, B];
-    with its own Adam, and its value normaliser (None without value_norm)."""
+    with its own Adam, and its value normaliser (None without value_norm).  With critic_input own:
+    the MLP from each agent's own observation [D] to its value, applied to every agent."""
 
     def __init__(self, num_agents: int, obs_dim: int, cfg: MAPPOConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.cfg, self.act_fn = cfg, ACTIVATIONS[cfg.activation]
-        sizes = [num_agents * obs_dim, *cfg.hidden_sizes, cfg.latent_dim, num_agents]
+        self.team = cfg.critic_input == "team"
+        sizes = [num_agents * obs_dim, *cfg.hidden_sizes, cfg.latent_dim, num_agents] if self.team else None
+        sizes = sizes or [obs_dim, *cfg.hidden_sizes, cfg.latent_dim, 1]
         gain = np.sqrt(2) if cfg.activation == "relu" else 5 / 3
         self.layers = nn.ModuleList()
         for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -100,12 +114,13 @@ class CentralCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Values [A, B] (normalised with value_norm) of the group's normalised observations [A, B, D]."""
-        x = obs.transpose(0, 1).reshape(obs.shape[1], -1)  # the state: agent 0's observation, then 1's, ...
+        # the state: agent 0's observation, then 1's, ... (own: each agent's observation, a batch row each)
+        x = obs.transpose(0, 1).reshape(obs.shape[1], -1) if self.team else obs
         for layer in self.layers[:-1]:
             x = self.act_fn(layer(x))
             if self.cfg.layer_norm:
                 x = torch.nn.functional.layer_norm(x, x.shape[-1:])
-        return self.layers[-1](x).T
+        return self.layers[-1](x).T if self.team else self.layers[-1](x).squeeze(-1)
 
     @torch.no_grad()
     def value(self, group, obs: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,21 @@ def test_the_critic_sees_every_agent_and_each_actor_only_its_own(share):
     assert (value - value2).abs().amin(dim=1).gt(0).all()  # every agent's value, agent 0's and 1's included
 
 
+def test_the_ablation_critic_sees_only_each_agents_own_observation():
+    """critic_input own: agent 2's observation moves agent 2's value and no other agent's."""
+    m = learner(critic_input="own")
+    g, critic = m.groups[0], m.critics[0]
+    obs = torch.randn(3, 8, OBS, generator=torch.Generator().manual_seed(0))
+    moved = obs.clone()
+    moved[2] += 1.0
+    with torch.no_grad():
+        value, value2 = critic.value(g, obs), critic.value(g, moved)
+    assert value.shape == (3, 8) and torch.equal(value[:2], value2[:2])
+    assert (value[2] - value2[2]).abs().gt(0).all()
+    with pytest.raises(ValueError, match="critic_input"):
+        MAPPOConfig(critic_input="global")
+
+
 def test_value_normaliser_is_undone_exactly():
     torch.manual_seed(0)
     norm = ValueNormaliser(2)
