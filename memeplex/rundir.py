@@ -110,9 +110,14 @@ class RunDir:
                     self.rows = read_metrics(self.path / "metrics.csv", drop_cut_last_line=True)
                 if (self.path / "updates.csv").exists():
                     self.update_rows = read_metrics(self.path / "updates.csv", drop_cut_last_line=True)
-            elif (self.path / "config.json").exists() or (self.ckpt / "latest.pt").exists():
+            elif (self.path / "config.json").exists():
                 raise UsageError(
                     f"run {self.path} already exists; pass --resume to continue it or choose another --run-name"
+                )
+            elif (self.ckpt / "latest.pt").exists():  # e.g. a run of this name under another --results-dir
+                raise UsageError(
+                    f"checkpoint {self.ckpt / 'latest.pt'} of a run of this name already exists; pass --resume "
+                    "to continue it, or choose another --run-name or --checkpoint-dir"
                 )
         except BaseException:
             self.close(failed=True)

@@ -23,3 +23,14 @@ def test_run_dir_never_overwrites_and_writes_complete_files(tmp_path):
     with pytest.raises(errors.UsageError, match="no checkpoint"):
         rundir.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "y", 1, resume=True)
     assert json.loads((run.path / "config.json").read_text()) == {"a": 1}
+
+
+def test_a_checkpoint_of_the_same_name_is_named_in_the_refusal(tmp_path):
+    """Two results directories, one checkpoint directory: the second run is refused because of the first
+    run's checkpoint, and the message names that checkpoint, not the (new) results directory."""
+    first = rundir.RunDir(tmp_path / "r1", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+    (first.ckpt / "latest.pt").write_bytes(b"")
+    first.close()
+    with pytest.raises(errors.UsageError, match=r"checkpoint .*c/spread/method_i/x_s1/latest.pt .*already exists"):
+        rundir.RunDir(tmp_path / "r2", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+    assert not (tmp_path / "r2").exists()  # the refused run left nothing behind
