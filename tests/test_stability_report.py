@@ -11,12 +11,13 @@ from memeplex.reports import stability
 BASE_ARGS = {"max_steps": 2_000_000, "eval_episodes": 5, "gamma": 0.95, "anneal_lr": True, "seed": 0}
 
 
-def fake_run(results, cand, seed, curve, args=None, interrupted=False, value_loss=lambda step: 1.0):
-    """A finished stability run: eval scores curve(step) every 100k steps, updates every 10k steps."""
-    d = results / "spread" / "stability" / cand / "spread" / "ppo" / f"{cand}_s{seed}"
-    files.write_json(d / "config.json", {"args": {**BASE_ARGS, **(args or {}), "seed": seed, "run_name": cand}})
+def fake_run(results, cand, seed, curve, args=None, interrupted=False, value_loss=lambda step: 1.0, suite="stability"):
+    """A finished stability run: eval scores curve(step) every 100k steps (to its max_steps), updates every 10k."""
+    d = results / "spread" / suite / cand / "spread" / "ppo" / f"{cand}_s{seed}"
+    args = {**BASE_ARGS, **(args or {}), "seed": seed, "run_name": cand}
+    files.write_json(d / "config.json", {"args": args})
     files.write_json(d / "summary.json", {"interrupted": interrupted})
-    steps = range(100_000, 2_000_001, 100_000)
+    steps = range(100_000, args["max_steps"] + 1, 100_000)
     files.write_csv(d / "metrics.csv", [{"step": s, "eval_normalised": curve(s)} for s in steps])
     updates = [
         {"step": s, "log_std": -0.5 + s / 4e6, "value_loss": value_loss(s), "approx_kl": 0.01}
@@ -58,6 +59,23 @@ def test_the_table_reads_flags_scores_and_declines_from_the_runs(results):
     assert "0.500 at 500k" in base and "0.500 at 2M" in steady  # the peak of the mean curve
     assert "**4.0**" in base and "**1.0**" in steady  # value loss at the end over its 0.5M value
     assert "tuning seeds 101, 102" in text and "2M env steps" in text and "5 validation episodes" in text
+
+
+def test_a_shorter_screen_shows_no_score_past_its_budget(results):
+    fake_run(results, "quick", 101, rise, args={"max_steps": 600_000}, suite="screen600k")
+    quick = rows(stability.report(results)["stability.md"])["screen600k/quick (ppo)"]
+    assert "`--max-steps 600000`" in quick and "**0.125**" in quick  # 500k: 0.5M / 4M
+    assert [c.strip() for c in quick.split("|")][6:8] == ["-", "-"]  # 1M and 2M: past the run's 600k
+
+
+def test_the_short_table_compares_each_candidate_with_the_defaults_runs(results):
+    for seed in (101, 102):
+        fake_run(results, "defaults", seed, rise, args={"max_steps": 200_000}, suite="short")
+        fake_run(results, "lower", seed, lambda s: rise(s) / 2, args={"max_steps": 200_000, "lr": 1e-4}, suite="short")
+    table = rows(stability.report(results)["stability_short.md"])
+    assert "`defaults`" in table["defaults (ppo)"] and "`--lr 0.0001`" in table["lower (ppo)"]
+    assert "**0.050**" in table["defaults (ppo)"] and "**0.025**" in table["lower (ppo)"]  # the last evaluation
+    assert "**0.038**" in table["defaults (ppo)"]  # the mean of the last 5: (0.025 + 0.05) / 2 of two evaluations
 
 
 def test_no_stability_runs_no_report(tmp_path):

@@ -1,7 +1,7 @@
-"""The distillation dose sweep (docs/distillation_dose.md) as a table: one row per dose (a run name
-under results/spread/dose/), its distillation settings, the distillation gradient steps it made, and
-what it achieved: the encoders' linear CKA and relative latent distance on the held-out test episodes'
-observations, and the test score."""
+"""The distillation dose sweeps (docs/distillation_dose.md) as tables, one per ladder (a sub-directory
+of results/spread/dose/), one row per dose (a run name): its distillation settings, the distillation
+gradient steps it made, and what it achieved: the encoders' linear CKA and relative latent distance on
+the held-out test episodes' observations, and the test score."""
 
 from __future__ import annotations
 
@@ -12,20 +12,42 @@ import numpy as np
 
 from memeplex.reports.tables import budget, finished, fmt_seeds, row, rule, run_args
 
-DOSE_DIR = Path("spread") / "dose"  # the sweep's --results-dir, under results/
-COLUMNS = ("dose", "topology", "interval", "weight", "steps per event", "clip", "distillation steps made",
+DOSE_DIR = Path("spread") / "dose"  # under results/: one sub-directory (--results-dir) per ladder
+LADDERS = {  # sub-directory: what its doses vary (rows in run-name order, from no distillation up)
+    "shared": "distillation steps through PPO's Adam (`--distill-optimizer shared`, the default), a step after "
+    "every update without a clip, first the weight raised, then the steps per event",
+    "own": "distillation steps through their own Adam (`--distill-optimizer own`), without a clip, first the "
+    "interval lowered, then the steps per event raised",
+    "default": "today's default dose (ring, weight 0.1, every 10 updates, PPO's clip and Adam) beside none",
+}
+COLUMNS = ("dose", "topology", "interval", "weight", "steps per event", "clip", "Adam", "distillation steps made",
            "test CKA", "test relative distance", "test normalised score")  # fmt: skip
 
 
 def report(results: Path, log=lambda name: None) -> dict:
-    """{"dose.md": the dose table} of the runs under results/spread/dose/ ({} without any)."""
+    """{"dose.md": one table per ladder of the runs under results/spread/dose/<ladder>/ ({} without any)."""
     log("dose")
-    root = Path(results) / DOSE_DIR
-    names = sorted({p.parent.name.rsplit("_s", 1)[0] for p in root.glob("spread/method_i/*_s*/summary.json")})
-    label_rows = [(name, finished(root, "method_i", name)) for name in names]
-    label_rows = [(name, rows) for name, rows in label_rows if rows]
-    if not label_rows:
+    tables = [t for ladder in LADDERS if (t := ladder_table(Path(results) / DOSE_DIR, ladder))]
+    if not tables:
         return {}
+    caption = (
+        "Distillation dose sweeps on spread, tuning seeds only (a cell with several seeds: their mean, each "
+        "seed's value below). Distillation steps made: gradient steps per student over the run (events x steps "
+        "per event). Test CKA and relative distance: the agents' encoders over the topology's pairs (every pair "
+        "without distillation) on the observations of the held-out test episodes (linear CKA, 1 = the same up to "
+        "rotation and scale; mean ||f_i(o) - f_j(o)|| / mean ||f_j(o)||, 0 = identical).\n\n"
+    )
+    return {"dose.md": caption + "\n".join(tables)}
+
+
+def ladder_table(root: Path, ladder: str) -> str:
+    """One ladder's caption and table ("" without finished runs)."""
+    names = sorted(
+        {p.parent.name.rsplit("_s", 1)[0] for p in (root / ladder).glob("spread/method_i/*_s*/summary.json")}
+    )
+    label_rows = [(name, rows) for name in names if (rows := finished(root / ladder, "method_i", name))]
+    if not label_rows:
+        return ""
     lines = [row(*COLUMNS), rule(len(COLUMNS))]
     cka = []
     for name, rows in label_rows:
@@ -38,27 +60,24 @@ def report(results: Path, log=lambda name: None) -> dict:
     seeds = fmt_seeds([seed for _, rows in label_rows for seed, _, _ in rows])
     rising = all(b > a for a, b in zip(cka, cka[1:]))
     caption = (
-        f"Distillation dose sweep on spread, {budget(label_rows)} env steps, tuning seed(s) {seeds} (a cell with "
-        "several seeds: their mean, each seed's value below). Distillation steps made: gradient steps per "
-        "student over the run (events x steps per event). Test CKA and relative distance: the agents' encoders "
-        "over the topology's pairs (every pair without distillation) on the observations of the held-out test "
-        "episodes (linear CKA, 1 = the same up to rotation and scale; mean ||f_i(o) - f_j(o)|| / mean "
-        "||f_j(o)||, 0 = identical). Test CKA rises monotonically with the dose (rows in order): "
-        f"{'yes' if rising else 'no'}; from {cka[0]:.3f} to {cka[-1]:.3f}.\n\n"
+        f"**{ladder}**: {LADDERS[ladder]}; {budget(label_rows)} env steps, seeds {seeds}. Test CKA rises "
+        f"monotonically with the dose (rows in order): {'yes' if rising else 'no'}; from {cka[0]:.3f} to "
+        f"{cka[-1]:.3f}.\n\n"
     )
-    return {"dose.md": caption + "\n".join(lines) + "\n"}
+    return caption + "\n".join(lines) + "\n"
 
 
 def settings(args: dict) -> tuple:
-    """A run's distillation settings as table cells: topology, interval, weight, steps per event, clip."""
+    """A run's distillation settings as table cells: topology, interval, weight, steps per event, clip, Adam."""
     if args["topology"] == "none":
-        return "none", "-", "-", "-", "-"
+        return "none", "-", "-", "-", "-", "-"
     if args["distill_weight"] == 0:
-        return args["topology"], "-", "0", "-", "-"
+        return args["topology"], "-", "0", "-", "-", "-"
     own = args.get("distill_max_grad_norm", -1.0)
     clip = f"{args['max_grad_norm']:g} (PPO's)" if own < 0 else "none" if own in (0, math.inf) else f"{own:g}"
     steps = args.get("distill_steps", 1)
-    return args["topology"], args["distill_interval"], f"{args['distill_weight']:g}", steps, clip
+    adam = "own" if args.get("distill_optimizer") == "own" else "PPO's"
+    return args["topology"], args["distill_interval"], f"{args['distill_weight']:g}", steps, clip, adam
 
 
 def steps_made(summary: dict, args: dict) -> int:

@@ -15,6 +15,7 @@ and every other candidate's flags are the arguments in which its runs differ fro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from memeplex.files import read_metrics
 from memeplex.plots import pyplot
 from memeplex.reports.tables import curve_matrix, fmt_seeds, fmt_steps, row, rule, run_args
 
-SUITE = "stability"  # results/spread/<SUITE>/<candidate>/
+SUITES = ("stability", "screen600k")  # results/spread/<suite>/<candidate>/: 2M runs, and shorter screens
 BASELINE = "baseline"  # the candidate that runs today's defaults
+SHORT, SHORT_BASELINE = "short", "defaults"  # results/spread/short/<candidate>/: the 200k screens, and their baseline
 STEPS = (200_000, 500_000, 1_000_000, 2_000_000)  # where the table reads each run's score
 REFERENCE = 500_000  # a run "ended below" if its last score is under its score here
 WINDOW = 50_000  # env steps of updates.csv averaged into one diagnostic value
@@ -40,27 +42,32 @@ PANELS = (  # (column, y label, log scale) of the figure; the first is metrics.c
 )
 
 
-def candidates(results: Path) -> list:
-    """[(candidate, algo, [(seed, run_dir)])] of the finished, uninterrupted stability runs; baseline first."""
+def candidates(results: Path, suites: tuple = SUITES, baseline: str = BASELINE) -> list:
+    """[(candidate, algo, [(seed, run_dir)])] of the finished, uninterrupted runs of every suite; baseline first
+    (a candidate of a suite other than the first is named <suite>/<candidate>)."""
     out = []
-    root = Path(results) / "spread" / SUITE
-    for cand in sorted(p for p in root.glob("*") if p.is_dir()):
+    cands = [(suite, p) for suite in suites for p in sorted((Path(results) / "spread" / suite).glob("*")) if p.is_dir()]
+    for suite, cand in cands:
         for algo_dir in sorted(p for p in (cand / "spread").glob("*") if p.is_dir()):
             runs = []
             for summary in sorted(algo_dir.glob(f"{cand.name}_s*/summary.json")):
                 if not json.loads(summary.read_text()).get("interrupted"):
                     runs.append((int(summary.parent.name.rsplit("_s", 1)[1]), summary.parent))
             if runs:
-                out.append((cand.name, algo_dir.name, sorted(runs)))
-    return sorted(out, key=lambda c: (c[0] != BASELINE, c[0], c[1]))
+                name = cand.name if suite == suites[0] else f"{suite}/{cand.name}"
+                out.append((name, algo_dir.name, sorted(runs)))
+    return sorted(out, key=lambda c: (c[0] != baseline, c[0], c[1]))
 
 
 def flags(args: dict, base: dict) -> str:
     """The command-line flags in which args differ from the baseline's args ("defaults" if none)."""
+    import method_i  # the fields added after the baseline runs were made: their defaults (a script's, lazily)
+
+    defaults = {f.name: f.default for f in dataclasses.fields(method_i.Config)}
     diff = []
     for key in sorted(set(args) | set(base)):
         value = args.get(key)
-        if key in NOT_FLAGS or value == base.get(key):
+        if key in NOT_FLAGS or value is None or value == base.get(key, defaults.get(key)):
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -71,8 +78,9 @@ def flags(args: dict, base: dict) -> str:
 
 
 def score_at(curve: list, step: float) -> float:
-    """The normalised score of the evaluation nearest `step` (NaN for an empty curve)."""
-    if not curve:
+    """The normalised score of the evaluation nearest `step` (NaN for an empty curve, or one that ends more
+    than WINDOW env steps before `step`)."""
+    if not curve or float(curve[-1]["step"]) < step - WINDOW:
         return float("nan")
     return float(min(curve, key=lambda r: abs(float(r["step"]) - step))["eval_normalised"])
 
@@ -101,13 +109,16 @@ def run_facts(run_dir: Path) -> dict:
 
 
 def _mean_cell(values, fmt: str = "{:.3f}") -> str:
-    """Mean in bold, the per-seed values below."""
+    """Mean in bold, the per-seed values below ("-" where the runs did not get that far)."""
+    if all(np.isnan(values)):
+        return "-"
     return f"**{fmt.format(np.mean(values))}**<br>(" + " / ".join(fmt.format(v) for v in values) + ")"
 
 
 def table(cands: list) -> str:
     """The stability table: one row per candidate and algorithm."""
     base = {algo: run_args(runs[0][1]) for name, algo, runs in cands if name == BASELINE}
+    base = {algo: base.get(algo, base.get("ppo", {})) for _, algo, _ in cands}  # no baseline of its own: IPPO's
     head = ["candidate", "flags", "seeds", *(fmt_steps(s) for s in STEPS), "peak of the mean curve"]
     head += [f"ended below own {fmt_steps(REFERENCE)}", "log std at end", f"value loss end / {fmt_steps(REFERENCE)}"]
     lines = [row(*head), rule(len(head))]
@@ -141,7 +152,8 @@ def caption(cands: list) -> str:
     return (
         f"Long training ({budgets} env steps), tuning seeds {seeds}: normalised score (0 = random, 1 = oracle) "
         f"of the evaluation nearest each step ({episodes} validation episodes), mean in bold, per seed below. "
-        f"Flags: the arguments in which a candidate's runs differ from the {BASELINE} runs (today's defaults). "
+        f"Flags: the arguments in which a candidate's runs differ from the {BASELINE} runs (today's defaults; "
+        "IPPO's for an algorithm without baseline runs). "
         f"A run ended below its own {fmt_steps(REFERENCE)} score if its last evaluation scores under its "
         f"evaluation nearest {fmt_steps(REFERENCE)}. Log std and value loss: mean over the last "
         f"{fmt_steps(WINDOW)} env steps of updates (value loss divided by its mean over the "
@@ -185,10 +197,37 @@ def figure(cands: list):
     return fig
 
 
+def short_table(cands: list) -> str:
+    """The 200k screens: per candidate and algorithm, its flags (against the SHORT_BASELINE runs of the same
+    algorithm), the evaluation at the end and the mean of the last 5 evaluations (the tuning score)."""
+    base = {algo: run_args(runs[0][1]) for name, algo, runs in cands if name == SHORT_BASELINE}
+    steps = " / ".join(sorted({fmt_steps(run_args(d).get("max_steps")) for _, _, runs in cands for _, d in runs}))
+    head = ["candidate", "flags", "seeds", "score at the end", "mean of the last 5 evaluations"]
+    lines = [
+        f"Short budget ({steps} env steps), tuning seeds {fmt_seeds([s for _, _, r in cands for s, _ in r])}: "
+        "normalised score (validation episodes) of each run's last evaluation, and the mean of its last 5 "
+        f"evaluations; mean in bold, per seed below. Flags: the arguments in which a candidate's runs differ from "
+        f"the {SHORT_BASELINE} runs (today's defaults) of the same algorithm.\n",
+        row(*head),
+        rule(len(head)),
+    ]
+    for name, algo, runs in cands:
+        curves = [read_metrics(d / "metrics.csv") for _, d in runs]
+        last = [float(c[-1]["eval_normalised"]) for c in curves]
+        last5 = [float(np.mean([float(r["eval_normalised"]) for r in c[-5:]])) for c in curves]
+        flag = flags(run_args(runs[0][1]), base.get(algo, base.get("ppo", {})))
+        lines.append(row(f"{name} ({algo})", f"`{flag}`", fmt_seeds([s for s, _ in runs]), _mean_cell(last),
+                         _mean_cell(last5)))  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def report(results: Path, log=lambda name: None) -> dict:
-    """stability.md and stability_curves.png, if any stability run exists."""
+    """stability.md and stability_curves.png, if any stability run exists; stability_short.md, if any
+    200k screen does."""
     log("stability")
-    cands = candidates(results)
-    if not cands:
-        return {}
-    return {"stability.md": caption(cands) + table(cands), "stability_curves.png": figure(cands)}
+    out = {}
+    if cands := candidates(results):
+        out |= {"stability.md": caption(cands) + table(cands), "stability_curves.png": figure(cands)}
+    if short := candidates(results, (SHORT,), SHORT_BASELINE):
+        out["stability_short.md"] = short_table(short)
+    return out
