@@ -77,7 +77,14 @@ def policy_only(state: dict) -> dict:
     state = {k: v for k, v in state.items() if k not in ("envs", "training")}
     if "learner" in state:
         groups = [
-            {**g, "optimizer": None, "distill_optimizer": None, "obs_buffer": None, "obs_buffer_count": 0, "discounted_return": None}
+            {
+                **g,
+                "optimizer": None,
+                "distill_optimizer": None,
+                "obs_buffer": None,
+                "obs_buffer_count": 0,
+                "discounted_return": None,
+            }
             for g in state["learner"]["groups"]
         ]
         state["learner"] = {k: v for k, v in state["learner"].items() if k != "critics"} | {"groups": groups}
