@@ -99,8 +99,8 @@ class CentralCritic(nn.Module):
         super().__init__()
         self.cfg, self.act_fn = cfg, ACTIVATIONS[cfg.activation]
         self.team = cfg.critic_input == "team"
-        sizes = [num_agents * obs_dim, *cfg.hidden_sizes, cfg.latent_dim, num_agents] if self.team else None
-        sizes = sizes or [obs_dim, *cfg.hidden_sizes, cfg.latent_dim, 1]
+        inputs, outputs = (num_agents * obs_dim, num_agents) if self.team else (obs_dim, 1)
+        sizes = [inputs, *cfg.hidden_sizes, cfg.latent_dim, outputs]
         gain = np.sqrt(2) if cfg.activation == "relu" else 5 / 3
         self.layers = nn.ModuleList()
         for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
