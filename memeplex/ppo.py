@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from memeplex import ppo_fused
 from memeplex.policy_gradient import LOG_SQRT_2PI, compute_gae, gaussian_logprob, ppo_losses, value_loss
 
 PPO_DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")  # ppo_update's, per agent
@@ -65,34 +66,45 @@ def ppo_update(group, batch: dict, generator: torch.Generator, critic=None) -> d
     fields = [obs] + [batch[k] if k == "actions" else batch[k][..., None] for k in keys]
     cuts = np.cumsum([f.shape[-1] for f in fields])[:-1].tolist()
     packed = torch.cat(fields, dim=-1)
-    weights = group._tensors()  # the parameters themselves: Adam updates them in place (shared: indexed, per step)
-    value_clip = cfg.clip_coef if cfg.clip_value_loss else None
+    fused = ppo_fused.applies(cfg, critic)
+    grads = ppo_fused.GradientViews(group) if fused else None
     for _ in range(cfg.update_epochs):
-        shuffled = packed[:, torch.randperm(n, generator=generator)]
+        shuffled = packed.index_select(1, torch.randperm(n, generator=generator))
+        if fused:  # the hand-written step's layout: samples on the last axis (feature-major)
+            shuffled = shuffled.transpose(1, 2).contiguous()
         for start in range(0, n - mb_size + 1, mb_size):
-            mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns, *mb_values = torch.tensor_split(
-                shuffled[:, start : start + mb_size], cuts, dim=-1
-            )
-            if cfg.share_params:
-                weights = group._tensors()
-            mean, value, log_std = group._forward(weights, mb_obs, normalised=True)
-            if critic is not None:
-                value = critic(mb_obs)
-            new_logprob = gaussian_logprob(mb_actions, mean, log_std)
-            adv = mb_adv.squeeze(-1)
-            if cfg.norm_adv and adv.shape[-1] > 1:
-                adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
-            policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
-            old_value = mb_values[0].squeeze(-1) if mb_values else None
-            v_loss = value_loss(value, mb_returns.squeeze(-1), old_value, value_clip, cfg.huber_delta)
-            entropy = (log_std + 0.5 + LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
-            if critic is None:
-                loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+            if fused:
+                minibatch = torch.tensor_split(shuffled[..., start : start + mb_size], cuts, dim=1)
+                totals += ppo_fused.minibatch_step(group, grads, *minibatch)
             else:
-                loss = policy_loss - cfg.ent_coef * entropy
-                critic.gradient_step(cfg.vf_coef * v_loss.mean())
-            group.gradient_step(loss.mean() if cfg.share_params else loss.sum())
-            totals += torch.stack([policy_loss, v_loss, entropy, approx_kl, clip_frac]).detach()
+                minibatch = torch.tensor_split(shuffled[:, start : start + mb_size], cuts, dim=-1)
+                totals += autograd_step(group, minibatch, critic)
             steps += 1
     totals /= max(steps, 1)
     return dict(zip(PPO_DIAGNOSTICS, totals.tolist()))
+
+
+def autograd_step(group, minibatch: tuple, critic=None) -> torch.Tensor:
+    """One PPO step of a group on a minibatch (obs, actions, logprobs, advantages, returns and, with
+    clip_value_loss, values; each [A, B, ...]), gradients by loss.backward(). Returns the diagnostics [5, A]."""
+    cfg = group.cfg
+    mb_obs, mb_actions, mb_logprobs, mb_adv, mb_returns, *mb_values = minibatch
+    mean, value, log_std = group._forward(group._tensors(), mb_obs, normalised=True)
+    if critic is not None:
+        value = critic(mb_obs)
+    new_logprob = gaussian_logprob(mb_actions, mean, log_std)
+    adv = mb_adv.squeeze(-1)
+    if cfg.norm_adv and adv.shape[-1] > 1:
+        adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
+    policy_loss, approx_kl, clip_frac = ppo_losses(new_logprob, mb_logprobs.squeeze(-1), adv, cfg.clip_coef)
+    old_value = mb_values[0].squeeze(-1) if mb_values else None
+    value_clip = cfg.clip_coef if cfg.clip_value_loss else None
+    v_loss = value_loss(value, mb_returns.squeeze(-1), old_value, value_clip, cfg.huber_delta)
+    entropy = (log_std + 0.5 + LOG_SQRT_2PI).sum(-1).squeeze(-1)  # [A]
+    if critic is None:
+        loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+    else:
+        loss = policy_loss - cfg.ent_coef * entropy
+        critic.gradient_step(cfg.vf_coef * v_loss.mean())
+    group.gradient_step(loss.mean() if cfg.share_params else loss.sum())
+    return torch.stack([policy_loss, v_loss, entropy, approx_kl, clip_frac]).detach()

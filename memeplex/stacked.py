@@ -28,8 +28,9 @@ class StackedAdam:
         self._m, self._v, self.grad, self._work = (torch.zeros(total) for _ in range(4))
         self.exp_avg, self.exp_avg_sq = self._views(self._m), self._views(self._v)
         self._grad_views, self._work_views = self._views(self.grad), self._views(self._work)
-        # each (tensor, agent) block's length in the flat buffers, in their order
-        self._blocks = torch.tensor([p[0].numel() for p in self.params for _ in range(num_agents)])
+        # for every element of the flat buffers, its (tensor, agent) block's index into a flattened [tensors, agents]
+        blocks = torch.tensor([p[0].numel() for p in self.params for _ in range(num_agents)])
+        self._owner = torch.repeat_interleave(torch.arange(len(blocks)), blocks)
         self.steps = torch.zeros(len(self.params), num_agents)  # per tensor, per agent
 
     def _views(self, flat: torch.Tensor) -> list:
@@ -85,7 +86,7 @@ class StackedAdam:
 
     def _spread(self, x: torch.Tensor) -> torch.Tensor:
         """[tensors, agents] -> one value per element of the flat buffers (each tensor-agent block's own)."""
-        return torch.repeat_interleave(x.flatten(), self._blocks)
+        return x.flatten().index_select(0, self._owner)
 
     def _step_flat(self) -> None:
         """The per-tensor path's element-wise operations over the flat buffers at once (every tensor and
