@@ -235,7 +235,9 @@ def train_updates(opts, cfg: Config, algo: str, run: RunDir, learner, envs, obs,
             obs = collect_rollout(learner, envs, obs, progress, opponent)
             step_frac = learner.num_updates / num_updates  # first update at full LR, last at lr / num_updates
             time_frac = progress.wall_time / opts.max_time if opts.max_time else 0.0
+            t1 = time.perf_counter()
             stats = learner.learn(obs, lr_frac=max(step_frac, time_frac) if cfg.anneal_lr else 0.0)
+            progress.learn_time += time.perf_counter() - t1
             if not math.isnan(stats["distill_loss"]):
                 progress.last_distill_loss = stats["distill_loss"]
             progress.global_step += batch

@@ -46,14 +46,19 @@ CONFIGS = {  # name: (num_envs, update_epochs, num_minibatches)
     "jaxmarl": (16, 4, 4),
 }
 ROLLOUT_LENGTH = 128
-SCRIPTS = {"ippo": "train_ppo.py", "method_i": "train_method_i.py"}
+SCRIPTS = {  # this repository's learners: (script, extra options)
+    "ippo": ("train_ppo.py", []),
+    "method_i": ("train_method_i.py", []),
+    "ippo_autograd": ("train_ppo.py", ["--ppo-backward", "autograd"]),  # the PPO step before ppo_fused
+}
 JAX_UNAVAILABLE, JAX_HUNG = 3, 4  # jax_ippo.py's exit codes: JAX or JaxMARL not importable; past --timeout
 
 
 def run_ours(algo: str, num_envs: int, epochs: int, minibatches: int, steps: int, agents: int, threads: int) -> dict:
     """One training run of this repository in a fresh process: run-only and end-to-end seconds."""
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, str(ROOT / SCRIPTS[algo]), "--num-envs", str(num_envs), "--rollout-length",
+        script, extra = SCRIPTS[algo]
+        argv = [sys.executable, str(ROOT / script), *extra, "--num-envs", str(num_envs), "--rollout-length",
                 str(ROLLOUT_LENGTH), "--update-epochs", str(epochs), "--num-minibatches", str(minibatches),
                 "--max-steps", str(steps), "--num-agents", str(agents), "--seed", "101", "--torch-threads",
                 str(threads), "--eval-interval", str(10**12), "--eval-episodes", "1", "--final-eval-episodes", "0",
@@ -61,11 +66,12 @@ def run_ours(algo: str, num_envs: int, epochs: int, minibatches: int, steps: int
         start = time.perf_counter()
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"{SCRIPTS[algo]} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+            raise RuntimeError(f"{script} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
         e2e = time.perf_counter() - start
         (summary,) = Path(tmp).glob("*/*/bench_s101/summary.json")
         s = json.loads(summary.read_text())
-    return {"env_steps": s["env_steps"], "run_s": s["train_time"], "compile_s": 0.0, "e2e_s": e2e}
+    return {"env_steps": s["env_steps"], "run_s": s["train_time"], "learn_s": s["train_time_learning"],
+            "compile_s": 0.0, "e2e_s": e2e}  # fmt: skip
 
 
 def run_jax(python: str, num_envs: int, epochs: int, minibatches: int, steps: int, agents: int, threads: str) -> dict:
@@ -108,7 +114,7 @@ def points(args) -> list:
     out = [(name, e, ep, mb, args.steps, 3, impls) for name, (e, ep, mb) in CONFIGS.items()]
     e, ep, mb = CONFIGS["tuned"]
     per_update = e * ROLLOUT_LENGTH
-    out += [("e2e-200k", e, ep, mb, -(-args.e2e_steps // per_update) * per_update, 3, impls[:2])]
+    out += [("e2e-200k", e, ep, mb, -(-args.e2e_steps // per_update) * per_update, 3, impls)]
     return [point for point in out if point[0] in args.configs]
 
 
@@ -118,7 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=cli.positive(int), default=409_600, help="env steps per run of the two configs")
     p.add_argument("--configs", nargs="+", choices=[*CONFIGS, "e2e-200k"], default=[*CONFIGS, "e2e-200k"])
     p.add_argument("--e2e-steps", type=cli.positive(int), default=200_000, help="env steps of the end-to-end run")
-    p.add_argument("--algos", nargs="+", choices=sorted(SCRIPTS), default=["ippo", "method_i"],
+    p.add_argument("--algos", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS),
                    help="this repository's learners to time (IPPO first: the one compared with JAX's)")  # fmt: skip
     p.add_argument("--torch-threads", type=cli.positive(int), default=1, help="this repository's --torch-threads")
     p.add_argument("--xla-threads", choices=["default", "1"], default="default", help="jax_ippo.py's --xla-threads")

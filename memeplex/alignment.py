@@ -43,7 +43,10 @@ def pair_alignment(z: torch.Tensor, pairs) -> tuple:
     inputs where j's latent is 0 do not dominate; 0 when i and j agree).  (nan, nan) without pairs."""
     if not pairs:
         return float("nan"), float("nan")
-    cka = [linear_cka(z[i], z[j]) for i, j in pairs]
+    agents = sorted({k for pair in pairs for k in pair})
+    centred = {k: (z[k] - z[k].mean(0)).double() for k in agents}  # linear_cka's, each agent's once
+    gram_norms = {k: (x.T @ x).norm() for k, x in centred.items()}
+    cka = [_cka(centred[i], centred[j], gram_norms[i], gram_norms[j]) for i, j in pairs]
     norms = z.norm(dim=-1).mean(-1)  # [A]
     distance = lambda i, j: ((z[i] - z[j]).norm(dim=-1).mean() / norms[j]).item() if norms[j] > 0 else float("nan")
     relative = [distance(i, j) for i, j in pairs]

@@ -66,6 +66,9 @@ class Progress:
     """env steps so far (including any fitness episodes)"""
     train_time: float = 0.0
     """seconds spent training: acting, stepping, learning (and any fitness games)"""
+    learn_time: float = 0.0
+    """of train_time, the seconds spent learning (PPO's updates: an update's rollout batch, its epochs, distillation
+    and diagnostics); the rest is acting and env stepping (PPO learners only)"""
     eval_time: float = 0.0
     """seconds spent in periodic evaluations and checkpoints"""
     evals: int = 0
@@ -149,6 +152,7 @@ def finish_run(opts, run: RunDir, progress: Progress, evaluator, interrupted, po
         **evaluator.summary(progress),
         "wall_time": round(progress.wall_time, 2),
         "train_time": round(progress.train_time, 2),
+        **({"train_time_learning": round(progress.learn_time, 2)} if progress.learn_time else {}),
         "eval_time": round(progress.eval_time, 2),
         **progress.throughput(),
     }

@@ -28,8 +28,9 @@ def test_without_jax_it_says_so_and_measures_this_repository(tmp_path):
 
 
 def measurement(config, impl, r, sps, compile_s=0.0, agents=3):
-    return {"config": config, "impl": impl, "round": r, "env_steps": 409600, "run_s": 409600 / sps, "run_sps": sps,
-            "compile_s": compile_s, "e2e_s": 409600 / sps + compile_s + 2, "num_envs": 8, "agents": agents}  # fmt: skip
+    m = {"config": config, "impl": impl, "round": r, "env_steps": 409600, "run_s": 409600 / sps, "run_sps": sps,
+         "compile_s": compile_s, "e2e_s": 409600 / sps + compile_s + 2, "num_envs": 8, "agents": agents}  # fmt: skip
+    return m if impl == "jax" else {**m, "learn_s": 0.5 * m["run_s"]}
 
 
 def fake(kind, measurements, **args):
@@ -45,8 +46,8 @@ def test_speed_table_ratios_are_of_the_medians_with_the_rounds_range():
           measurement("tuned", "method_i", 0, 7000), measurement("tuned", "method_i", 1, 9000)]  # fmt: skip
     table = speed.speed_table(fake("speed", ms))
     # medians: JAX 11,000, IPPO 10,000 -> 0.91; per round 0.80 and 1.00
-    assert "| IPPO | 10,000 | - |" in table and "**0.91** (0.80-1.00)" in table
-    assert "| tuned (409,600 steps) | JAX (jax.jit) | 11,000 | 14.5 |" in table
+    assert "| IPPO | 10,000 | 50 | - |" in table and "**0.91** (0.80-1.00)" in table
+    assert "| tuned (409,600 steps) | JAX (jax.jit) | 11,000 | - | 14.5 |" in table
     assert "**0.73** (0.70-0.75)" in table  # Method I: 8,000 / 11,000
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from memeplex import stats
 from memeplex.reports.tables import METRIC, finished, per_seed, row, rule
 
-IMPL_LABELS = {"jax": "JAX (jax.jit)", "ippo": "IPPO", "method_i": "Method I"}
+IMPL_LABELS = {"jax": "JAX (jax.jit)", "ippo": "IPPO", "method_i": "Method I", "ippo_autograd": "IPPO, autograd step"}
 EQUIVALENCE = "spread/equivalence"  # results/<this>/<backward>/spread/ppo/eq_s<seed>/
 EQUIVALENCE_MARGIN = 0.05  # a paired difference inside +-this (normalised score) counts as no difference
 
@@ -47,6 +47,7 @@ def _medians(data: dict) -> dict:
     return {
         key: {
             **{k: statistics.median(m[k] for m in ms) for k in ("run_sps", "compile_s", "e2e_s")},
+            "learn_share": statistics.median(m["learn_s"] / m["run_s"] for m in ms) if "learn_s" in ms[0] else None,
             "by_round": {m["round"]: m["run_sps"] for m in ms},
         }
         for key, ms in cells.items()
@@ -73,8 +74,8 @@ def _caption(data: dict, command: str) -> str:
 
 def speed_table(data: dict) -> str:
     med = _medians(data)
-    lines = [row("configuration", "implementation", "run only, env steps/s", "compile, s", "end to end, s",
-                 "run-only ratio to JAX (per round)"), rule(6)]  # fmt: skip
+    lines = [row("configuration", "implementation", "run only, env steps/s", "learning, % of run", "compile, s",
+                 "end to end, s", "run-only ratio to JAX (per round)"), rule(7)]  # fmt: skip
     for config, impl in med:
         m, jax = med[(config, impl)], med.get((config, "jax"))
         steps = next(x["env_steps"] for x in data["measurements"] if x["config"] == config)
@@ -83,7 +84,8 @@ def speed_table(data: dict) -> str:
             per_round = [m["by_round"][r] / jax["by_round"][r] for r in m["by_round"] if r in jax["by_round"]]
             ratio = f"**{m['run_sps'] / jax['run_sps']:.2f}** ({min(per_round):.2f}-{max(per_round):.2f})"
         lines.append(row(f"{config} ({steps:,} steps)" if impl == "jax" or not jax else "", IMPL_LABELS[impl],
-                         f"{m['run_sps']:,.0f}", f"{m['compile_s']:.1f}" if impl == "jax" else "-",
+                         f"{m['run_sps']:,.0f}", "-" if m["learn_share"] is None else f"{100 * m['learn_share']:.0f}",
+                         f"{m['compile_s']:.1f}" if impl == "jax" else "-",
                          f"{m['e2e_s']:.1f}", ratio))  # fmt: skip
     return _caption(data, "python benchmarks/speed.py") + "\n\n" + "\n".join(lines) + "\n"
 
