@@ -73,8 +73,9 @@ def _caption(data: dict, command: str) -> str:
 
 def speed_table(data: dict) -> str:
     med = _medians(data)
-    lines = [row("configuration", "implementation", "run only, env steps/s", "learning, % of run", "compile, s",
-                 "end to end, s", "run-only ratio to JAX (per round)"), rule(7)]  # fmt: skip
+    lines = [row("configuration", "implementation", "run only, env steps/s", "learning, % of run",
+                 "rollout alone, env steps/s", "compile, s", "end to end, s", "run-only ratio to JAX (per round)"),
+             rule(8)]  # fmt: skip
     for config, impl in med:
         m, jax = med[(config, impl)], med.get((config, "jax"))
         steps = next(x["env_steps"] for x in data["measurements"] if x["config"] == config)
@@ -84,9 +85,38 @@ def speed_table(data: dict) -> str:
             ratio = f"**{m['run_sps'] / jax['run_sps']:.2f}** ({min(per_round):.2f}-{max(per_round):.2f})"
         lines.append(row(f"{config} ({steps:,} steps)" if impl == "jax" or not jax else "", IMPL_LABELS[impl],
                          f"{m['run_sps']:,.0f}", "-" if m["learn_share"] is None else f"{100 * m['learn_share']:.0f}",
+                         "-" if m["learn_share"] is None else f"{m['run_sps'] / (1 - m['learn_share']):,.0f}",
                          f"{m['compile_s']:.1f}" if impl == "jax" else "-",
                          f"{m['e2e_s']:.1f}", ratio))  # fmt: skip
-    return _caption(data, "python benchmarks/speed.py") + "\n\n" + "\n".join(lines) + "\n"
+    return _caption(data, "python benchmarks/speed.py") + "\n\n" + "\n".join(lines) + "\n" + _targets(med) + "\n"
+
+
+def _targets(med: dict) -> str:
+    """The speed targets, each with the table's medians: IPPO's run-only ratio to JAX (>= 1), its end-to-end time
+    at 200k against JAX's (faster), Method I's throughput against IPPO's (within 10%), and the hand-written step's
+    gain over autograd's."""
+    configs = list(dict.fromkeys(c for c, _ in med))
+    ratio = lambda c, a, b, key="run_sps": med[(c, a)][key] / med[(c, b)][key]
+    have = lambda a, b: [c for c in configs if (c, a) in med and (c, b) in med]
+    lines = []
+    if runs := [c for c in have("ippo", "jax") if c != "e2e-200k"]:
+        vals = ", ".join(f"{c} {ratio(c, 'ippo', 'jax'):.2f}" for c in runs)
+        ok = all(ratio(c, "ippo", "jax") >= 1 for c in runs)
+        lines.append(f"- IPPO's run-only throughput / JAX's, target >= 1.0: {vals} ({'met' if ok else 'not met'}).")
+    if ("e2e-200k", "ippo") in med and ("e2e-200k", "jax") in med:
+        us, them = med[("e2e-200k", "ippo")]["e2e_s"], med[("e2e-200k", "jax")]["e2e_s"]
+        lines.append(f"- End to end at 200k, start-up and compilation included, target faster than JAX: IPPO "
+                     f"{us:.1f} s, JAX {them:.1f} s ({'met' if us < them else 'not met'}).")  # fmt: skip
+    if runs := have("method_i", "ippo"):
+        vals = ", ".join(f"{c} {ratio(c, 'method_i', 'ippo'):.2f}" for c in runs)
+        ok = all(ratio(c, "method_i", "ippo") >= 0.9 for c in runs)
+        lines.append(
+            f"- Method I's run-only throughput / IPPO's, target >= 0.90: {vals} ({'met' if ok else 'not met'})."
+        )
+    if runs := have("ippo", "ippo_autograd"):
+        vals = ", ".join(f"{c} {ratio(c, 'ippo', 'ippo_autograd'):.2f}" for c in runs)
+        lines.append(f"- The hand-written PPO step / the autograd step, run-only throughput: {vals}.")
+    return "\n" + "\n".join(lines) if lines else ""
 
 
 def _points(data: dict) -> tuple:
@@ -157,6 +187,11 @@ def equivalence_table(root: Path) -> str:
                  f"{diff.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"),
              row("per seed", per_seed(a, "{:.2f}"), per_seed(f, "{:.2f}"), per_seed(diff, "{:+.2f}")),
              row("smallest difference 80% power detects", "", "", f"{mde:.3f}")]  # fmt: skip
+    for k in range(0, len(seeds), 20) if len(seeds) > 20 else []:  # the seeds as they were added, 20 at a time
+        block = diff[k : k + 20]
+        b_lo, b_hi = stats.bootstrap_ci(block)
+        lines.append(row(f"seeds {seeds[k]}-{seeds[min(k + 20, len(seeds)) - 1]}", f"{a[k : k + 20].mean():.3f}",
+                         f"{f[k : k + 20].mean():.3f}", f"{block.mean():+.3f} [{b_lo:+.3f}, {b_hi:+.3f}]"))  # fmt: skip
     args = json.loads((root / "fused" / "spread" / "ppo" / f"eq_s{seeds[0]}" / "config.json").read_text())["args"]
     caption = (
         f"IPPO with its default hyperparameters, {args['max_steps']:,} env steps, tuning seeds {seeds[0]}-{seeds[-1]} "
