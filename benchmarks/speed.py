@@ -52,6 +52,7 @@ SCRIPTS = {  # this repository's learners: (script, extra options)
     "ippo_autograd": ("train_ppo.py", ["--ppo-backward", "autograd"]),  # the PPO step before ppo_fused
 }
 JAX_UNAVAILABLE, JAX_HUNG = 3, 4  # jax_ippo.py's exit codes: JAX or JaxMARL not importable; past --timeout
+JAX_TIMEOUT = 300  # seconds: every measured JAX run takes well under a minute (a hang idles until killed)
 
 
 def run_ours(algo: str, num_envs: int, epochs: int, minibatches: int, steps: int, agents: int, threads: int) -> dict:
@@ -76,13 +77,14 @@ def run_ours(algo: str, num_envs: int, epochs: int, minibatches: int, steps: int
 
 def run_jax(python: str, num_envs: int, epochs: int, minibatches: int, steps: int, agents: int, threads: str) -> dict:
     """One run of the JAX reference in a fresh process ({"unavailable": why} if it cannot run). A run that hangs
-    (XLA's CPU runtime, rarely: jax_ippo.py's --timeout, exit code 4) is run once more."""
+    (XLA's CPU runtime, rarely: jax_ippo.py's --timeout, exit code 4) is run once more, single-threaded (the
+    known workaround; the measurement records it)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "jax.json"
         argv = [python, str(ROOT / "benchmarks" / "jax_ippo.py"), "--num-envs", str(num_envs), "--rollout-length",
                 str(ROLLOUT_LENGTH), "--update-epochs", str(epochs), "--num-minibatches", str(minibatches),
                 "--total-steps", str(steps), "--num-agents", str(agents), "--seed", "101", "--xla-threads", threads,
-                "--timeout", "900", "--out", str(out)]  # fmt: skip
+                "--timeout", str(JAX_TIMEOUT), "--out", str(out)]  # fmt: skip
         for _ in range(2):
             start = time.perf_counter()
             try:
@@ -92,13 +94,15 @@ def run_jax(python: str, num_envs: int, epochs: int, minibatches: int, steps: in
             e2e = time.perf_counter() - start
             if done.returncode != JAX_HUNG:
                 break
-            print("the JAX reference hung (XLA's CPU runtime); running it once more", flush=True)
+            print("the JAX reference hung (XLA's CPU runtime); running it once more, single-threaded", flush=True)
+            threads = argv[argv.index("--xla-threads") + 1] = "1"  # the known workaround
         if done.returncode != 0:
             lines = (done.stdout + done.stderr).strip().splitlines() or [f"exit code {done.returncode}"]
             reason = lines[-1] if done.returncode == JAX_UNAVAILABLE else f"failed: {lines[-1]}"
             return {"unavailable": reason}
         r = json.loads(out.read_text())
     return {"env_steps": r["env_steps"], "run_s": r["run_s"], "compile_s": r["compile_s"], "e2e_s": e2e,
+            "xla_threads": threads,
             "versions": r.get("versions", {})}  # fmt: skip
 
 

@@ -46,8 +46,9 @@ def test_speed_table_ratios_are_of_the_medians_with_the_rounds_range():
           measurement("tuned", "method_i", 0, 7000), measurement("tuned", "method_i", 1, 9000)]  # fmt: skip
     table = speed.speed_table(fake("speed", ms))
     # medians: JAX 11,000, IPPO 10,000 -> 0.91; per round 0.80 and 1.00
-    assert "| IPPO | 10,000 | 50 | - |" in table and "**0.91** (0.80-1.00)" in table
-    assert "| tuned (409,600 steps) | JAX (jax.jit) | 11,000 | - | 14.5 |" in table
+    assert "| IPPO | 10,000 | 50 | 20,000 | - |" in table and "**0.91** (0.80-1.00)" in table
+    assert "| tuned (409,600 steps) | JAX (jax.jit) | 11,000 | - | - | 14.5 |" in table
+    assert "target >= 1.0: tuned 0.91 (not met)" in table and "target >= 0.90: tuned 0.80 (not met)" in table
     assert "**0.73** (0.70-0.75)" in table  # Method I: 8,000 / 11,000
 
 

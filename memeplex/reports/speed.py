@@ -62,6 +62,8 @@ def _caption(data: dict, command: str) -> str:
         else f"JAX reference not measured ({jax})"
     )
     load = data["load_average_1min"]
+    rerun = sum(m.get("xla_threads") == "1" for m in data["measurements"]) if a.get("xla_threads") == "default" else 0
+    jax_text += f" ({rerun} JAX run(s) hung and were re-run single-threaded)" if rerun else ""
     return (
         f"`{command}`: medians of {a['rounds']} rounds, one fresh process per implementation, alternating within "
         f"every round; this repository with {a['torch_threads']} torch thread(s), JAX with XLA's "
