@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from memeplex import cli, files, rundir  # noqa: E402
+from memeplex.reports import speed as speed_report  # noqa: E402
 
 CONFIGS = {  # name: (num_envs, update_epochs, num_minibatches)
     "tuned": (8, 10, 2),
@@ -170,13 +170,8 @@ def main(argv=None) -> int:
                 print(f"round {r} {label:10s} {impl:9s} run only {m['run_sps']:>9,.0f} env steps/s, compile "
                       f"{m['compile_s']:5.1f} s, end to end {m['e2e_s']:6.1f} s", flush=True)  # fmt: skip
     result["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
-    for label in dict.fromkeys(m["config"] for m in result["measurements"]):
-        med = lambda impl, key: statistics.median(
-            m[key] for m in result["measurements"] if m["config"] == label and m["impl"] == impl
-        )
-        if jax_ok:
-            print(f"{label}: run-only ratio IPPO / JAX {med(args.algos[0], 'run_sps') / med('jax', 'run_sps'):.2f}; "
-                  f"end to end {med('jax', 'e2e_s') / med(args.algos[0], 'e2e_s'):.2f}x JAX's speed")  # fmt: skip
+    if jax_ok:  # the target list of the report's table (memeplex.reports.speed), from these medians
+        print(speed_report.targets(speed_report.medians(result)))
     if args.out:
         files.write_json(args.out, result)
         print(f"written: {args.out}")

@@ -74,7 +74,8 @@ def minibatch_step(group, grads: GradientViews, obs, actions, old_logprob, adv, 
         out = torch.baddbmm(group.head_b.transpose(1, 2), group.head_w.transpose(1, 2), xs[-1])  # [A, act + 1, B]
         mean, value = out[:, :-1], out[:, -1]
         log_std = group.log_std.transpose(1, 2)  # [A, act, 1]
-        z = (actions - mean) / log_std.exp()
+        std = log_std.exp()
+        z = (actions - mean) / std
         logprob = -0.5 * z.square().sum(1) - (log_std.sum(1) + log_std.shape[1] * LOG_SQRT_2PI)  # [A, B]
         # the loss
         n = adv.shape[-1]
@@ -92,7 +93,7 @@ def minibatch_step(group, grads: GradientViews, obs, actions, old_logprob, adv, 
         clip_frac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean(-1)
         # backward: the loss's gradient with respect to the head's output [A, act + 1, B] ...
         g_logprob = torch.where(unclipped >= clipped, adv * ratio, 0.0).mul_(-1.0 / n).unsqueeze(1)  # [A, 1, B]
-        g_out = torch.cat([g_logprob * z / log_std.exp(), (cfg.vf_coef / n) * error.unsqueeze(1)], dim=1)
+        g_out = torch.cat([g_logprob * z / std, (cfg.vf_coef / n) * error.unsqueeze(1)], dim=1)
         torch.sum(g_logprob * (z.square() - 1.0), -1, keepdim=True, out=grads.log_std.view(log_std.shape))
         grads.log_std.sub_(cfg.ent_coef)
         # ... then through the head and the encoder's layers, every weight's gradient into its view

@@ -38,7 +38,7 @@ def report_for(data: dict, stem: str) -> dict:
     return {f"{stem}.md": scaling_table(data), f"{stem}.png": scaling_figure(data)}
 
 
-def _medians(data: dict) -> dict:
+def medians(data: dict) -> dict:
     """{(config, impl): {run_sps, compile_s, e2e_s: medians over rounds, rounds: [run_sps by round]}}."""
     cells = {}
     for m in data["measurements"]:
@@ -74,7 +74,7 @@ def _caption(data: dict, command: str) -> str:
 
 
 def speed_table(data: dict) -> str:
-    med = _medians(data)
+    med = medians(data)
     lines = [row("configuration", "implementation", "run only, env steps/s", "learning, % of run",
                  "rollout alone, env steps/s", "compile, s", "end to end, s", "run-only ratio to JAX (per round)"),
              rule(8)]  # fmt: skip
@@ -90,10 +90,17 @@ def speed_table(data: dict) -> str:
                          "-" if m["learn_share"] is None else f"{m['run_sps'] / (1 - m['learn_share']):,.0f}",
                          f"{m['compile_s']:.1f}" if impl == "jax" else "-",
                          f"{m['e2e_s']:.1f}", ratio))  # fmt: skip
-    return _caption(data, "python benchmarks/speed.py") + "\n\n" + "\n".join(lines) + "\n" + _targets(med) + "\n"
+    target_list = targets(med)
+    return (
+        _caption(data, "python benchmarks/speed.py")
+        + "\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + ("\n" + target_list + "\n" if target_list else "\n")
+    )
 
 
-def _targets(med: dict) -> str:
+def targets(med: dict) -> str:
     """The speed targets, each with the table's medians: IPPO's run-only ratio to JAX (>= 1), its end-to-end time
     at 200k against JAX's (faster), Method I's throughput against IPPO's (within 10%), and the hand-written step's
     gain over autograd's."""
@@ -118,7 +125,7 @@ def _targets(med: dict) -> str:
     if runs := have("ippo", "ippo_autograd"):
         vals = ", ".join(f"{c} {ratio(c, 'ippo', 'ippo_autograd'):.2f}" for c in runs)
         lines.append(f"- The hand-written PPO step / the autograd step, run-only throughput: {vals}.")
-    return "\n" + "\n".join(lines) if lines else ""
+    return "\n".join(lines)
 
 
 def _points(data: dict) -> tuple:
@@ -132,7 +139,7 @@ def _points(data: dict) -> tuple:
 
 
 def scaling_table(data: dict) -> str:
-    med = _medians(data)
+    med = medians(data)
     impls = list(dict.fromkeys(m["impl"] for m in data["measurements"]))
     envs, agents = _points(data)
     lines = [row("", *(IMPL_LABELS[i] + ", env steps/s" for i in impls), "ratio to JAX"), rule(len(impls) + 2)]
@@ -148,7 +155,7 @@ def scaling_table(data: dict) -> str:
 def scaling_figure(data: dict):
     import matplotlib.pyplot as plt
 
-    med = _medians(data)
+    med = medians(data)
     impls = list(dict.fromkeys(m["impl"] for m in data["measurements"]))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (pts, xlabel) in zip(axes, zip(_points(data), ("parallel envs (3 agents)", "agents (spread N, 8 envs)"))):
