@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: the run options and one option per MADDPGConfig field."""
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_run_arguments(
-        p, budget_note="summed over all population members, fitness episodes included", envs=("spread", "tag")
+        p,
+        budget_note="summed over all population members, fitness episodes included",
+        envs=("spread", "tag", "reference"),
     )
     cli.add_dataclass_arguments(p.add_argument_group("MADDPG and evolutionary HPO (maddpg.MADDPGConfig)"), MADDPGConfig)
     return p

@@ -59,7 +59,7 @@ def build_parser(algo: str) -> argparse.ArgumentParser:
     train_mappo.py (mappo: no distillation options; mappo.MAPPOConfig's fields and defaults)."""
     p = cli.ArgumentParser(description=DESCRIPTIONS[algo], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     options.add_run_arguments(
-        p, budget_note="rounded up to whole rollouts of num-envs x rollout-length", envs=("spread", "tag")
+        p, budget_note="rounded up to whole rollouts of num-envs x rollout-length", envs=("spread", "tag", "reference")
     )
     options.add_best_response_arguments(p)
     config_class = LEARNERS[algo][1]

@@ -1,6 +1,8 @@
 """What the eval scripts print and render for a trained policy: the score on
-held-out seeds with its 95% CI (spread), win-rates against random, itself and
-an --opponent (tag), and --render to a GIF (headless) or a window."""
+held-out seeds with its 95% CI (spread, reference; on reference also the
+communication gap closed and the signalling and listening diagnostics),
+win-rates against random, itself and an --opponent (tag), and --render to a
+GIF (headless) or a window."""
 
 from __future__ import annotations
 
@@ -111,6 +113,16 @@ def evaluate_and_render(opts: EvalOptions, env_name: str, policy, label: str, ck
         f"normalised score {res['normalised']:.3f}  "
         f"(0 = random {refs['random']:.2f}, 1 = oracle {refs.get('oracle', float('nan')):.2f})"
     )
+    if "no_comm" in refs:  # reference: do the agents talk?
+        from memeplex import communication
+
+        talk = communication.diagnose(env_name, policy, protocol.eval_seeds(opts.split, opts.episodes))
+        res.update(comm_gap_closed=res["comm_gap_closed"], **talk)
+        print(
+            f"communication gap closed {res['comm_gap_closed']:.3f} (0 = no communication {refs['no_comm']:.2f}, "
+            f"1 = oracle); signalling {talk['signalling']:.2f} (chance 0.33), listening {talk['listening']:.3f} "
+            f"(distance to own target with another episode's messages minus with the real ones)"
+        )
     if opts.render:
         out, path = render(opts, env_name, policy, ckpt_path)
         if path is not None:

@@ -1,6 +1,8 @@
 """How a training run is evaluated: one interface, three modes.
 
-    Cooperative   spread: the deterministic policy's score on the validation seeds (protocol.evaluate)
+    Cooperative   spread, reference: the deterministic policy's score on the validation seeds
+                  (protocol.evaluate); on reference also the communication gap closed and whether
+                  the agents talk (communication.diagnose)
     SelfPlay      tag: both teams frozen into a rolling pool after every evaluation, rated by Elo
                   against it and the random team (competitive.SelfPlayPool)
     BestResponse  tag with --opponent: one team's win-rate against a frozen checkpoint
@@ -89,6 +91,14 @@ class Cooperative(Evaluator):
     def __init__(self, opts: RunOptions, run: RunDir):
         super().__init__(opts, run)
         self.refs = protocol.reference_scores(opts.env_id, "validation", opts.eval_episodes, opts.backend)
+        self.talks = "no_comm" in self.refs  # reference: the communication gap and diagnostics too
+
+    def talk(self, policy, split: str, episodes: int, prefix: str) -> dict:
+        """reference: signalling and listening (communication.diagnose) as metrics named prefix + key."""
+        from memeplex import communication
+
+        d = communication.diagnose(self.opts.env_id, policy, protocol.eval_seeds(split, episodes))
+        return {f"{prefix}signalling": d["signalling"], f"{prefix}listening": d["listening"]}
 
     def measure(self, policy, progress, snapshot, final: bool) -> tuple:
         res = protocol.evaluate(self.opts.env_id, policy, "validation", self.opts.eval_episodes, self.opts.backend)
@@ -101,17 +111,35 @@ class Cooperative(Evaluator):
             "eval_best_episode": res["best"],
             "train_score": progress.train_score(),
         }
-        return row, f"eval {res['score']:7.2f} ± {res['ci']:.2f}  (normalised {res['normalised']:.3f})"
+        message = f"eval {res['score']:7.2f} ± {res['ci']:.2f}  (normalised {res['normalised']:.3f})"
+        if self.talks:
+            row["eval_comm_gap"] = res["comm_gap_closed"]
+            row.update(self.talk(policy, "validation", self.opts.eval_episodes, "eval_"))
+            message += (
+                f"  gap closed {row['eval_comm_gap']:.3f}  signalling {row['eval_signalling']:.2f} "
+                f"listening {row['eval_listening']:.3f}"
+            )
+        return row, message
 
     def summary(self, progress) -> dict:
         scores = [r["eval_score"] for r in self.run.rows]
         last5 = float(np.mean(scores[-5:])) if scores else float("nan")
         final = scores[-1] if scores else float("nan")
+        last = self.run.rows[-1] if self.run.rows else {}
+        talk = {}
+        if self.talks:
+            talk = {
+                "last5_eval_comm_gap": protocol.comm_gap_closed(last5, self.refs),
+                "final_eval_comm_gap": protocol.comm_gap_closed(final, self.refs),
+                "final_eval_signalling": last.get("eval_signalling", float("nan")),
+                "final_eval_listening": last.get("eval_listening", float("nan")),
+            }
         return {
             "last5_eval_mean": last5,
             "last5_eval_normalised": protocol.normalised(last5, self.refs),
             "final_eval_score": final,
             "final_eval_normalised": protocol.normalised(final, self.refs),
+            **talk,
             "best_mean_score": progress.best_mean,
             "best_single_eval_fitness": progress.best_single,
             "train_mean_score": progress.train_score(),
@@ -128,12 +156,21 @@ class Cooperative(Evaluator):
             f"final test evaluation ({final['episodes']} episodes): {final['score']:.2f} ± {final['ci']:.2f}, "
             f"normalised {final['normalised']:.3f}"
         )
+        talk = {}
+        if self.talks:
+            talk = {"test_comm_gap": final["comm_gap_closed"]}
+            talk.update(self.talk(policy, "test", self.opts.final_eval_episodes, "test_"))
+            print(
+                f"communication gap closed {talk['test_comm_gap']:.3f}, signalling {talk['test_signalling']:.2f} "
+                f"(chance 0.33), listening {talk['test_listening']:.3f}"
+            )
         return {
             "test_score": final["score"],
             "test_ci": final["ci"],
             "test_normalised": final["normalised"],
             "test_episodes": final["episodes"],
             "test_references": final["references"],
+            **talk,
         }
 
     def plot(self, title: str, panels=None) -> None:

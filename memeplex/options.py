@@ -89,7 +89,8 @@ def _add_budget_and_evaluation(run, budget_note: str, envs) -> None:
         "--env",
         default="spread",
         choices=envs,
-        help="MPE environment: spread = simple_spread_v3 (cooperative), tag = simple_tag_v3 (self-play)",
+        help="MPE environment: spread = simple_spread_v3 (cooperative), tag = simple_tag_v3 (self-play), "
+        "reference = simple_reference_v3 (cooperative; each agent's target is known only to its partner)",
     )
     run.add_argument(
         "--num-agents",

@@ -1,9 +1,10 @@
 """The evaluation protocol every memeplex script shares, and its reference policies.
 
 Seeded deterministic episodes on the validation and test seed sets, scores
-with their 95% CIs, the reference policies `random` and `oracle` and the
-normalised score (the win rule, Elo and the pool are in competitive.py).  No
-learning algorithm, no files, no plots.
+with their 95% CIs, the reference policies `random` and `oracle` (and, on
+reference, `no_comm`: communication.py) and the normalised score (the win
+rule, Elo and the pool are in competitive.py).  No learning algorithm, no
+files, no plots.
 
 Conventions:
 * an "env step" is one parallel step of one environment instance;
@@ -79,7 +80,7 @@ def _episodes(name: str, policy, seeds: list, render_env, backend: str) -> dict:
     if render_env is not None:
         render_env.reset(seed=seeds[0])
         world.to_mpe2(render_env, 0)
-        frames.append(render_env.render())
+        frames.append(_frame(render_env, world))
     for _ in range(world.max_cycles):  # MPE episodes end by the time limit only
         actions = policy(obs, world)
         obs, rewards, _, _ = world.step({a: np.clip(actions[a], 0.0, 1.0).astype(np.float32) for a in agents})
@@ -88,7 +89,7 @@ def _episodes(name: str, policy, seeds: list, render_env, backend: str) -> dict:
             touch += world.contacts()
         if render_env is not None:
             world.to_mpe2(render_env, 0)
-            frames.append(render_env.render())
+            frames.append(_frame(render_env, world))
     return {
         "scores": total.sum(1),
         "returns": {a: total[:, k] for k, a in enumerate(agents)},
@@ -96,6 +97,16 @@ def _episodes(name: str, policy, seeds: list, render_env, backend: str) -> dict:
         "contacts": touch,
         "frames": frames,
     }
+
+
+def _frame(render_env, world):
+    """mpe2's drawing of env 0 (None in a window); on reference with each agent's target and messages."""
+    frame = render_env.render()
+    if frame is not None and world.name == "reference":
+        from memeplex.communication import annotate
+
+        frame = annotate(frame, world, 0)
+    return frame
 
 
 @functools.lru_cache(maxsize=4)
@@ -198,13 +209,15 @@ def force_to_action(u: np.ndarray) -> np.ndarray:
 
 
 class OraclePolicy:
-    """Hand-coded spread policy from the world state: Hungarian assignment of
-    agents to landmarks, then a PD force u = 8 (target - pos) - 2 vel."""
+    """Hand-coded policy from the world state, a PD force u = 8 (target - pos) - 2 vel to a target:
+    on spread the landmark of a Hungarian assignment of agents to landmarks; on reference
+    (privileged) each agent's own target, which only its partner observes, saying nothing."""
 
     def __init__(self, name: str, kp: float = 8.0, kd: float = 2.0):
-        if env_spec(name).family != "spread":
-            raise UsageError(f"the oracle reference policy is defined for spread only, not {name!r}")
-        self.agents = env_info(name)[0]
+        self.family = env_spec(name).family
+        if self.family not in ("spread", "reference"):
+            raise UsageError(f"the oracle reference policy is defined for spread and reference, not {name!r}")
+        self.agents, _, self.act_dims = env_info(name)
         self.kp, self.kd = kp, kd
 
     def __call__(self, obs, state):
@@ -212,21 +225,35 @@ class OraclePolicy:
 
         pos, vel = state.pos[:, state.agent_slice], state.vel[:, state.agent_slice]  # [E, N, 2]
         marks = state.pos[:, state.landmark_slice]
-        target = np.empty_like(pos)
-        for e in range(len(pos)):  # Hungarian assignment of agents to landmarks, per env
-            rows, cols = linear_sum_assignment(np.linalg.norm(pos[e][:, None] - marks[e][None], axis=-1))
-            target[e] = marks[e][cols[np.argsort(rows)]]
+        if self.family == "reference":  # agent i's target is goal[:, partner]
+            target = marks[np.arange(len(pos))[:, None], state.goal[:, ::-1]]
+        else:
+            target = np.empty_like(pos)
+            for e in range(len(pos)):  # Hungarian assignment of agents to landmarks, per env
+                rows, cols = linear_sum_assignment(np.linalg.norm(pos[e][:, None] - marks[e][None], axis=-1))
+                target[e] = marks[e][cols[np.argsort(rows)]]
         act = force_to_action(self.kp * (target - pos) - self.kd * vel)  # [E, N, 5]
-        return {a: act[:, k] for k, a in enumerate(self.agents)}
+        return {a: _pad(act[:, k], self.act_dims[a]) for k, a in enumerate(self.agents)}
+
+
+def _pad(move: np.ndarray, dim: int) -> np.ndarray:
+    """A movement action [E, 5] with silent message entries up to `dim`."""
+    return move if dim == move.shape[1] else np.concatenate([move, np.zeros((len(move), dim - 5), move.dtype)], 1)
 
 
 @functools.cache
 def reference_scores(name: str, split: str, n: int, backend: str = "batched") -> dict:
-    """Mean score of the random and oracle policies on the evaluation seeds."""
+    """Mean score of the reference policies on the evaluation seeds: random; oracle (spread,
+    reference); no_comm (reference: communication.NoCommPolicy)."""
     seeds = eval_seeds(split, n)
+    family = env_spec(name).family
     out = {"random": float(run_episodes(name, RandomPolicy(name), seeds, backend=backend)["scores"].mean())}
-    if env_spec(name).family == "spread":
+    if family in ("spread", "reference"):
         out["oracle"] = float(run_episodes(name, OraclePolicy(name), seeds, backend=backend)["scores"].mean())
+    if family == "reference":
+        from memeplex.communication import NoCommPolicy
+
+        out["no_comm"] = float(run_episodes(name, NoCommPolicy(name), seeds, backend=backend)["scores"].mean())
     return out
 
 
@@ -235,6 +262,13 @@ def normalised(score: float, refs: dict) -> float:
     if "oracle" not in refs:
         return float("nan")
     return (score - refs["random"]) / (refs["oracle"] - refs["random"])
+
+
+def comm_gap_closed(score: float, refs: dict) -> float:
+    """reference: (score - no_comm) / (oracle - no_comm), above 0 when agents use messages (else nan)."""
+    if "no_comm" not in refs:
+        return float("nan")
+    return (score - refs["no_comm"]) / (refs["oracle"] - refs["no_comm"])
 
 
 def evaluate(name: str, policy, split: str, n: int, backend: str = "batched") -> dict:
@@ -248,6 +282,7 @@ def evaluate(name: str, policy, split: str, n: int, backend: str = "batched") ->
         "ci": ci,
         "best": float(scores.max()),
         "normalised": normalised(mean, refs),
+        "comm_gap_closed": comm_gap_closed(mean, refs),
         "episodes": int(n),
         "references": refs,
         "scores": scores,

@@ -76,6 +76,7 @@ RESUME_OPTIONS = {
     "norm-reward": ["--norm-reward"],
     "distill-own-optimizer": ["--distill-interval", "1", "--distill-optimizer", "own"],
     "tag-self-play": TAG,
+    "reference": ["--env", "reference"],  # the messages and goals in flight are part of the envs' state
     "best-response": [*TAG[:2], "--opponent", str(SHIPPED_TAG), "--team", "prey"],
 }
 
@@ -85,7 +86,7 @@ def test_stopped_or_killed_run_resumes_as_the_uninterrupted_run(option, tmp_path
     """SIGTERM between evaluations (step 384: mid-episode, mid-pool), then a SIGKILL inside the evaluation at
     step 768 with latest.pt damaged: each resume gives the uninterrupted run's rows, matrices and summary."""
     argv = [*SMALL, *RESUME_OPTIONS[option], "--run-name", "r"]
-    env = "tag" if "tag" in argv else "spread"
+    env = argv[argv.index("--env") + 1] if "--env" in argv else "spread"
     assert train_method_i.main([*argv, *dirs(tmp_path / "whole")]) == 0
     whole = outcome(run_dirs(tmp_path / "whole", env)[0])
     assert len(whole["metrics.csv"]) == 4

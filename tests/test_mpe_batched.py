@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from mpe2 import simple_spread_v3, simple_tag_v3
+from mpe2 import simple_reference_v3, simple_spread_v3, simple_tag_v3
 from pettingzoo.utils.env_logger import EnvLogger
 
 from memeplex.envs.scenarios import make_world
@@ -21,7 +21,9 @@ CONFIGS = {
         simple_tag_v3,
         dict(num_good=1, num_adversaries=3, num_obstacles=2, max_cycles=25, continuous_actions=True),
     ),
+    "reference": ("reference", simple_reference_v3, dict(local_ratio=0.5, max_cycles=25, continuous_actions=True)),
 }
+KEYS = ["spread", "tag", "reference"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +54,11 @@ class Reference:
         ents = self.envs[e].unwrapped.world.entities
         return np.array([en.state.p_pos for en in ents]), np.array([en.state.p_vel for en in ents])
 
+    def comm(self, e):
+        """[agents, dim_c]: every agent's comm state, and the goal landmark index of every agent."""
+        w = self.envs[e].unwrapped.world
+        return np.array([ag.state.c for ag in w.agents]), [w.landmarks.index(ag.goal_b) for ag in w.agents]
+
     def contacts(self, e):
         """Touching (predator, prey) pairs, counted on the mpe2 world with MPE's is_collision."""
         raw = self.envs[e].unwrapped
@@ -63,7 +70,7 @@ def random_actions(env, rng, clip=True):
     """Normal(0.5, 1) actions, clipped as the repository does (or raw).  On tag
     the predators of the even envs also steer towards the prey so that contacts
     (and the prey's speed limit) are exercised often."""
-    acts = {a: rng.normal(0.5, 1.0, (env.num_envs, 5)) for a in env.agents}
+    acts = {a: rng.normal(0.5, 1.0, (env.num_envs, env.act_dims[a])) for a in env.agents}
     if env.name == "tag":
         prey = env.pos[:, env.good_slice.start]
         for i in range(env.adversary_slice.stop):
@@ -80,6 +87,10 @@ def assert_state_equal(env, ref, e, where):
     pos, vel = ref.state(e)
     assert np.array_equal(env.pos[e], pos), f"{where}: positions in env {e} differ by {np.abs(env.pos[e] - pos).max()}"
     assert np.array_equal(env.vel[e], vel), f"{where}: velocities in env {e} differ by {np.abs(env.vel[e] - vel).max()}"
+    if env.name == "reference":
+        comm, goal = ref.comm(e)
+        assert np.array_equal(env.comm[e], comm), f"{where}: messages in env {e} differ"
+        assert env.goal[e].tolist() == goal, f"{where}: goals in env {e} differ"
 
 
 def assert_obs_equal(obs, ref_obs, e, where):
@@ -105,6 +116,11 @@ def coverage(env, stats):
         x = np.abs(p[:, env.good_slice])
         stats["prey bound linear"] += int(((x >= 0.9) & (x < 1.0)).sum())
         stats["prey bound exp"] += int((x >= 1.0).sum())
+    if env.name == "reference":
+        stats["messages clipped to 0 or 1"] += int(((env.comm == 0) | (env.comm == 1)).sum())
+        stats["messages inside (0, 1)"] += int(((env.comm > 0) & (env.comm < 1)).sum())
+        for g in range(3):
+            stats[f"goal {g}"] += int((env.goal == g).sum())
 
 
 def run_lockstep(key, num_envs, steps, seed, env=None, clip=True):
@@ -148,7 +164,9 @@ def run_lockstep(key, num_envs, steps, seed, env=None, clip=True):
     return stats
 
 
-@pytest.mark.parametrize("key,num_envs,steps", [("spread", 8, 250), ("tag", 8, 250), ("spread6", 4, 60)])
+@pytest.mark.parametrize(
+    "key,num_envs,steps", [("spread", 8, 250), ("tag", 8, 250), ("spread6", 4, 60), ("reference", 8, 250)]
+)
 def test_matches_mpe2_bit_for_bit(key, num_envs, steps):
     stats = run_lockstep(key, num_envs, steps, seed=1)
     assert stats["env steps"] == num_envs * steps
@@ -158,9 +176,12 @@ def test_matches_mpe2_bit_for_bit(key, num_envs, steps):
     if key == "tag":
         for what in ("agent-obstacle overlaps", "contacts", "speed clamped", "prey bound linear", "prey bound exp"):
             assert stats[what] > 0, what
+    if key == "reference":  # (agents overlap without pushing: they do not collide)
+        for what in ("messages clipped to 0 or 1", "messages inside (0, 1)", "goal 0", "goal 1", "goal 2"):
+            assert stats[what] > 0, what
 
 
-@pytest.mark.parametrize("key", ["spread", "tag"])
+@pytest.mark.parametrize("key", KEYS)
 def test_raw_out_of_range_and_float64_actions_are_handled_as_mpe2_does(key):
     """Unclipped float32 actions (PettingZoo's wrapper clips them) and float64
     actions (differences taken in float64, as mpe2 does for them)."""
@@ -170,8 +191,9 @@ def test_raw_out_of_range_and_float64_actions_are_handled_as_mpe2_does(key):
     obs, rng = env.reset(seeds=[5, 6]), np.random.default_rng(3)
     ref.reset([5, 6], [0, 1])
     for t in range(25):
+        shape = lambda a: (2, env.act_dims[a])
         actions = {
-            a: rng.normal(0.5, 1.0, (2, 5)) if k % 2 else rng.random((2, 5), dtype=np.float32)
+            a: rng.normal(0.5, 1.0, shape(a)) if k % 2 else rng.random(shape(a), dtype=np.float32)
             for k, a in enumerate(env.agents)
         }  # float64 and float32 mixed
         obs, rew, _, _ = env.step(actions)
@@ -183,7 +205,8 @@ def test_raw_out_of_range_and_float64_actions_are_handled_as_mpe2_does(key):
 def test_the_comparison_detects_small_deviations():
     """The lockstep check must be able to fail: a damping off by 1e-12 (spread)
     or the pair forces summed in the reverse order (tag, where an agent has 5
-    collision partners) are caught, at the latest by the float64 state check."""
+    collision partners) are caught, at the latest by the float64 state check;
+    so are reference's goals drawn in the other order."""
     name, _, kwargs = CONFIGS["spread"]
     wrong = make_world(name, 4, **kwargs)
     wrong.damping += 1e-12
@@ -194,6 +217,12 @@ def test_the_comparison_detects_small_deviations():
     wrong._partners, wrong._pair_dmin = wrong._partners[:, ::-1].copy(), wrong._pair_dmin[:, ::-1].copy()
     with pytest.raises(AssertionError, match="differ"):
         run_lockstep("tag", 4, 50, seed=1, env=wrong)
+    # reference: the two goals drawn in the other order (the same draws, swapped)
+    name, _, kwargs = CONFIGS["reference"]
+    wrong = make_world(name, 4, **kwargs)
+    wrong.draw_reset = lambda e, rng: wrong.goal.__setitem__((e, slice(None, None, -1)), rng.integers(3, size=2))
+    with pytest.raises(AssertionError, match="differ"):
+        run_lockstep("reference", 4, 50, seed=1, env=wrong)
 
 
 def test_layout_and_spaces_match_mpe2():
@@ -202,7 +231,8 @@ def test_layout_and_spaces_match_mpe2():
         world = ref.unwrapped.world
         assert env.agents == list(ref.possible_agents)
         assert env.obs_dims == {a: ref.observation_space(a).shape[0] for a in env.agents}
-        assert env.act_dims == {a: ref.action_space(a).shape[0] for a in env.agents} == {a: 5 for a in env.agents}
+        assert env.act_dims == {a: ref.action_space(a).shape[0] for a in env.agents}
+        assert env.act_dims == {a: 15 if name == "reference" else 5 for a in env.agents}
         assert env.entity_names == [en.name for en in world.entities]
         assert env.pos.shape == env.vel.shape == (3, len(world.entities), 2)
         assert env.sizes.tolist() == [en.size for en in world.entities]
@@ -236,7 +266,7 @@ def test_reset_arguments():
         make_world("tag", 2, continuous_actions=False)
 
 
-@pytest.mark.parametrize("key", ["spread", "tag"])
+@pytest.mark.parametrize("key", KEYS)
 def test_state_dict_round_trip_continues_bit_for_bit(key):
     name, _, kwargs = CONFIGS[key]
     a = make_world(name, 4, **kwargs)
@@ -252,6 +282,7 @@ def test_state_dict_round_trip_continues_bit_for_bit(key):
     b = make_world(name, 4, **kwargs)  # a different (entropy-seeded) state until loaded
     b.load_state_dict(torch.load(buf, weights_only=True)["env"])
     assert np.array_equal(a.pos, b.pos) and np.array_equal(a.vel, b.vel) and np.array_equal(a.steps, b.steps)
+    assert np.array_equal(a.comm, b.comm) and (key != "reference" or np.array_equal(a.goal, b.goal))
     for _ in range(60):  # two more episode ends: the resets draw from the restored RNGs
         actions = random_actions(a, rng)
         out_a, out_b = a.step(actions), b.step(actions)
@@ -268,7 +299,7 @@ def test_state_dict_round_trip_continues_bit_for_bit(key):
         make_world(name, 3, **kwargs).load_state_dict(a.state_dict())
 
 
-@pytest.mark.parametrize("key", ["spread", "tag"])
+@pytest.mark.parametrize("key", KEYS)
 def test_to_mpe2_observes_and_renders_the_batched_state(key):
     name, module, kwargs = CONFIGS[key]
     env = make_world(name, 3, **kwargs)

@@ -33,9 +33,10 @@ def rng_from_state(d: dict) -> np.random.Generator:
 
 
 def state_dict(world) -> dict:
-    """Positions, velocities, step counters, render zoom and every env's RNG state as
-    plain lists/ints/strs, so it survives torch.save / torch.load(weights_only=True) and JSON."""
-    return {
+    """Positions, velocities, step counters, render zoom, every env's RNG state and the
+    scenario's own state (reference: goals, messages) as plain lists/ints/strs, so it
+    survives torch.save / torch.load(weights_only=True) and JSON."""
+    out = {
         "format": "mpe_batched/1",
         "name": world.name,
         "env_kwargs": dict(world.env_kwargs),
@@ -46,6 +47,9 @@ def state_dict(world) -> dict:
         "cam_range": world.cam_range.tolist(),
         "rngs": [rng_state(r) for r in world.rngs],
     }
+    if world.speaks:
+        out["comm"] = world.comm.tolist()
+    return {**out, **world.extra_state()}
 
 
 def load_state_dict(world, state: dict) -> None:
@@ -64,10 +68,14 @@ def load_state_dict(world, state: dict) -> None:
     world.steps[...] = np.asarray(state["steps"], dtype=np.int64)
     world.cam_range[...] = np.asarray(state["cam_range"], dtype=np.float64)
     world.rngs = [rng_from_state(d) for d in state["rngs"]]
+    if world.speaks:
+        world.comm[...] = np.asarray(state["comm"], dtype=np.float64)
+    world.load_extra_state(state)
 
 
 def to_mpe2(world, env, e: int) -> None:
-    """Write env e's state (positions, velocities, comm state, steps, render zoom and a copy
+    """Write env e's state (positions, velocities, comm state, the scenario's own state
+    (reference: goals and their colours), steps, render zoom and a copy
     of its RNG) into an mpe2 env of the same configuration, so that `env.render()` draws
     it and `env.unwrapped.observe(agent)` equals `world.observe()[agent][e]`."""
     raw = env.unwrapped
@@ -77,8 +85,9 @@ def to_mpe2(world, env, e: int) -> None:
     for i, en in enumerate(raw.world.entities):
         en.state.p_pos = world.pos[e, i].copy()
         en.state.p_vel = world.vel[e, i].copy()
-    for ag in raw.world.agents:
-        ag.state.c = np.zeros(raw.world.dim_c)
+    for i, ag in enumerate(raw.world.agents):
+        ag.state.c = world.comm[e, i].copy() if world.speaks else np.zeros(raw.world.dim_c)
+    world.extra_to_mpe2(raw, e)
     raw.steps = int(world.steps[e])
     raw.original_cam_range = np.float64(world.cam_range[e])
     raw.np_random = rng_from_state(rng_state(world.rngs[e]))

@@ -1,8 +1,9 @@
 """The environments a run can play, by name, and what every script reads off them.
 
-"spread" (simple_spread_v3, 3 agents), "spread-N" (N agents and N landmarks)
-and "tag" (simple_tag_v3: 3 predators, 1 prey, 2 obstacles), all with
-continuous actions and 25-step episodes; their agents, observation and action
+"spread" (simple_spread_v3, 3 agents), "spread-N" (N agents and N landmarks),
+"tag" (simple_tag_v3: 3 predators, 1 prey, 2 obstacles) and "reference"
+(simple_reference_v3: 2 agents who must tell each other their targets), all
+with continuous actions and 25-step episodes; their agents, observation and action
 sizes and teams; one mpe2 env and its parallel step without the AEC round
 trip; and the reset seeds of training envs.
 """
@@ -31,11 +32,11 @@ def train_env_seed(seed: int, env_index: int, session: int = 0) -> int:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """An env by name: its scenario `family` ("spread" or "tag", whatever its size),
+    """An env by name: its scenario `family` ("spread", "tag" or "reference", whatever its size),
     the mpe2 module that makes it and that module's keyword arguments."""
 
     name: str
-    family: str  # "spread" or "tag": the scenario, whatever its size
+    family: str  # "spread", "tag" or "reference": the scenario, whatever its size
     module: str
     kwargs: tuple
 
@@ -65,12 +66,18 @@ ENVS = {
             ("continuous_actions", True),
         ),
     ),
+    "reference": EnvSpec(
+        "reference",
+        "reference",
+        "mpe2.simple_reference_v3",
+        (("local_ratio", 0.5), ("max_cycles", 25), ("continuous_actions", True)),
+    ),
 }
 SPREAD_AGENTS = 3  # simple_spread_v3's team size unless --num-agents says otherwise
 
 
 def env_spec(name: str) -> EnvSpec:
-    """The spec of "spread", "tag" or "spread-N" (simple_spread_v3 with N agents and N landmarks)."""
+    """The spec of "spread", "tag", "reference" or "spread-N" (simple_spread_v3 with N agents and N landmarks)."""
     if name in ENVS:
         return ENVS[name]
     size = name.removeprefix("spread-")
@@ -97,6 +104,8 @@ def episode_length(name: str) -> int:
 
 def make_env(name: str, render_mode=None):
     """One mpe2 env (PettingZoo parallel API) of env `name`."""
+    if render_mode is not None:
+        env_info(name)  # cached from here on: closing its env quits pygame, which would break this env's font
     return env_spec(name).make(render_mode)
 
 
@@ -134,7 +143,7 @@ def env_info(name: str):
 
 
 def teams(name: str) -> dict:
-    """Team split: spread is one cooperative team; tag is predators vs prey."""
+    """Team split: spread and reference are one cooperative team; tag is predators vs prey."""
     agents = env_info(name)[0]
     if name == "tag":
         return {

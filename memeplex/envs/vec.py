@@ -32,7 +32,7 @@ def batched_world(name: str, num_envs: int):
 
 class WorldArrays:
     """The world state of a list of mpe2 envs as arrays, laid out as the batched world's (`pos`,
-    `vel` [E, entities, 2], `agent_slice`, `landmark_slice`, `adversary`, `sizes`), so a policy
+    `vel` [E, entities, 2], `agent_slice`, `landmark_slice`, `adversary`, `sizes`; reference: `goal`), so a policy
     that reads the state (the oracle, scripted teams) sees the same thing on both backends."""
 
     def __init__(self, envs):
@@ -43,6 +43,8 @@ class WorldArrays:
         self.agent_slice, self.landmark_slice = slice(0, n), slice(n, len(worlds[0].entities))
         self.adversary = np.array([bool(getattr(a, "adversary", False)) for a in worlds[0].agents])
         self.sizes = np.array([ent.size for ent in worlds[0].entities])
+        if hasattr(worlds[0].agents[0], "goal_b"):  # reference: the landmark each agent knows of
+            self.goal = np.array([[w.landmarks.index(ag.goal_b) for ag in w.agents] for w in worlds])
 
 
 class VecEnv:

@@ -5,9 +5,10 @@ NumPy float64 arrays and steps all of them with array code (no Python loop
 over envs; the only loops are over a handful of agents/entity pairs, each a
 whole-batch operation).  It is what every scenario shares: the physics, the
 resets, the observations (gathered as observations.py lays them out) and the
-state (saved and copied to mpe2 by snapshot.py); a scenario (spread.py, tag.py)
-is a subclass that names mpe2's world, its defaults and reset ranges, its
-observation extras and its rewards.  Together they reproduce mpe2 1.1.1 (the reference; see
+state (saved and copied to mpe2 by snapshot.py); a scenario (spread.py, tag.py,
+reference.py) is a subclass that names mpe2's world, its defaults and reset
+ranges, its observation columns and its rewards, and, if it has any, its own
+per-env state (reference: goals and messages).  Together they reproduce mpe2 1.1.1 (the reference; see
 `_mpe_utils/core.py`, `_mpe_utils/simple_env.py` and the scenario modules) for
 the configurations this repository uses, continuous actions only.  The float64
 world state and every observation, reward and truncation flag equal what mpe2's
@@ -28,7 +29,8 @@ Scenario(num_envs, **env_kwargs)
 Attributes (read-only by convention):
     name, num_envs, env_kwargs, max_cycles
     agents            list[str], mpe2's `possible_agents` order (tag: adversaries first)
-    obs_dims, act_dims  dict agent -> int (act_dims are all 5: [no-op, -x, +x, -y, +y])
+    obs_dims, act_dims  dict agent -> int (act_dims: 5, [no-op, -x, +x, -y, +y], plus dim_c
+                      message entries for speaking agents: reference's 15)
     entity_names      list[str], mpe2's `world.entities` order: agents, then landmarks
     num_agents, num_landmarks, num_entities
     agent_slice       slice of the agents in the entity axis   (0 .. num_agents)
@@ -45,6 +47,8 @@ Attributes (read-only by convention):
                       write leaves contacts() stale until the next step or reset)
     steps             [E] int64, steps taken in the current episode
     cam_range         [E] float64, mpe2's `original_cam_range` of the episode (render zoom)
+    comm              [E, agents, dim_c] float64, every agent's comm state (the message it
+                      sent at the last step, zeros after a reset; silent agents: dim_c = 0 here)
     rngs              list of E numpy Generators (gymnasium's `np_random`), one per env
 
 Methods:
@@ -55,7 +59,7 @@ Methods:
         RNG, as mpe2's `reset()`).  The draws are mpe2's `reset_world`'s, in its
         order.  Returns `observe()` for all envs (obs agent -> [E, D] float32).
     step(actions) -> (obs, rewards, terminated, truncated)
-        actions: agent -> [E, 5] float32 (float64 is accepted and handled as mpe2
+        actions: agent -> [E, act_dim] float32 (float64 is accepted and handled as mpe2
         handles it).  Out-of-range values are clipped to [0, 1] as PettingZoo's
         ClipOutOfBoundsWrapper does (a no-op for already clipped actions).
         Steps every env, including finished ones: there is no auto-reset.
@@ -87,7 +91,10 @@ mpe2 details reproduced here (each one matters for bit-identity):
   penetration = logaddexp(0, -(dist - dist_min) / k) * k, added to a (+) and b (-)
   if movable.  Integration: pos += vel * dt (old velocity), vel = vel * (1 - damping),
   vel += force / mass * dt, then the max-speed clamp vel = vel / |vel| * max_speed.
-* agents are silent (their comm state, all zeros, is written by to_mpe2).
+* spread and tag agents are silent (their comm state, all zeros, is written by
+  to_mpe2); reference agents speak: state.c = action.c + 0.0, the clipped
+  message in the action's dtype, set after the physics of the same step.
+* agents that do not collide (reference) feel no contact forces.
 """
 
 from __future__ import annotations
@@ -122,24 +129,29 @@ def env_indices(envs, num_envs: int) -> np.ndarray:
     return idx
 
 
-def action_force(actions: dict, agents: list, sensitivity: np.ndarray) -> np.ndarray:
-    """[agents, E, 2] float64, as SimpleEnv._set_action (continuous); `sensitivity` [agents, 1, 1]."""
+def action_force(actions: dict, agents: list, sensitivity: np.ndarray, dim_c: int = 0) -> tuple:
+    """(u, c): u [agents, E, 2] float64 as SimpleEnv._set_action (continuous),
+    `sensitivity` [agents, 1, 1]; c [agents, E, dim_c] float64, the messages
+    as World.update_agent_state sets them (the clipped action entries 5 ..,
+    in the action's dtype, + 0.0)."""
     acts = [np.asarray(actions[a]) for a in agents]
     if all(x.dtype == acts[0].dtype for x in acts):
-        batches = [np.array(acts)]  # [agents, E, 5], in the actions' dtype
+        batches = [np.array(acts)]  # [agents, E, act_dim], in the actions' dtype
     else:  # mixed dtypes: every agent in its own dtype
         batches = [x[None] for x in acts]
-    u = []
+    u, c = [], []
     for x in batches:
         # ClipOutOfBoundsWrapper: clip to [0, 1], keeping the dtype (max/min
         # rather than np.clip only differs on -0.0, which "0.0 +" below erases)
         x = np.minimum(np.maximum(x, 0.0), 1.0)
         # u = zeros(2) (float64); u[0] += a[2] - a[1]; u[1] += a[4] - a[3]:
         # the differences in the action dtype (float32), then widened
-        u.append(np.add(0.0, x[..., 2::2] - x[..., 1:4:2], dtype=np.float64))
-    u = u[0] if len(u) == 1 else np.concatenate(u)
+        u.append(np.add(0.0, x[..., 2:5:2] - x[..., 1:4:2], dtype=np.float64))
+        # state.c = action.c + 0.0 (no comm noise): in the action's dtype, exactly widened
+        c.append(np.add(x[..., 5 : 5 + dim_c], 0.0, dtype=x.dtype).astype(np.float64))
+    u, c = (u[0], c[0]) if len(u) == 1 else (np.concatenate(u), np.concatenate(c))
     u *= sensitivity  # u *= sensitivity (accel, or 5.0)
-    return u
+    return u, c
 
 
 class BatchedWorld:
@@ -148,11 +160,14 @@ class BatchedWorld:
     A scenario subclass sets `name`, `defaults` (mpe2's keyword arguments it
     accepts, with their defaults), `reset_ranges` ((lo, hi) of the agents' and
     of the landmarks' uniform start positions) and implements `mpe2_world`,
-    `obs_extra`, `obs_groups` and `rewards`."""
+    `obs_extra` (or `obs_cols`), `obs_groups` and `rewards`; a scenario with
+    per-env state of its own (reference) sets `state_width` and implements
+    the hooks under "the scenario's own state"."""
 
     name: str
     defaults: dict
     reset_ranges: tuple
+    state_width = 0  # the scenario's per-env state values in the observation row (observations.py)
 
     def __init__(self, num_envs: int, **env_kwargs):
         unknown = set(env_kwargs) - set(self.defaults)
@@ -168,9 +183,13 @@ class BatchedWorld:
         self.num_envs, self.env_kwargs = num_envs, kw
         self.max_cycles = int(kw["max_cycles"])
         self._read_world(self.mpe2_world(kw))
-        self._obs = Observations(self.agents, num_envs, self.num_entities, self.obs_groups(), self.obs_extra)
-        self.obs_dims, self.act_dims = self._obs.dims, {a: 5 for a in self.agents}
         E, nE = num_envs, self.num_entities
+        self.comm = np.zeros((E, self.num_agents, self.dim_c if self.speaks else 0))
+        self._obs = Observations(
+            self.agents, num_envs, self.num_entities, self.obs_groups(), self.obs_cols, self.state_width
+        )
+        self.obs_dims = self._obs.dims
+        self.act_dims = {a: 5 + self.comm.shape[2] for a in self.agents}
         self.pos = np.zeros((E, nE, 2))
         self.vel = np.zeros((E, nE, 2))
         self.steps = np.zeros(E, dtype=np.int64)
@@ -191,6 +210,10 @@ class BatchedWorld:
         from it, so that sizes, accelerations and constants cannot drift."""
         raise NotImplementedError
 
+    def obs_cols(self, i: int, layout: Observations) -> list:
+        """Agent i's observation columns: by default the standard start then `obs_extra`."""
+        return layout.standard(i) + self.obs_extra(i, layout)
+
     def obs_extra(self, i: int, layout: Observations) -> list:
         """The columns that end agent i's observation, after the landmarks' and the
         other agents' relative positions (see observations.py)."""
@@ -208,14 +231,34 @@ class BatchedWorld:
         """[E] int64: touching (predator, prey) pairs in the current state (tag only)."""
         raise ValueError("contacts() is defined for tag only")
 
+    # -------------------------------------------- the scenario's own state
+
+    def draw_reset(self, e: int, rng) -> None:
+        """reset_world's draws that come before the positions (reference: the goals)."""
+
+    def obs_state(self):
+        """[E, state_width] float64: the scenario's values in the observation row, or None."""
+        return None
+
+    def extra_state(self) -> dict:
+        """The scenario's own state as plain lists (state_dict)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore `extra_state()`."""
+
+    def extra_to_mpe2(self, raw, e: int) -> None:
+        """The scenario's own state of env e into an mpe2 env's world (to_mpe2)."""
+
     # ------------------------------------------------------------ construction
 
     def _read_world(self, world) -> None:
         """The entity properties and constants of mpe2's world, as arrays."""
         ents = world.entities
         for ag in world.agents:  # what the vectorised step assumes of mpe2's world
-            assert ag.movable and ag.collide and ag.silent and not ag.u_noise and not ag.c_noise
-            assert ag.action_callback is None
+            assert ag.movable and not ag.u_noise and not ag.c_noise and ag.action_callback is None
+            assert ag.silent == world.agents[0].silent and ag.collide == world.agents[0].collide
+        self.speaks = not world.agents[0].silent
         for lm in world.landmarks:
             assert not lm.movable and not getattr(lm, "boundary", False)
         self.agents = [ag.name for ag in world.agents]
@@ -241,8 +284,11 @@ class BatchedWorld:
         # Collision partners of every agent, in increasing entity index: mpe2's
         # double loop (a over entities, b > a) adds the pair forces of entity i
         # in exactly this order (pairs (j, i) for j < i, then (i, j) for j > i).
+        # An agent that does not collide has none (all agents alike, asserted above).
         colliders = np.flatnonzero(self.collide)
-        self._partners = np.array([[j for j in colliders if j != i] for i in range(nA)], dtype=np.intp)
+        self._partners = np.array(
+            [[j for j in colliders if j != i and self.collide[i]] for i in range(nA)], dtype=np.intp
+        ).reshape(nA, -1)
         self._pair_dmin = self.sizes[:nA, None] + self.sizes[self._partners]  # size_a + size_b (commutative)
         self._unit_mass = bool(np.all(self.mass[:nA] == 1.0))
         self._clamp = bool(np.isfinite(self.max_speed).any())
@@ -264,11 +310,13 @@ class BatchedWorld:
             if s is not None:
                 self.rngs[e] = new_rng(s)
             rng = self.rngs[e]
+            self.draw_reset(e, rng)
             # reset_world: every agent's uniform(lo, hi, 2) in order, then every
             # landmark's; one call per group draws the same doubles in the same order.
             self.pos[e, :nA] = rng.uniform(alo, ahi, (nA, 2))
             self.pos[e, nA:] = rng.uniform(llo, lhi, (L, 2))
         self.vel[idx] = 0.0
+        self.comm[idx] = 0.0  # state.c = zeros(dim_c)
         self.steps[idx] = 0
         self.cam_range[idx] = np.abs(self.pos[idx]).max(axis=(1, 2))
         self._contacts = None
@@ -278,21 +326,23 @@ class BatchedWorld:
         nA = self.num_agents
         pos, vel = self.pos, self.vel
         # World.apply_action_force: p_force = u + 0.0 (no motor noise)
-        force = action_force(actions, self.agents, self._sens).transpose(1, 0, 2)  # [E, agents, 2]
+        force, comm = action_force(actions, self.agents, self._sens, self.comm.shape[2])
+        force = force.transpose(1, 0, 2)  # [E, agents, 2]
 
         # World.apply_environment_force for the agents (the only movable
         # entities): F_ij computed with delta = p_i - p_j is bitwise -F_ji (every
         # operation is sign-symmetric), so each agent's pair forces equal mpe2's,
         # and they are added one partner at a time in mpe2's order (no reordering).
-        delta = pos[:, :nA, None, :] - pos[:, self._partners]  # [E, nA, K, 2]
-        sq = delta * delta
-        dist = np.sqrt(sq[..., 0] + sq[..., 1])
-        k = self.contact_margin
-        # -(dist - dist_min) == dist_min - dist exactly (IEEE subtraction is sign-symmetric)
-        pen = np.logaddexp(0.0, (self._pair_dmin - dist) / k) * k
-        f = self.contact_force * delta / dist[..., None] * pen[..., None]
-        for j in range(f.shape[2]):
-            force = f[:, :, j] + force  # p_force[i] = f_ij + p_force[i]
+        if self._partners.shape[1]:  # (agents that do not collide have no partners)
+            delta = pos[:, :nA, None, :] - pos[:, self._partners]  # [E, nA, K, 2]
+            sq = delta * delta
+            dist = np.sqrt(sq[..., 0] + sq[..., 1])
+            k = self.contact_margin
+            # -(dist - dist_min) == dist_min - dist exactly (IEEE subtraction is sign-symmetric)
+            pen = np.logaddexp(0.0, (self._pair_dmin - dist) / k) * k
+            f = self.contact_force * delta / dist[..., None] * pen[..., None]
+            for j in range(f.shape[2]):
+                force = f[:, :, j] + force  # p_force[i] = f_ij + p_force[i]
 
         # World.integrate_state (agents only; landmarks do not move)
         pos[:, :nA] += vel[:, :nA] * self.dt
@@ -308,6 +358,7 @@ class BatchedWorld:
                 scaled = v / np.where(fast, speed, 1.0)[..., None] * self.max_speed[:, None]
                 v = np.where(fast[..., None], scaled, v)
         vel[:, :nA] = v
+        self.comm[...] = comm.transpose(1, 0, 2)  # World.update_agent_state, after the physics
         self.steps += 1
 
         obs, dist = self._observe()
@@ -318,7 +369,7 @@ class BatchedWorld:
 
     def _observe(self):
         """(obs, dist) of the current state (Observations.gather)."""
-        return self._obs.gather(self.pos, self.vel)
+        return self._obs.gather(self.pos, self.vel, self.obs_state())
 
     def observe(self) -> dict:
         return self._observe()[0]
