@@ -175,6 +175,9 @@ class Cooperative(Evaluator):
 
     def plot(self, title: str, panels=None) -> None:
         if self.run.rows:
+            if self.talks:  # reference: whether the agents talk, below the score
+                panels = (*(panels or plots.TRAINING_PANELS), ("eval_signalling", "signalling"),
+                          ("eval_listening", "listening"))  # fmt: skip
             figure = plots.training(self.run.rows, self.refs, title, **({"panels": panels} if panels else {}))
             save_figure(figure, self.run.path / "training_plot.png")
 

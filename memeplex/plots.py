@@ -10,10 +10,10 @@ import numpy as np
 
 from memeplex.competitive import ELO_ANCHOR
 
+TRAINING_PANELS = (("latent_distance", "latent distance"), ("log_std", "mean log std"))
 
-def training(
-    rows: list, refs: dict, title: str, panels=(("latent_distance", "latent distance"), ("log_std", "mean log std"))
-):
+
+def training(rows: list, refs: dict, title: str, panels=TRAINING_PANELS):
     """Eval score (95% CI band) over env steps with the reference lines, plus
     one small panel per extra metric present in the rows."""
     plt = pyplot()
@@ -33,7 +33,7 @@ def training(
     ax = axes[0]
     ax.plot(steps, score, marker="o", ms=3, label="eval score (deterministic)")
     ax.fill_between(steps, score - ci, score + ci, alpha=0.25)
-    for key, style in (("oracle", "--"), ("random", ":")):
+    for key, style in (("oracle", "--"), ("no_comm", "-."), ("random", ":")):
         if key in refs:
             ax.axhline(refs[key], color="gray", ls=style, label=f"{key} ({refs[key]:.1f})")
     ax.set_ylabel("episode score")

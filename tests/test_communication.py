@@ -99,3 +99,35 @@ def test_oracle_reaches_each_agents_own_target():
         obs = world.step({a: np.clip(x, 0, 1).astype(np.float32) for a, x in oracle(obs, world).items()})[0]
     end = communication.own_target_distance(world)
     assert end.max() < 0.1 < start.mean()
+
+
+def test_first_look_report_reads_the_runs(tmp_path):
+    """The first-look tables: the references of the runs' test episodes with the hand-coded protocol's row
+    computed on those seeds, one row per algorithm and run name with the flags that set it apart, and the
+    figure of the longest budget."""
+    from memeplex import files
+    from memeplex.reports import reference
+
+    refs = protocol.reference_scores("reference", "test", 6)
+    root = tmp_path / "results" / reference.FIRST_LOOK / "reference"
+    for algo, name, extra in [("ppo", "a", {}), ("method_i", "a", {}), ("ppo", "b", {"lr": 0.001})]:
+        for seed, gap in [(101, 0.1), (102, 0.3)]:
+            d = root / algo / f"{name}_s{seed}"
+            args = {"max_steps": 2048 if name == "b" else 1024, "lr": 0.002, "seed": seed, **extra}
+            files.write_json(d / "config.json", {"args": args})
+            summary = {"env_steps": args["max_steps"], "test_references": refs, "test_episodes": 6,
+                       "test_normalised": 0.5, "test_comm_gap": gap, "test_signalling": 0.4,
+                       "test_listening": 0.0}  # fmt: skip
+            files.write_json(d / "summary.json", summary)
+            rows = [{"step": 512 * (k + 1), "eval_comm_gap": gap, "eval_signalling": 0.4, "eval_listening": 0.0}
+                    for k in range(2)]  # fmt: skip
+            files.write_csv(d / "metrics.csv", rows)
+    out = reference.report(tmp_path / "results")
+    assert set(out) == {"references.md", "first_look.md", "first_look.png"}
+    table = out["first_look.md"].splitlines()
+    assert sum("| IPPO |" in line for line in table) == 2 and sum("| Method I |" in line for line in table) == 1
+    assert any("`--lr 0.001`" in line and "2.05k" in line for line in table)
+    assert any("**0.200**<br>(0.100 / 0.300)" in line for line in table)
+    hand = [line for line in out["references.md"].splitlines() if line.startswith("| hand-coded")][0]
+    assert "| 1.00 |" in hand  # signals perfectly
+    assert reference.report(tmp_path / "nothing") == {}

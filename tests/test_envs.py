@@ -28,7 +28,7 @@ def test_vecenv_returns_real_final_observation_and_episode_scores():
         assert not np.allclose(final_obs[a], obs[a])
 
 
-@pytest.mark.parametrize("name", ["spread", "tag"])
+@pytest.mark.parametrize("name", ["spread", "tag", "reference"])
 def test_the_backend_is_an_argument_and_both_step_the_same_episodes(name):
     """Two vector envs on different backends, used side by side in one process, step the very
     same episodes (automatic resets included); so do evaluation episodes on either backend."""
@@ -64,16 +64,16 @@ def test_unknown_env_is_a_usage_error():
         spec.make_env("spreadd")
 
 
-@pytest.mark.parametrize("name", ["spread", "tag"])
+@pytest.mark.parametrize("name", ["spread", "tag", "reference"])
 def test_step_env_matches_the_parallel_api_bit_for_bit(name):
     official, fast = spec.make_env(name), spec.make_env(name)
     rng = np.random.default_rng(0)
-    agents = spec.env_info(name)[0]
+    agents, _, act_dims = spec.env_info(name)
     for episode in range(3):
         o1, _ = official.reset(seed=episode)
         o2, _ = fast.reset(seed=episode)
         for t in range(30):
-            actions = {a: rng.random(5).astype(np.float32) for a in agents}
+            actions = {a: rng.random(act_dims[a]).astype(np.float32) for a in agents}
             o1, r1, term1, trunc1, _ = official.step(actions)
             o2, r2, term2, trunc2 = spec.step_env(fast, actions)
             for a in agents:

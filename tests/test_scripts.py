@@ -313,6 +313,33 @@ def test_num_agents_trains_and_evaluates_a_larger_team(tmp_path):
     )
 
 
+def test_reference_trains_evaluates_and_renders_with_its_diagnostics(tmp_path):
+    """--env reference: the communication gap and both diagnostics in every metrics row, summary.json and
+    the eval script's output; the GIF renders (messages drawn by mpe2's text, which needs pygame's font);
+    MAPPO's centralised critic takes the task too."""
+    import train_mappo
+
+    assert train_mappo.main([*TINY, *dirs(tmp_path), "--env", "reference", "--run-name", "ref"]) == 0
+    assert "test_comm_gap" in json.loads((tmp_path / "results/reference/mappo/ref_s1/summary.json").read_text())
+    algo = "method_i"
+    proc = run_script("train_method_i.py", *TINY, *dirs(tmp_path), "--env", "reference", "--run-name", "ref")
+    assert proc.returncode == 0, proc.stderr
+    results = tmp_path / "results/reference" / algo / "ref_s1"
+    rows = files.read_metrics(results / "metrics.csv")
+    assert len(rows) == 2 and all(0 <= r["eval_signalling"] <= 1 and "eval_listening" in r for r in rows)
+    summary = json.loads((results / "summary.json").read_text())
+    refs = summary["test_references"]
+    assert refs == protocol.reference_scores("reference", "test", 4) and set(refs) == {"random", "oracle", "no_comm"}
+    gap = (summary["test_score"] - refs["no_comm"]) / (refs["oracle"] - refs["no_comm"])
+    assert summary["test_comm_gap"] == pytest.approx(gap)
+    assert {"test_signalling", "test_listening", "final_eval_signalling", "last5_eval_comm_gap"} <= set(summary)
+    gif = tmp_path / "ref.gif"
+    ckpt = tmp_path / "checkpoints/reference" / algo / "ref_s1/latest.pt"
+    proc = run_script("eval_method_i.py", "--checkpoint", ckpt, "--episodes", "4", "--render", "--out", gif)
+    assert proc.returncode == 0, proc.stderr
+    assert "communication gap closed" in proc.stdout and "signalling" in proc.stdout and gif.stat().st_size > 0
+
+
 def _fake_run(results, algo, name, seed, score, curve=(0.1, 0.2)):
     d = results / "spread" / algo / f"{name}_s{seed}"
     files.write_json(d / "config.json", {"args": {"max_time": None}})
