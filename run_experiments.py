@@ -27,12 +27,14 @@ Suites, in dependency order (`--suite all` runs them in this order):
 Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name,
 seed, flags); what the reports also name (the algorithms, run names, the best-response recipe) is in
 memeplex/suites.py, and choosing from the tuning runs in memeplex/tuning.py.  Every run is a Ray
-task (one CPU) that runs the training script as a subprocess in this directory, its output appended
-to <run directory>/driver.log.  `ray.init()` starts a
-local Ray with one worker per core; --address connects to a running cluster, whose nodes must
-all have this repository at the same path and see the results and checkpoint directories
-(start it with RAY_kill_child_processes_on_worker_exit=0 in the environment so that a run whose
-worker is lost still saves its checkpoint, as the local instance does).
+task (one CPU) that runs the training script as a subprocess, its output appended to <run
+directory>/driver.log.  Without --address, `ray.init()` starts a local Ray with one worker per
+core and the scripts run in this directory.  --address HOST:PORT connects to a running cluster
+(`ray start --head` on one machine, `ray start --address HOST:PORT` on the others) whose nodes
+share nothing with this one: Ray ships this repository's code to them, each task gets the files
+its run needs and sends the run's files back, and this driver writes them under --results-dir and
+--checkpoint-dir (memeplex/experiments.py says what travels; docs/usage.md, "Running on a
+cluster").  A node that dies takes its runs with it; Ray starts them again on another node.
 
 Resuming: a run whose summary.json exists (and is not "interrupted") is skipped, after
 checking that its config.json has the flags the suite asks for; a run with a checkpoint
@@ -317,6 +319,7 @@ def suite_main(ctx):
     runs = []
     for key in selected(ctx):
         runs += runs_of(key, MAIN_RUN, REPORT_SEEDS, *chosen[key], "--max-steps", str(STEPS))
+    runs = [dataclasses.replace(r, keep=SHIP_KEEP) if r.seed == 1 else r for r in runs]  # the ship suite's
     yield "every algorithm, chosen flags, reporting seeds 1-10", runs
 
 
@@ -405,9 +408,13 @@ def suite_scaling(ctx):
 TAG_ALGOS = tuple(SCRIPTS)  # every algorithm, default hyperparameters
 
 
+SHIP_KEEP = ("latest.pt",)  # on a cluster, the checkpoints of the runs suite_ship copies come home
+POOL_KEEP = ("latest.pt", "step_*.pt")  # and those of tag's self-play: pools, cross-play, best responders
+
+
 def tag_runs(name: str, algos, seeds, *flags: str) -> list:
-    """One tag run per algorithm and seed."""
-    return [Run(SCRIPTS[a], "tag", a, name, seed, tuple(flags)) for a in algos for seed in seeds]
+    """One tag run per algorithm and seed (on a cluster, their checkpoints come home: POOL_KEEP)."""
+    return [Run(SCRIPTS[a], "tag", a, name, seed, tuple(flags), POOL_KEEP) for a in algos for seed in seeds]
 
 
 def suite_tag(ctx):

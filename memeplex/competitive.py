@@ -229,10 +229,14 @@ class SelfPlayPool:
             "entries": [{k: v for k, v in e.items() if k != "policy"} for e in self.entries],
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, snapshot_dir=None) -> None:
+        """`snapshot_dir`: where the snapshots are now, if the run's checkpoint directory moved (a run resumed
+        under another --checkpoint-dir, as on a cluster's node): each entry's file is looked up there by name."""
         self.ratings = dict(state["ratings"])
         self.entries = []
         for e in state["entries"]:
+            if snapshot_dir is not None:
+                e = {**e, "path": str(Path(snapshot_dir) / Path(e["path"]).name)}
             if not Path(e["path"]).exists():
                 raise errors.UsageError(
                     f"--resume: pool snapshot {e['path']} is missing (pool files must not be pruned "

@@ -211,7 +211,7 @@ class SelfPlay(Evaluator):
 
     def resume(self, progress) -> None:
         if progress.league is not None:
-            self.pool.load_state_dict(progress.league)
+            self.pool.load_state_dict(progress.league, snapshot_dir=self.run.ckpt)
 
     def measure(self, policy, progress, snapshot, final: bool) -> tuple:
         step_path = self.run.step_checkpoint(progress.global_step)

@@ -2,7 +2,21 @@
 context, one Ray task per run (train_task: the script as a subprocess, its output in the run's
 driver.log, Ctrl-C/SIGTERM forwarded so the script saves latest.pt), and a batch of runs executed
 with skipping (finished runs), resuming (interrupted ones) and failure reports. The suites
-themselves are defined in run_experiments.py."""
+themselves are defined in run_experiments.py.
+
+Two ways to run a task:
+* local (no --address): a new Ray on this machine; the scripts run in this repository and write
+  into the driver's results/ and checkpoints/ directly.
+* cluster (--address): the nodes share nothing with the driver. Ray's runtime environment ships
+  the repository (`working_dir`, without results/, checkpoints/ and what REMOTE_EXCLUDES lists)
+  to every node; each task (cluster_task) gets the files its run needs as bytes (an interrupted
+  run's results and checkpoint directories, any checkpoint its flags name, such as --opponent),
+  runs the script in a temporary directory of its node and returns the run's files, which the
+  driver writes atomically into results/ and checkpoints/. It returns the run's checkpoints only
+  when the run is unfinished (its latest.pt and the pool snapshots it resumes from) or when a
+  later step of the suite reads them (Run.keep: tag's self-play snapshots for the pools,
+  cross-play and best responders, the runs the ship suite copies).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +35,11 @@ from memeplex.files import ROOT  # the repository: where the scripts run
 
 STOP_GRACE = 120.0  # seconds a stopped script gets to save latest.pt before it is killed
 LOG_TAIL = 15  # lines of a failed run's driver.log shown in its report
+# what the driver does not ship to a cluster's nodes (gitignore syntax, relative to the repository)
+REMOTE_EXCLUDES = ["results/", "checkpoints/", ".git/", ".venv/", "venv/", "__pycache__/", "*.pt", "*.gif",
+                   ".pytest_cache/", ".ruff_cache/"]  # fmt: skip
+TASK_RETRIES = 3  # a cluster task whose node dies starts again elsewhere, from the files it was given
+STOP_POLL = 1.0  # seconds between a cluster task's looks at the driver's stop flag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +52,12 @@ class Run:
     name: str
     seed: int
     flags: tuple = ()
+    keep: tuple = ()  # cluster: checkpoint files (glob patterns) a later step reads, brought home when finished
+
+    @property
+    def rel(self) -> Path:
+        """<env>/<algo>/<name>_s<seed>: the run's directory under results/ and under checkpoints/."""
+        return Path(self.env) / self.algo / self.leaf
 
     @property
     def leaf(self) -> str:
@@ -108,14 +133,17 @@ def run_evaluation(ctx, *command: str) -> None:
         raise UsageError(f"{shlex.join(args)} failed")
 
 
-def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -> int:
+def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE, should_stop=None) -> int:
     """Ray task: run `python <args>` in `cwd`, output appended to log_path; the exit code.
 
     Cancelling the task (ray.cancel, as Ctrl-C in the driver does) sends the
     script SIGTERM, which it handles like Ctrl-C: it finishes the current
     update, saves latest.pt and exits.  The script also gets SIGTERM when this
     worker process dies (PR_SET_PDEATHSIG; see ensure_ray), and SIGINT is
-    unblocked for it (Ray's workers block it)."""
+    unblocked for it (Ray's workers block it).  `should_stop()`, polled, does
+    what a cancellation does, except that the task then returns normally (the
+    cluster tasks bring the saved latest.pt home).  The script's config.json
+    records the Ray node it ran on (MEMEPLEX_RAY_NODE_ID)."""
     import ctypes
     import socket
     import subprocess
@@ -134,24 +162,40 @@ def train_task(args: list, cwd: str, log_path: str, grace: float = STOP_GRACE) -
         # cancellation would do nothing.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     command = [sys.executable, *args]
+    env = dict(os.environ)
+    try:
+        import ray
+
+        env["MEMEPLEX_RAY_NODE_ID"] = ray.get_runtime_context().get_node_id()
+    except Exception:  # not inside a Ray worker
+        pass
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}: {shlex.join(command)}\n")
         log.flush()
-        proc = subprocess.Popen(
-            command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_setup
-        )
-        try:
-            while proc.poll() is None:  # poll, not wait(): Ray's cancellation interrupts Python code only
-                time.sleep(0.5)
-        except KeyboardInterrupt:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=child_setup)  # fmt: skip
+
+        def stop():
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            log.write(f"# cancelled by the driver; exit code {proc.returncode}\n")
+            log.write(f"# stopped by the driver; exit code {proc.returncode}\n")
+
+        try:
+            last_look = time.monotonic()
+            while proc.poll() is None:  # poll, not wait(): Ray's cancellation interrupts Python code only
+                time.sleep(0.5)
+                if should_stop is not None and time.monotonic() - last_look > STOP_POLL:
+                    last_look = time.monotonic()
+                    if should_stop():
+                        stop()
+                        return proc.returncode
+        except KeyboardInterrupt:
+            stop()
             raise
         log.write(f"# exit code {proc.returncode}\n")
     return proc.returncode
@@ -166,7 +210,7 @@ def ensure_ray(ctx):
         # Ray SIGKILLs a worker's child processes when the worker exits; without that, a script whose
         # worker goes away (the driver killed hard) gets its PR_SET_PDEATHSIG SIGTERM and saves latest.pt.
         os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
-        kwargs = {} if ctx.address else {"include_dashboard": False}
+        kwargs = {"runtime_env": runtime_env()} if ctx.address else {"include_dashboard": False}
         try:
             ray.init(address=ctx.address or "local", log_to_driver=False, logging_level="ERROR", **kwargs)
         except ConnectionError as exc:
@@ -177,6 +221,97 @@ def ensure_ray(ctx):
 
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     return ray
+
+
+def runtime_env() -> dict:
+    """What a cluster's nodes get: the repository's code (REMOTE_EXCLUDES left out) as every task's working
+    directory, and the driver's git commit for the runs' provenance (the shipped copy has no .git)."""
+    from memeplex.rundir import git_state
+
+    commit, dirty = git_state()
+    env_vars = {"MEMEPLEX_GIT_COMMIT": commit or "", "MEMEPLEX_GIT_DIRTY": "1" if dirty else ""}
+    return {"working_dir": str(ROOT), "excludes": REMOTE_EXCLUDES, "env_vars": env_vars}
+
+
+TASK_DIR = "{task_dir}"  # in a cluster task's flags: its temporary directory, where its input files are
+
+
+def task_inputs(run: Run, resume: bool, ctx) -> tuple:
+    """(files, run) for a cluster task: {path under the task's directory: bytes} and the run with every flag that
+    names a file on the driver (e.g. --opponent's checkpoint) pointing at its copy there. A resumed run also
+    gets its results and checkpoint directories."""
+    files, flags = {}, []
+    for k, flag in enumerate(run.flags):
+        path = Path(flag)
+        if not flag.startswith("-") and path.is_file():
+            files[f"inputs/{k}/{path.name}"] = path.read_bytes()
+            flag = f"{TASK_DIR}/inputs/{k}/{path.name}"
+        flags.append(flag)
+    if resume:
+        for root, name in ((ctx.results, "results"), (ctx.checkpoints, "checkpoints")):
+            for p in sorted((root / run.rel).rglob("*")):
+                if p.is_file():
+                    files[f"{name}/{run.rel.as_posix()}/{p.relative_to(root / run.rel).as_posix()}"] = p.read_bytes()
+    return files, dataclasses.replace(run, flags=tuple(flags))
+
+
+def cluster_task(run: Run, resume: bool, files: dict, stop_flag, grace: float = STOP_GRACE) -> dict:
+    """Ray task on a cluster node: the run in a temporary directory of that node (its input `files` written
+    there first), the script from the shipped repository (the task's working directory). Returns the exit
+    code, the node and the run's files as bytes: {"results": {name: bytes}, "checkpoints": {name: bytes}},
+    the checkpoints only for an unfinished run or those run.keep names. The driver's stop flag (an actor
+    with get()) stops the script as Ctrl-C does, and the files saved then come home too."""
+    import tempfile
+
+    import ray
+
+    with tempfile.TemporaryDirectory(prefix="memeplex-task-") as tmp:
+        for rel, data in files.items():
+            (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / rel).write_bytes(data)
+        ctx = Context(Path(tmp) / "results", Path(tmp) / "checkpoints")
+        run = dataclasses.replace(run, flags=tuple(f.replace(TASK_DIR, tmp) for f in run.flags))
+        rdir, cdir = run.result_dir(ctx), run.ckpt_dir(ctx)
+        rdir.mkdir(parents=True, exist_ok=True)
+
+        def should_stop() -> bool:
+            try:
+                return ray.get(stop_flag.get.remote(), timeout=30)
+            except Exception:  # the driver's node is unreachable: go on, the run's files may still get home
+                return False
+
+        code = train_task(run.args(ctx, resume), os.getcwd(), str(rdir / "driver.log"), grace, should_stop)
+        finished = read_summary(rdir) is not None
+        tree = lambda root: {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+        ckpts = {k: p for k, p in tree(cdir).items() if not finished or any(p.match(g) for g in run.keep)}
+        return {
+            "code": code,
+            "node": ray.get_runtime_context().get_node_id(),
+            "results": {k: p.read_bytes() for k, p in tree(rdir).items()},
+            "checkpoints": {k: p.read_bytes() for k, p in ckpts.items()},
+        }
+
+
+class StopFlag:
+    """The driver's stop request to its cluster tasks (a Ray actor)."""
+
+    def __init__(self):
+        self.stopped = False
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def get(self) -> bool:
+        return self.stopped
+
+
+def bring_home(run: Run, out: dict, ctx) -> None:
+    """A cluster task's files into the driver's results and checkpoint directories, each written atomically."""
+    from memeplex.files import atomic_write
+
+    for root, key in ((ctx.results, "results"), (ctx.checkpoints, "checkpoints")):
+        for name, data in out[key].items():
+            atomic_write(root / run.rel / name, data)
 
 
 def config_mismatch(run: Run, ctx) -> str | None:
@@ -272,11 +407,22 @@ def _run_tasks(suite: str, todo: list, total: int, ctx) -> None:
     from tqdm import tqdm
 
     ray = ensure_ray(ctx)
-    task = ray.remote(num_cpus=1)(train_task)
-    refs = {}
+    refs, flag = {}, None
+    if ctx.address:  # a cluster: the run's files travel with the task and come back with its result
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        flag = ray.remote(num_cpus=0, scheduling_strategy=here)(StopFlag).remote()  # lives as long as the driver
+        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(cluster_task)
+    else:
+        task = ray.remote(num_cpus=1)(train_task)
     for run, resume in todo:
         log = run.result_dir(ctx) / "driver.log"
-        refs[task.remote(run.args(ctx, resume), str(ROOT), str(log))] = (run, log)
+        if flag is not None:
+            files, shipped = task_inputs(run, resume, ctx)
+            refs[task.remote(shipped, resume, files, flag)] = (run, log)
+        else:
+            refs[task.remote(run.args(ctx, resume), str(ROOT), str(log))] = (run, log)
         print(f"{'resume' if resume else 'start '}  {ctx.rel(run.result_dir(ctx))}  (log: driver.log)", flush=True)
     bar = tqdm(total=total, initial=total - len(todo), unit="run", desc=suite, dynamic_ncols=True)
     pending = list(refs)
@@ -296,9 +442,17 @@ def _run_tasks(suite: str, todo: list, total: int, ctx) -> None:
             file=sys.stderr,
             flush=True,
         )
-        for ref in pending:
-            ray.cancel(ref)
-        ray.wait(pending, num_returns=len(pending), timeout=STOP_GRACE + 30)
+        if flag is None:
+            for ref in pending:
+                ray.cancel(ref)
+        else:  # the tasks stop their scripts and return what they saved
+            flag.set.remote()
+        done, _ = ray.wait(pending, num_returns=len(pending), timeout=STOP_GRACE + 30)
+        for ref in done if flag is not None else ():
+            try:
+                bring_home(refs[ref][0], ray.get(ref), ctx)
+            except Exception as exc:  # that task was lost: its run restarts from what the driver has
+                print(f"lost {ctx.rel(refs[ref][0].result_dir(ctx))}: {type(exc).__name__}", file=sys.stderr)
         raise
     finally:
         if previous is not None:
@@ -312,6 +466,9 @@ def _report(ray, ref, run: Run, log: Path, ctx) -> None:
 
     try:
         code, problem = ray.get(ref), None
+        if isinstance(code, dict):  # a cluster task: its files come home first
+            bring_home(run, code, ctx)
+            code = code["code"]
     except Exception as exc:  # the task itself failed (worker died, ...)
         code, problem = None, f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     if problem is None and code != 0:

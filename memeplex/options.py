@@ -19,7 +19,8 @@ from memeplex.envs import spec, vec
 from memeplex.errors import UsageError
 
 # Options a resumed run may change; every other option must match the run's config.
-RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads"}
+# options a resumed run may change; the directories too, so a run moved elsewhere (a cluster task's node) resumes
+RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads", "results_dir", "checkpoint_dir"}
 SELF_PLAY_OPTIONS = ("pool_size", "elo_episodes", "matrix_interval", "matrix_episodes")
 
 

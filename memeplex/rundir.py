@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,9 @@ from memeplex.files import ROOT, read_metrics, write_csv, write_json
 from memeplex.liveview import LiveView
 
 
-def provenance() -> dict:
-    """Git commit, package versions and machine, for config.json."""
-    from importlib import metadata
+def git_state() -> tuple:
+    """(commit or None, dirty) of the repository; on a cluster node, whose copy has no .git, the driver's
+    (MEMEPLEX_GIT_COMMIT, MEMEPLEX_GIT_DIRTY, set by experiments.runtime_env)."""
 
     def git(*args):
         try:
@@ -31,6 +32,17 @@ def provenance() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    commit = git("rev-parse", "HEAD")
+    if not commit and os.environ.get("MEMEPLEX_GIT_COMMIT"):
+        return os.environ["MEMEPLEX_GIT_COMMIT"], bool(os.environ.get("MEMEPLEX_GIT_DIRTY"))
+    return commit or None, bool(git("status", "--porcelain", "--untracked-files=no"))
+
+
+def provenance() -> dict:
+    """Git commit, package versions and machine (with the Ray node a suite ran it on), for config.json."""
+    from importlib import metadata
+
+    commit, dirty = git_state()
     versions = {}
     for pkg in ("torch", "numpy", "mpe2", "pettingzoo", "agilerl", "scipy"):
         try:
@@ -38,8 +50,10 @@ def provenance() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return {
-        "git_commit": git("rev-parse", "HEAD") or None,
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "hostname": socket.gethostname(),
+        "ray_node_id": os.environ.get("MEMEPLEX_RAY_NODE_ID"),
         "packages": versions,
         "python": platform.python_version(),
         "machine": platform.machine(),

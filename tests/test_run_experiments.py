@@ -105,7 +105,7 @@ def test_cancelled_task_stops_its_script_gracefully(tmp_path, local_ray):
         ray.get(ref, timeout=30)
     assert time.time() - t0 < 10
     assert (tmp_path / "stopped").read_text() == "15"
-    assert "cancelled by the driver; exit code 143" in log.read_text()
+    assert "stopped by the driver; exit code 143" in log.read_text()
 
 
 def test_status_skips_resumes_and_blocks(tmp_path):
@@ -230,3 +230,29 @@ def test_the_reports_look_for_the_runs_the_suites_make():
     chosen = rx.ppo_flags(rx.PPO_CONFIGS[0]) + rx.distill_flags(rx.DISTILL_CENTRE)
     names = [name for name, _ in rx.ablation_variants(chosen)]
     assert all(name.startswith(suites.ABLATION_PREFIX) for name in names) and "abl-chosen" in names
+
+
+def test_cluster_tasks_carry_the_files_their_runs_need(tmp_path, monkeypatch):
+    """What a cluster task is given: a resumed run's results and checkpoint directories and every file a flag
+    names (the flag then points at the task's copy); what comes home is written under the driver's dirs."""
+    monkeypatch.chdir(tmp_path)
+    ctx = ctx_for(tmp_path)
+    opponent = tmp_path / "checkpoints/tag/ppo/selfplay_s1/latest.pt"
+    own = tmp_path / "checkpoints/tag/ppo/br_s1"
+    files = {opponent: b"opponent", tmp_path / "results/tag/ppo/br_s1/metrics.csv": b"step\n",
+             own / "latest.pt": b"state", own / "step_000000512.pt": b"snap"}  # fmt: skip
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    run = experiments.Run("train_ppo.py", "tag", "ppo", "br", 1, ("--opponent", ctx.rel(opponent), "--team", "prey"))
+    given, shipped = experiments.task_inputs(run, False, ctx)
+    assert given == {"inputs/1/latest.pt": b"opponent"}
+    assert shipped.flags == ("--opponent", "{task_dir}/inputs/1/latest.pt", "--team", "prey")
+    given, _ = experiments.task_inputs(run, True, ctx)
+    names = {"results/tag/ppo/br_s1/metrics.csv", "checkpoints/tag/ppo/br_s1/latest.pt",
+             "checkpoints/tag/ppo/br_s1/step_000000512.pt"}  # fmt: skip
+    assert set(given) == {"inputs/1/latest.pt", *names}
+    home = ctx_for(tmp_path / "driver")
+    experiments.bring_home(run, {"results": {"summary.json": b"{}"}, "checkpoints": {"latest.pt": b"x"}}, home)
+    assert (home.results / "tag/ppo/br_s1/summary.json").read_bytes() == b"{}"
+    assert (home.checkpoints / "tag/ppo/br_s1/latest.pt").read_bytes() == b"x"
