@@ -127,7 +127,7 @@ def test_first_look_report_reads_the_runs(tmp_path):
     table = out["first_look.md"].splitlines()
     assert sum("| IPPO |" in line for line in table) == 2 and sum("| Method I |" in line for line in table) == 1
     assert any("`--lr 0.001`" in line and "2.05k" in line for line in table)
-    assert any("**0.200**<br>(0.100 / 0.300)" in line for line in table)
+    assert any("**0.200** [0.100, 0.300]<br>(0.100 / 0.300)" in line for line in table)  # the gap, with its CI
     hand = [line for line in out["references.md"].splitlines() if line.startswith("| hand-coded")][0]
     assert "| 1.00 |" in hand  # signals perfectly
     assert reference.report(tmp_path / "nothing") == {}

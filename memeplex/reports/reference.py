@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memeplex import stats
 from memeplex.plots import pyplot
 from memeplex.reports.stability import flags
 from memeplex.reports.tables import curve_matrix, finished, fmt_seeds, fmt_steps, row, rule, run_args
@@ -56,8 +57,13 @@ def report(results: Path, log=lambda name: None) -> dict:
     }
 
 
-def _cell(values, fmt="{:.3f}") -> str:
-    return f"**{fmt.format(np.mean(values))}**<br>(" + " / ".join(fmt.format(v) for v in values) + ")"
+def _cell(values, fmt="{:.3f}", ci: bool = False) -> str:
+    """The mean in bold (with its 95% bootstrap CI if asked and there are 2+ values), each value below."""
+    head = f"**{fmt.format(np.mean(values))}**"
+    if ci and len(values) > 1:
+        lo, hi = stats.bootstrap_ci(values)
+        head += f" [{fmt.format(lo)}, {fmt.format(hi)}]"
+    return head + "<br>(" + " / ".join(fmt.format(v) for v in values) + ")"
 
 
 def references_table(groups) -> str:
@@ -94,14 +100,18 @@ def references_table(groups) -> str:
 
 def first_look_table(groups) -> str:
     """One row per algorithm and budget."""
-    steps = {name: fmt_steps(runs[0][1]["env_steps"]) for _, name, runs in groups}
+    steps = {
+        name: fmt_steps(run_args(runs[0][2]).get("max_steps", runs[0][1]["env_steps"])) for _, name, runs in groups
+    }
     base = {}  # per algorithm: the arguments of its runs closest to the defaults
     for label, _, runs in sorted(groups, key=lambda g: len(flags(run_args(g[2][0][2]), {}))):
         base.setdefault(label, run_args(runs[0][2]))
     lines = [
-        "IPPO and Method I at their default settings on simple_reference, tuning seeds only, evaluated on the "
-        "held-out test seeds at the end of training (mean, each seed's value below). Communication gap closed: "
-        "(score - no communication) / (oracle - no communication), above 0 when the agents use messages. "
+        "IPPO and Method I on simple_reference at their default settings, or with the flags shown, tuning seeds "
+        "only, evaluated on the held-out test seeds at the end of training (mean, each seed's value below); env "
+        "steps: the budget (--max-steps). Communication gap closed: "
+        "(score - no communication) / (oracle - no communication), above 0 when the agents use messages, with "
+        "the 95% bootstrap CI of the mean over seeds. "
         "Signalling: held-out accuracy of a decoder that reads the partner's target from an agent's messages "
         "(chance 0.33). Listening: the agents' mean distance to their own targets when they hear another "
         "episode's messages, minus with their own (0: the messages do not change what they do). Flags: the "
@@ -110,7 +120,7 @@ def first_look_table(groups) -> str:
         rule(4 + len(METRICS)),
     ]
     for label, name, runs in groups:
-        cells = [_cell([s[key] for _, s, _ in runs]) for key, _ in METRICS]
+        cells = [_cell([s[key] for _, s, _ in runs], ci=key == "test_comm_gap") for key, _ in METRICS]
         args = run_args(runs[0][2])
         diff = flags(args, {**base[label], "max_steps": args.get("max_steps")})
         lines.append(row(label, steps[name], f"`{diff}`", fmt_seeds([seed for seed, _, _ in runs]), *cells))
@@ -121,8 +131,9 @@ def figure(groups):
     """The diagnostics over training of the longest budget's runs (one colour per algorithm and run name):
     each seed thin, the mean thick."""
     plt = pyplot()
-    longest = max(runs[0][1]["env_steps"] for _, _, runs in groups)
-    shown = [g for g in groups if g[2][0][1]["env_steps"] == longest]
+    budget = lambda runs: run_args(runs[0][2]).get("max_steps", runs[0][1]["env_steps"])
+    longest = max(budget(runs) for _, _, runs in groups)
+    shown = [g for g in groups if budget(g[2]) == longest]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5.5 * len(PANELS), 4))
     for (key, ylabel), ax in zip(PANELS, axes):
         for k, (label, name, runs) in enumerate(shown):
