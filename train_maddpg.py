@@ -199,7 +199,8 @@ def play_generation(pop, evo_steps: int, envs, memory, progress, opts, cfg, eval
             bar.say(f"{doing}: {'learning' if learning else 'filling the replay buffer'}")
             bar.update(steps)
 
-        steps, scores = maddpg.collect(member, envs, memory, evo_steps, progress, cfg, capture_grama, status)
+        noise = maddpg.noise_schedule(cfg, opts.max_steps)
+        steps, scores = maddpg.collect(member, envs, memory, evo_steps, progress, cfg, capture_grama, status, noise)
         member_steps.append(steps)
         progress.global_step += steps
         progress.add_train_scores(scores)

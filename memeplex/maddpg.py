@@ -84,6 +84,8 @@ class MADDPGConfig:
     """soft target-update rate"""
     expl_noise: float = 0.1
     """exploration noise scale (on the tanh output)"""
+    expl_noise_final: float = -1.0
+    """exploration noise scale at the end of the run (--max-steps), reached linearly from expl_noise; -1: no decay"""
     ou_noise: bool = False
     """Ornstein-Uhlenbeck instead of independent Gaussian exploration noise"""
     output_activation: Literal["Tanh", "Softsign"] = "Softsign"
@@ -128,6 +130,7 @@ class MADDPGConfig:
             )
         ]
         checks += [
+            (self.expl_noise_final >= 0 or self.expl_noise_final == -1, "--expl-noise-final must be >= 0 (or -1)"),
             (self.tournament_size <= self.population_size, "--tournament-size cannot exceed --population-size"),
             (len(self.hidden_sizes) == 2 and min(self.hidden_sizes) > 0, "--hidden-sizes takes ENCODER HEAD > 0"),
         ]
@@ -292,11 +295,23 @@ def transition(obs, raw_actions, rewards, next_obs, dones, terminated, final_obs
     return {"obs": obs, "action": raw_actions, "reward": rewards, "next_obs": stored_next, "done": done}
 
 
-def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool, status=None):
+def noise_schedule(cfg: MADDPGConfig, max_steps: int):
+    """The exploration noise scale at a global env step (linear from expl_noise to expl_noise_final at
+    max_steps), or None without a decay (AgileRL's constant expl_noise)."""
+    if cfg.expl_noise_final < 0:
+        return None
+    start, end = float(cfg.expl_noise), float(cfg.expl_noise_final)
+    return lambda step: start + (end - start) * min(1.0, step / max_steps)
+
+
+def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool, status=None,
+            noise=None):  # fmt: skip
     """Train one member for n_steps env steps on fresh training episodes, learning every
     learn_step env steps from the shared replay buffer. Returns (steps, training episode scores).
     status(env steps, learning), if given, is told of every vector step: its env steps and whether
-    the member learns yet (not while the replay buffer fills up to the learning delay)."""
+    the member learns yet (not while the replay buffer fills up to the learning delay).
+    noise(global env step), if given, sets the exploration noise scale before every vector step
+    (noise_schedule)."""
     from agilerl.components.data import MultiAgentTransition, transition_to_tensordict
 
     member.set_training_mode(True)
@@ -307,6 +322,10 @@ def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, cap
     member.reset_action_noise(list(range(envs.num_envs)))
     steps, pending, scores = 0, 0, []
     while steps < n_steps:
+        if noise is not None:
+            scale = noise(progress.global_step + steps)
+            for t in member.expl_noise.values():
+                t.fill_(scale)
         env_actions, raw_actions = member.get_action(obs)
         next_obs, rewards, dones, terminated, final_obs, finished = envs.step(env_actions)
         td = transition_to_tensordict(

@@ -226,3 +226,23 @@ def test_same_seed_reproduces_a_population_run(tmp_path):
         rows.append(files.read_metrics(tmp_path / str(k) / "results/spread/maddpg/det_s1/metrics.csv"))
         rows[-1] = [{key: v for key, v in r.items() if not key.startswith(("throughput", "wall"))} for r in rows[-1]]
     assert len(rows[0]) == 2 and rows[0] == rows[1]
+
+
+def test_exploration_noise_decays_linearly_to_its_final_scale():
+    """--expl-noise-final: the scale AgileRL samples its Gaussian noise with goes from expl_noise to the final
+    value at --max-steps (and stays there); without it the scale is AgileRL's constant."""
+    assert maddpg.noise_schedule(maddpg.MADDPGConfig(), 1000) is None
+    at = maddpg.noise_schedule(maddpg.MADDPGConfig(expl_noise=0.3, expl_noise_final=0.1), 1000)
+    assert at(0) == pytest.approx(0.3) and at(500) == pytest.approx(0.2) and at(1000) == at(5000) == pytest.approx(0.1)
+    (member,), agents = _population()
+    envs = vec.VecEnv("spread", 3, seed=0)
+    from agilerl.components.replay_buffer import ReplayBuffer
+
+    memory = ReplayBuffer(max_size=1000)
+    progress = train_maddpg.Progress(global_step=500)
+    cfg = maddpg.MADDPGConfig(learning_delay=10**6)
+    maddpg.collect(member, envs, memory, 3, progress, cfg, False, noise=at)
+    for a in agents:  # set before the one vector step, at global step 500
+        assert torch.allclose(member.expl_noise[a], torch.full_like(member.expl_noise[a], 0.2))
+    with pytest.raises(ValueError, match="expl-noise-final"):
+        maddpg.MADDPGConfig(expl_noise_final=-0.5)
