@@ -44,7 +44,7 @@ class MADDPGConfig:
     fitness_episodes: int = 5
     """deterministic episodes (fresh seeds each generation) for a member's fitness; they count against --max-steps"""
     tournament_size: int = 2
-    """members per tournament"""
+    """members per tournament (unused by a population of 1)"""
     elitism: bool = True
     """keep the fittest member (the elite) unchanged in the next generation: never mutated"""
     mut_none: float = 0.4
@@ -131,7 +131,10 @@ class MADDPGConfig:
         ]
         checks += [
             (self.expl_noise_final >= 0 or self.expl_noise_final == -1, "--expl-noise-final must be >= 0 (or -1)"),
-            (self.tournament_size <= self.population_size, "--tournament-size cannot exceed --population-size"),
+            (  # a single member plays no tournament: --population-size 1 needs no --tournament-size 1
+                self.population_size == 1 or self.tournament_size <= self.population_size,
+                "--tournament-size cannot exceed --population-size",
+            ),
             (len(self.hidden_sizes) == 2 and min(self.hidden_sizes) > 0, "--hidden-sizes takes ENCODER HEAD > 0"),
         ]
         for name in ("lr_range", "batch_size_range", "learn_step_range"):

@@ -246,3 +246,9 @@ def test_exploration_noise_decays_linearly_to_its_final_scale():
         assert torch.allclose(member.expl_noise[a], torch.full_like(member.expl_noise[a], 0.2))
     with pytest.raises(ValueError, match="expl-noise-final"):
         maddpg.MADDPGConfig(expl_noise_final=-0.5)
+
+
+def test_a_single_member_needs_no_tournament_size():
+    assert maddpg.MADDPGConfig(population_size=1).tournament_size == 2  # unused: nothing to select
+    with pytest.raises(ValueError, match="tournament-size cannot exceed"):
+        maddpg.MADDPGConfig(population_size=3, tournament_size=4)

@@ -1,0 +1,87 @@
+"""The MADDPG sweep on spread (docs/maddpg.md, "What holds MADDPG back"): one candidate setting per directory
+results/spread/maddpg_sweep/<candidate>/ holding ordinary run directories (<candidate>/spread/maddpg/
+<candidate>_s<seed>/, written by train_maddpg.py with --results-dir results/spread/maddpg_sweep/<candidate>),
+tuning seeds only, --final-eval-episodes 0. A candidate is named <group>-<what it changes>; each group has a
+<group>-base candidate (pop1-base: a single member with shared networks, today's defaults otherwise), and a
+candidate's flags are the arguments in which its runs differ from its group's base.
+
+`report(results)` returns {file name: text or Figure} ({} without sweep runs):
+  maddpg_sweep.md          per candidate: flags, seeds, the validation score at the end and the mean of the
+                           last 5 evaluations (the tuning score), wall time and throughput
+  maddpg_sweep_curves.png  the validation score over env steps, mean over each candidate's seeds
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from memeplex.files import read_metrics
+from memeplex.plots import pyplot
+from memeplex.reports.stability import _mean_cell, candidates, flags
+from memeplex.reports.tables import curve_matrix, fmt_seeds, fmt_steps, row, rule, run_args
+
+SUITE = "maddpg_sweep"  # results/spread/<SUITE>/<candidate>/
+BASE = "base"  # <group>-base: the candidate the group's flags are read against
+
+
+def group(name: str) -> str:
+    return name.split("-", 1)[0]
+
+
+def report(results: Path, log=lambda name: None) -> dict:
+    log("maddpg sweep")
+    cands = candidates(results, (SUITE,), baseline="")
+    if not cands:
+        return {}
+    cands = sorted(cands, key=lambda c: (group(c[0]), c[0] != f"{group(c[0])}-{BASE}", c[0]))
+    return {"maddpg_sweep.md": table(cands), "maddpg_sweep_curves.png": figure(cands)}
+
+
+def table(cands: list) -> str:
+    base = {group(name): run_args(runs[0][1]) for name, _, runs in cands if name == f"{group(name)}-{BASE}"}
+    budgets = " / ".join(sorted({fmt_steps(run_args(d).get("max_steps")) for _, _, r in cands for _, d in r}))
+    head = ["candidate", "flags", "seeds", "score at the end", "mean of the last 5 evaluations", "wall time, min",
+            "env steps/s"]  # fmt: skip
+    lines = [
+        f"MADDPG on spread ({budgets} env steps), tuning seeds {fmt_seeds([s for _, _, r in cands for s, _ in r])}: "
+        "normalised score (validation episodes) of each run's last evaluation and the mean of its last 5 "
+        "evaluations (the tuning score); mean in bold, per seed below. Flags: the arguments in which a "
+        f"candidate's runs differ from its group's `{BASE}` runs. Wall time and env steps/s (fitness episodes "
+        "included, evaluations not) per run, on this repository's 2-core machine, two runs at a time.\n",
+        row(*head),
+        rule(len(head)),
+    ]
+    for name, _, runs in cands:
+        curves = [read_metrics(d / "metrics.csv") for _, d in runs]
+        last = [float(c[-1]["eval_normalised"]) for c in curves]
+        last5 = [float(np.mean([float(r["eval_normalised"]) for r in c[-5:]])) for c in curves]
+        summaries = [json.loads((d / "summary.json").read_text()) for _, d in runs]
+        flag = flags(run_args(runs[0][1]), base.get(group(name), {}))
+        lines.append(row(name, f"`{flag}`", fmt_seeds([s for s, _ in runs]), _mean_cell(last), _mean_cell(last5),
+                         _mean_cell([s["wall_time"] / 60 for s in summaries], "{:.1f}"),
+                         _mean_cell([s["throughput_without_eval"] for s in summaries], "{:.0f}")))  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def figure(cands: list):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    colours = plt.get_cmap("tab20")
+    for k, (name, _, runs) in enumerate(cands):
+        steps, y = curve_matrix([d for _, d in runs], "eval_normalised")
+        ax.plot(
+            steps,
+            np.nanmean(y, 0),
+            color=colours(k % colours.N),
+            label=f"{name} (seeds {fmt_seeds([s for s, _ in runs])})",
+        )
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("normalised score (validation episodes)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("spread: MADDPG sweep (mean over tuning seeds)")
+    fig.tight_layout()
+    return fig
