@@ -88,9 +88,10 @@ class MADDPGConfig:
     """exploration noise scale at the end of the run (--max-steps), reached linearly from expl_noise; -1: no decay"""
     ou_noise: bool = False
     """Ornstein-Uhlenbeck instead of independent Gaussian exploration noise"""
-    output_activation: Literal["Tanh", "Softsign"] = "Softsign"
+    output_activation: Literal["Tanh", "Softsign", "Softmax"] = "Softsign"
     """actor output activation. Tanh saturates: +x and -x pinned at 1 give zero force and the zero-action score;
-    Softsign's gradient decays polynomially, not exponentially"""
+    Softsign's gradient decays polynomially, not exponentially. Softmax makes the 5 action entries a probability
+    vector, the soft action of the MADDPG paper's actor (without its Gumbel noise)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)"""
     shared_networks: bool = False

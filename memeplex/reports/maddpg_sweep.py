@@ -3,7 +3,9 @@ results/spread/maddpg_sweep/<candidate>/ holding ordinary run directories (<cand
 <candidate>_s<seed>/, written by train_maddpg.py with --results-dir results/spread/maddpg_sweep/<candidate>),
 tuning seeds only, --final-eval-episodes 0. A candidate is named <group>-<what it changes>; each group has a
 <group>-base candidate (pop1-base: a single member with shared networks, today's defaults otherwise), and a
-candidate's flags are the arguments in which its runs differ from its group's base.
+candidate's flags are the arguments in which its runs differ from its group's base. A base candidate also
+takes the spread tuning suite's runs of the same configuration (TUNED) on the seeds it has not run itself: they
+are the tuned defaults, made by the same script with the same flags.
 
 `report(results)` returns {file name: text or Figure} ({} without sweep runs):
   maddpg_sweep.md          per candidate: flags, seeds, the validation score at the end and the mean of the
@@ -13,6 +15,7 @@ candidate's flags are the arguments in which its runs differ from its group's ba
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,6 +28,10 @@ from memeplex.reports.tables import curve_matrix, fmt_seeds, fmt_steps, row, rul
 
 SUITE = "maddpg_sweep"  # results/spread/<SUITE>/<candidate>/
 BASE = "base"  # <group>-base: the candidate the group's flags are read against
+TUNED = {  # a base candidate -> the tuning suite's run name (results/spread/maddpg/<name>_s<seed>) of its flags
+    "pop1-base": "tune-lr0.001-b128-ls16-shared-pop1",
+    "pop4-base": "tune-lr0.001-b128-ls16-shared-pop4",
+}
 
 
 def group(name: str) -> str:
@@ -36,12 +43,41 @@ def report(results: Path, log=lambda name: None) -> dict:
     cands = candidates(results, (SUITE,), baseline="")
     if not cands:
         return {}
+    names = {name for name, _, _ in cands}
+    cands += [(base, "maddpg", []) for base in TUNED if base not in names and group(base) in map(group, names)]
+    cands = [(name, algo, with_tuned(results, name, runs)) for name, algo, runs in cands]
+    cands = [c for c in cands if c[2]]
     cands = sorted(cands, key=lambda c: (group(c[0]), c[0] != f"{group(c[0])}-{BASE}", c[0]))
     return {"maddpg_sweep.md": table(cands), "maddpg_sweep_curves.png": figure(cands)}
 
 
+def with_tuned(results: Path, name: str, runs: list) -> list:
+    """A base candidate's runs plus the tuning suite's runs of its configuration on the other seeds."""
+    if name not in TUNED:
+        return runs
+    seeds = {s for s, _ in runs}
+    for summary in sorted((Path(results) / "spread" / "maddpg").glob(f"{TUNED[name]}_s*/summary.json")):
+        seed = int(summary.parent.name.rsplit("_s", 1)[1])
+        if seed not in seeds and not json.loads(summary.read_text()).get("interrupted"):
+            runs.append((seed, summary.parent))
+    return sorted(runs)
+
+
+def maddpg_args(run_dir: Path) -> dict:
+    """A run's arguments, MADDPGConfig's defaults for the fields added after it was made; a single member
+    plays no tournament, so its --tournament-size is dropped."""
+    from memeplex.maddpg import MADDPGConfig
+
+    defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                for f in dataclasses.fields(MADDPGConfig)}  # fmt: skip
+    args = defaults | run_args(run_dir)
+    if args.get("population_size") == 1:
+        args.pop("tournament_size", None)
+    return args
+
+
 def table(cands: list) -> str:
-    base = {group(name): run_args(runs[0][1]) for name, _, runs in cands if name == f"{group(name)}-{BASE}"}
+    base = {group(name): maddpg_args(runs[0][1]) for name, _, runs in cands if name == f"{group(name)}-{BASE}"}
     budgets = " / ".join(sorted({fmt_steps(run_args(d).get("max_steps")) for _, _, r in cands for _, d in r}))
     head = ["candidate", "flags", "seeds", "score at the end", "mean of the last 5 evaluations", "wall time, min",
             "env steps/s"]  # fmt: skip
@@ -59,7 +95,7 @@ def table(cands: list) -> str:
         last = [float(c[-1]["eval_normalised"]) for c in curves]
         last5 = [float(np.mean([float(r["eval_normalised"]) for r in c[-5:]])) for c in curves]
         summaries = [json.loads((d / "summary.json").read_text()) for _, d in runs]
-        flag = flags(run_args(runs[0][1]), base.get(group(name), {}))
+        flag = flags(maddpg_args(runs[0][1]), base.get(group(name), {}))
         lines.append(row(name, f"`{flag}`", fmt_seeds([s for s, _ in runs]), _mean_cell(last), _mean_cell(last5),
                          _mean_cell([s["wall_time"] / 60 for s in summaries], "{:.1f}"),
                          _mean_cell([s["throughput_without_eval"] for s in summaries], "{:.0f}")))  # fmt: skip
