@@ -96,6 +96,12 @@ class MADDPGConfig:
     """actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)"""
     shared_networks: bool = False
     """AgileRL's grouping: agent_0/1/2 share one actor and one critic (default: one per agent)"""
+    actor_reg: float = 0.0
+    """weight of a penalty on the mean square of the actor's pre-activation outputs in the actor loss (the MADDPG
+    paper's code: 1e-3), against saturation; AgileRL's loss has none: added by a gradient hook (regularise)"""
+    grad_clip: float = 0.0
+    """max global gradient norm of every actor and critic update (the MADDPG paper's code: 0.5); 0: none, as in
+    AgileRL: added by an optimiser step hook (regularise)"""
 
     def __post_init__(self):
         self.lr_range, self.batch_size_range, self.learn_step_range, self.hidden_sizes = (
@@ -121,6 +127,8 @@ class MADDPGConfig:
         checks += [
             (getattr(self, k) >= 0, f"--{k.replace('_', '-')} must be non-negative")
             for k in (
+                "actor_reg",
+                "grad_clip",
                 "mut_none",
                 "mut_architecture",
                 "mut_new_layer",
@@ -308,6 +316,64 @@ def noise_schedule(cfg: MADDPGConfig, max_steps: int):
     return lambda step: start + (end - start) * min(1.0, step / max_steps)
 
 
+class _PreactivationPenalty(torch.autograd.Function):
+    """Identity forward; backward adds the gradient of weight * mean(x ** 2): the penalty in the loss of
+    whatever backward pass runs through x, without changing AgileRL's loss code."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x)
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad + ctx.weight * 2.0 * x / x.numel(), None
+
+
+class ActorPenaltyHook:
+    """Forward pre-hook on an actor's output activation: its input (the pre-activation) gets the penalty
+    while gradients are on, i.e. in MADDPG's actor update only (acting and the target actors run without)."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def __call__(self, module, inputs):
+        if torch.is_grad_enabled() and inputs[0].requires_grad:
+            return (_PreactivationPenalty.apply(inputs[0], self.weight),)
+        return None
+
+
+class GradClipHook:
+    """Optimiser step pre-hook: clip the global gradient norm of the optimiser's parameters."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = max_norm
+
+    def __call__(self, optimizer, args, kwargs):
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+
+
+def regularise(member, cfg: MADDPGConfig) -> None:
+    """Give a member the MADDPG paper's two regularisers that AgileRL's MADDPG lacks (--actor-reg,
+    --grad-clip), as PyTorch hooks on its networks and optimisers; AgileRL's learn() is unchanged. Idempotent,
+    and called at every training turn: networks and optimisers that a mutation, a clone or a resume made
+    anew get them too."""
+    if cfg.actor_reg > 0:
+        for actor in member.actors.values():
+            activation = actor.head_net.model[-1]
+            if not any(isinstance(h, ActorPenaltyHook) for h in activation._forward_pre_hooks.values()):
+                activation.register_forward_pre_hook(ActorPenaltyHook(cfg.actor_reg))
+    if cfg.grad_clip > 0:
+        for config in member.registry.optimizers:
+            optimizers = getattr(member, config.name).optimizer
+            for opt in optimizers.values() if isinstance(optimizers, dict) else [optimizers]:
+                if not any(isinstance(h, GradClipHook) for h in opt._optimizer_step_pre_hooks.values()):
+                    opt.register_step_pre_hook(GradClipHook(cfg.grad_clip))
+
+
 def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool, status=None,
             noise=None):  # fmt: skip
     """Train one member for n_steps env steps on fresh training episodes, learning every
@@ -318,6 +384,7 @@ def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, cap
     (noise_schedule)."""
     from agilerl.components.data import MultiAgentTransition, transition_to_tensordict
 
+    regularise(member, cfg)
     member.set_training_mode(True)
     member.init_training_step(capture_grama)
     progress.session += 1

@@ -252,3 +252,66 @@ def test_a_single_member_needs_no_tournament_size():
     assert maddpg.MADDPGConfig(population_size=1).tournament_size == 2  # unused: nothing to select
     with pytest.raises(ValueError, match="tournament-size cannot exceed"):
         maddpg.MADDPGConfig(population_size=3, tournament_size=4)
+
+
+def test_the_actor_penalty_is_the_gradient_of_the_paper_s_term_in_the_actor_update_only():
+    """--actor-reg: a backward pass through a regularised actor gets the gradient of weight * mean(pre ** 2) (pre:
+    the output activation's input) added, exactly as if the term were in the loss; outputs are unchanged, and
+    calling regularise again adds no second hook."""
+    (member,), agents = _population(shared=True)
+    actor = next(iter(member.actors.values()))
+    x = torch.as_tensor(np.random.default_rng(1).normal(size=(16, 18)), dtype=torch.float32)
+    captured = []
+    handle = actor.head_net.model[-1].register_forward_pre_hook(lambda m, inp: captured.append(inp[0]))
+    out = actor(x)
+    (out.sum() * 3 + 0.5 * captured[-1].pow(2).mean()).backward()
+    expected = [p.grad.clone() for p in actor.parameters()]
+    handle.remove()
+    actor.zero_grad()
+    cfg = maddpg.MADDPGConfig(actor_reg=0.5)
+    maddpg.regularise(member, cfg)
+    maddpg.regularise(member, cfg)
+    assert len(actor.head_net.model[-1]._forward_pre_hooks) == 1
+    out2 = actor(x)
+    torch.testing.assert_close(out2, out)
+    (out2.sum() * 3).backward()
+    for got, want in zip([p.grad for p in actor.parameters()], expected):
+        torch.testing.assert_close(got, want)
+    assert any((g - w).abs().max() > 0 for g, w in zip(expected, _plain_grads(actor, x)))  # the term mattered
+    with torch.no_grad():  # acting: no autograd graph, the hook stays out of the way
+        torch.testing.assert_close(actor(x), out.detach())
+
+
+def _plain_grads(actor, x):
+    hooks = dict(actor.head_net.model[-1]._forward_pre_hooks)
+    actor.head_net.model[-1]._forward_pre_hooks.clear()
+    actor.zero_grad()
+    (actor(x).sum() * 3).backward()
+    actor.head_net.model[-1]._forward_pre_hooks.update(hooks)
+    return [p.grad.clone() for p in actor.parameters()]
+
+
+def test_gradient_clipping_bounds_every_update_and_learning_runs_with_both_regularisers():
+    """--grad-clip: every actor and critic optimiser step sees gradients of global norm <= the bound; a member
+    with both regularisers trains through collect() (AgileRL's learn())."""
+    (member,), agents = _population(shared=False)
+    cfg = maddpg.MADDPGConfig(grad_clip=0.5, actor_reg=1e-3, learning_delay=0)
+    maddpg.regularise(member, cfg)
+    opts = [*member.actor_optimizers.values(), *member.critic_optimizers.values()]
+    assert len(opts) == 6
+    for opt in opts:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        for p in params:
+            p.grad = torch.full_like(p, 10.0)
+        opt.step()
+        assert torch.nn.utils.get_total_norm([p.grad for p in params]) <= 0.5 + 1e-5
+    envs = vec.VecEnv("spread", 3, seed=0)
+    from agilerl.components.replay_buffer import ReplayBuffer
+
+    memory, progress = ReplayBuffer(max_size=1000), train_maddpg.Progress()
+    maddpg.collect(member, envs, memory, 192, progress, cfg, False)
+    assert progress.learn_calls > 0
+    maddpg.regularise(member, cfg)
+    assert all(len(opt._optimizer_step_pre_hooks) == 1 for opt in opts)
+    with pytest.raises(ValueError, match="grad-clip"):
+        maddpg.MADDPGConfig(grad_clip=-1)
