@@ -13,7 +13,9 @@ def fake_run(results, cand, seed, score, args=None, run_dir=None):
     run_dir = run_dir or results / "spread" / "maddpg_sweep" / cand / "spread" / "maddpg"
     d = run_dir / f"{cand}_s{seed}"
     files.write_json(d / "config.json", {"args": {**BASE_ARGS, **(args or {}), "seed": seed, "run_name": cand}})
-    files.write_json(d / "summary.json", {"interrupted": False, "wall_time": 600.0, "throughput_without_eval": 400.0})
+    summary = {"interrupted": False, "wall_time": 600.0, "throughput_without_eval": 400.0, "generations": 40,
+               "env_steps": 200_000, "fitness_env_steps": 0}  # fmt: skip
+    files.write_json(d / "summary.json", summary)
     files.write_csv(d / "metrics.csv", [{"step": s, "eval_normalised": score} for s in range(50_000, 200_001, 50_000)])
 
 
@@ -42,3 +44,25 @@ def test_a_group_without_its_own_base_run_takes_the_tuned_one(tmp_path):
     table = rows(maddpg_sweep.report(r)["maddpg_sweep.md"])
     assert "`defaults`" in table["pop4-base"] and "`--mut-architecture 0.0`" in table["pop4-hponly"]
     assert maddpg_sweep.report(tmp_path / "nothing") == {}
+
+
+def test_the_evolution_table_counts_what_was_done_to_each_generation_s_fittest_member(tmp_path):
+    r = tmp_path / "results"
+    pop4 = {"population_size": 4, "tournament_size": 2, "evo_steps": 5000}
+    fake_run(r, "pop4-x", 101, 0.2, args=pop4)
+    d = r / "spread" / "maddpg_sweep" / "pop4-x" / "spread" / "maddpg" / "pop4-x_s101"
+    files.write_json(d / "summary.json", {"interrupted": False, "wall_time": 60.0, "throughput_without_eval": 1.0,
+                                          "generations": 4, "env_steps": 84_000, "fitness_env_steps": 4_000})  # fmt: skip
+    metrics = [{"step": 21_000 * g, "generation": g, "eval_normalised": 0.1, "best_member": b}
+               for g, b in ((1, 2), (2, 6), (3, 7), (4, 9))]  # fmt: skip
+    files.write_csv(d / "metrics.csv", metrics)
+    updates = [{"generation": 1, "mutations": "2:None 4:None 5:param 6:batch_size"},
+               {"generation": 2, "mutations": "6:None 7:head_net.add_node 8:None 9:lr_actor"},
+               {"generation": 3, "mutations": "9:None 10:remove_latent_node 11:param 12:None"}]  # fmt: skip
+    files.write_csv(d / "updates.csv", updates)
+    table = rows(maddpg_sweep.report(r)["maddpg_evolution.md"])
+    line = table["pop4-x"]
+    assert "**4**" in line and "**4.8%**" in line and "**20,000**" in line  # (84k - 4k) / 4 per line of descent
+    # the fittest of generation 2: member 6, its batch size mutated; 3: 7, its architecture; 4: 9, the elite
+    cells = [c.strip() for c in line.split("|")[6:11]]
+    assert cells == ["1 of 3", "0 of 3", "0 of 3", "1 of 3", "1 of 3"]

@@ -11,6 +11,9 @@ are the tuned defaults, made by the same script with the same flags.
   maddpg_sweep.md          per candidate: flags, seeds, the validation score at the end and the mean of the
                            last 5 evaluations (the tuning score), wall time and throughput
   maddpg_sweep_curves.png  the validation score over env steps, mean over each candidate's seeds
+  maddpg_evolution.md      per population candidate: how evolution spends the budget (generations, the
+                           fitness episodes' share, the env steps any member's line of descent trained, and
+                           what the fittest member of each generation had last had done to it)
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ def report(results: Path, log=lambda name: None) -> dict:
     cands = [(name, algo, with_tuned(results, name, runs)) for name, algo, runs in cands]
     cands = [c for c in cands if c[2]]
     cands = sorted(cands, key=lambda c: (group(c[0]), c[0] != f"{group(c[0])}-{BASE}", c[0]))
-    return {"maddpg_sweep.md": table(cands), "maddpg_sweep_curves.png": figure(cands)}
+    out = {"maddpg_sweep.md": table(cands), "maddpg_sweep_curves.png": figure(cands)}
+    populations = [c for c in cands if maddpg_args(c[2][0][1]).get("population_size", 1) > 1]
+    if populations:
+        out["maddpg_evolution.md"] = evolution(populations)
+    return out
 
 
 def with_tuned(results: Path, name: str, runs: list) -> list:
@@ -121,3 +128,57 @@ def figure(cands: list):
     ax.set_title("spread: MADDPG sweep (mean over tuning seeds)")
     fig.tight_layout()
     return fig
+
+
+KINDS = ("unchanged elite", "clone", "parameter noise", "architecture", "hyperparameter")
+
+
+def mutation_kind(label: str, elite: bool) -> str:
+    """What AgileRL's mutation label (updates.csv: None, param, lr_actor, batch_size, head_net.add_node,
+    remove_latent_node, ...) did to a member."""
+    if label == "None":
+        return KINDS[0] if elite else KINDS[1]
+    if label == "param":
+        return KINDS[2]
+    if label in ("lr_actor", "lr_critic", "batch_size", "learn_step"):
+        return KINDS[4]
+    return KINDS[3]
+
+
+def winners(run_dir: Path) -> list:
+    """For each generation after the first, what had been done to the member that came out fittest: the
+    unchanged elite, an unmutated clone, or a mutation by kind (its label in the previous updates.csv row)."""
+    if not (run_dir / "updates.csv").exists():  # no selection yet
+        return []
+    metrics, updates = read_metrics(run_dir / "metrics.csv"), read_metrics(run_dir / "updates.csv")
+    done = {}  # generation -> {member index: kind}
+    for u in updates:
+        labels = [m.split(":", 1) for m in u["mutations"].split()]
+        done[int(u["generation"]) + 1] = {int(k): mutation_kind(v, i == 0) for i, (k, v) in enumerate(labels)}
+    return [done[int(m["generation"])][int(m["best_member"])] for m in metrics if int(m["generation"]) in done]
+
+
+def evolution(cands: list) -> str:
+    head = ["candidate", "seeds", "generations", "fitness episodes' share of the env steps",
+            "env steps a line of descent trained on", *[f"fittest: {k}" for k in KINDS]]  # fmt: skip
+    lines = [
+        "How MADDPG's evolution spends its budget on spread, tuning seeds: generations per run, the fitness "
+        "episodes' share of the env steps, and the env steps that any member's line of descent trained on (every "
+        "member trains --evo-steps per generation, so along each line a population of N learns for 1/N of the "
+        "training steps, from a replay buffer that holds every member's data). Then, over the generations after "
+        "the first (all seeds), what had been done to the member that came out fittest: the unchanged elite, an "
+        "unmutated clone, or a mutation (parameter noise, architecture, RL hyperparameter). Mean over seeds.\n",
+        row(*head),
+        rule(len(head)),
+    ]
+    for name, _, runs in cands:
+        summaries = [json.loads((d / "summary.json").read_text()) for _, d in runs]
+        args = [maddpg_args(d) for _, d in runs]
+        gens = [s["generations"] for s in summaries]
+        share = [s["fitness_env_steps"] / s["env_steps"] for s in summaries]
+        lineage = [(s["env_steps"] - s["fitness_env_steps"]) / a["population_size"] for s, a in zip(summaries, args)]
+        kinds = [k for _, d in runs for k in winners(d)]
+        lines.append(row(name, fmt_seeds([s for s, _ in runs]), _mean_cell(gens, "{:.0f}"),
+                         _mean_cell(share, "{:.1%}"), _mean_cell(lineage, "{:,.0f}"),
+                         *[f"{kinds.count(k)} of {len(kinds)}" for k in KINDS]))  # fmt: skip
+    return "\n".join(lines) + "\n"
