@@ -61,29 +61,31 @@ class MADDPGConfig:
     """std of parameter-noise mutations"""
     lr_range: tuple[float, ...] = (1e-4, 1e-2)
     """range of lr_actor and lr_critic under RL-hyperparameter mutations"""
-    batch_size_range: tuple[int, ...] = (32, 512)
+    batch_size_range: tuple[int, ...] = (128, 1024)
     """range of batch_size under RL-hyperparameter mutations"""
     learn_step_range: tuple[int, ...] = (1, 8)
     """range of learn_step under RL-hyperparameter mutations, in multiples of --num-envs"""
     # -- MADDPG
-    learn_step: int = 16
+    # The MADDPG defaults below were chosen by the sweep on spread (docs/maddpg.md, "What holds MADDPG back"),
+    # tuning seeds 101-103 at 200k env steps, a single member with --shared-networks
+    learn_step: int = 50
     """env steps (over all envs) between learning calls"""
-    batch_size: int = 128
+    batch_size: int = 1024
     """replay minibatch size"""
     buffer_size: int = 100_000
     """replay buffer capacity (transitions)"""
     learning_delay: int = 1_000
     """transitions stored before learning starts"""
-    lr_actor: float = 1e-3
+    lr_actor: float = 1e-2
     """actor learning rate"""
-    lr_critic: float = 1e-3
+    lr_critic: float = 1e-2
     """critic learning rate"""
     gamma: float = 0.95
     """discount factor"""
     tau: float = 0.01
     """soft target-update rate"""
-    expl_noise: float = 0.1
-    """exploration noise scale (on the tanh output)"""
+    expl_noise: float = 0.2
+    """exploration noise scale (std of the Gaussian noise on the actor's [-1, 1] output)"""
     expl_noise_final: float = -1.0
     """exploration noise scale at the end of the run (--max-steps), reached linearly from expl_noise; -1: no decay"""
     ou_noise: bool = False
@@ -96,10 +98,10 @@ class MADDPGConfig:
     """actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)"""
     shared_networks: bool = False
     """AgileRL's grouping: agent_0/1/2 share one actor and one critic (default: one per agent)"""
-    actor_reg: float = 0.0
+    actor_reg: float = 1e-3
     """weight of a penalty on the mean square of the actor's pre-activation outputs in the actor loss (the MADDPG
     paper's code: 1e-3), against saturation; AgileRL's loss has none: added by a gradient hook (regularise)"""
-    grad_clip: float = 0.0
+    grad_clip: float = 0.5
     """max global gradient norm of every actor and critic update (the MADDPG paper's code: 0.5); 0: none, as in
     AgileRL: added by an optimiser step hook (regularise)"""
 

@@ -35,8 +35,8 @@ def test_transition_at_episode_end_stores_real_final_observation():
             assert (tr["done"][a] == 0).all()  # truncation is not termination: bootstrapped
 
 
-def _population(n=1, shared=False):
-    cfg = maddpg.MADDPGConfig(population_size=n, tournament_size=min(n, 2), shared_networks=shared)
+def _population(n=1, shared=False, **kw):
+    cfg = maddpg.MADDPGConfig(population_size=n, tournament_size=min(n, 2), shared_networks=shared, **kw)
     agents = spec.env_info("spread")[0]
     env = spec.make_env("spread")
     return maddpg.make_population(
@@ -294,7 +294,7 @@ def _plain_grads(actor, x):
 def test_gradient_clipping_bounds_every_update_and_learning_runs_with_both_regularisers():
     """--grad-clip: every actor and critic optimiser step sees gradients of global norm <= the bound; a member
     with both regularisers trains through collect() (AgileRL's learn())."""
-    (member,), agents = _population(shared=False)
+    (member,), agents = _population(shared=False, batch_size=64, learn_step=16)
     cfg = maddpg.MADDPGConfig(grad_clip=0.5, actor_reg=1e-3, learning_delay=0)
     maddpg.regularise(member, cfg)
     opts = [*member.actor_optimizers.values(), *member.critic_optimizers.values()]

@@ -1,5 +1,5 @@
 """memeplex.reports.maddpg_sweep on synthetic runs: candidates under results/spread/maddpg_sweep/, their flags read
-against their group's base (MADDPGConfig's defaults for arguments an older run lacks; a single member's tournament
+against their group's base (the "off" value of an option an older run predates; a single member's tournament
 size ignored), and a base candidate completed by the tuning suite's runs of the same flags on the seeds it lacks."""
 
 from memeplex import files
@@ -29,7 +29,8 @@ def test_flags_against_the_base_and_the_tuned_runs_complete_the_base(tmp_path):
     tuned = r / "spread" / "maddpg"
     for seed, score in ((101, 0.9), (102, 0.3), (103, 0.4)):  # 101 is the sweep's own run: not taken twice
         fake_run(r, maddpg_sweep.TUNED["pop1-base"], seed, score, args={"tournament_size": 1}, run_dir=tuned)
-    fake_run(r, "pop1-b1024", 101, 0.4, args={"batch_size": 1024, "expl_noise_final": -1.0, "tournament_size": 2})
+    fake_run(r, "pop1-b1024", 101, 0.4, args={"batch_size": 1024, "expl_noise_final": -1.0, "tournament_size": 2,
+                                              "actor_reg": 0.0})  # fmt: skip
     table = rows(maddpg_sweep.report(r)["maddpg_sweep.md"])
     assert set(table) == {"candidate", "pop1-base", "pop1-b1024"}
     assert "| 101-103 |" in table["pop1-base"] and "**0.300**" in table["pop1-base"]  # mean of 0.2, 0.3, 0.4
@@ -66,3 +67,14 @@ def test_the_evolution_table_counts_what_was_done_to_each_generation_s_fittest_m
     # the fittest of generation 2: member 6, its batch size mutated; 3: 7, its architecture; 4: 9, the elite
     cells = [c.strip() for c in line.split("|")[6:11]]
     assert cells == ["1 of 3", "0 of 3", "0 of 3", "1 of 3", "1 of 3"]
+
+
+def test_the_throughput_line_reads_the_side_by_side_benchmark(tmp_path):
+    r = tmp_path / "results"
+    fake_run(r, "pop1-base", 101, 0.2)
+    bench = {"what": "w", "cpu": "AVX2", "whole_process_wall_s_median": {"before": 60.0, "after": 45.0},
+             "before": {"command": "a", "throughput_without_eval": [100.0, 300.0, 200.0]},
+             "after": {"command": "b", "throughput_without_eval": [350.0, 250.0, 300.0]}}  # fmt: skip
+    files.write_json(r / "benchmarks" / maddpg_sweep.THROUGHPUT, bench)
+    text = maddpg_sweep.report(r)["maddpg_throughput.md"]
+    assert "**200** env steps/s" in text and "**300** with" in text and "**1.50x**" in text  # medians, their ratio

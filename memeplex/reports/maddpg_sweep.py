@@ -10,7 +10,10 @@ are the tuned defaults, made by the same script with the same flags.
 `report(results)` returns {file name: text or Figure} ({} without sweep runs):
   maddpg_sweep.md          per candidate: flags, seeds, the validation score at the end and the mean of the
                            last 5 evaluations (the tuning score), wall time and throughput
-  maddpg_sweep_curves.png  the validation score over env steps, mean over each candidate's seeds
+  maddpg_sweep_curves.png  per group, the validation score over env steps of the candidates run on the most
+                           seeds, mean over seeds
+  maddpg_throughput.md     the defaults' training throughput against the settings before the sweep, side by side
+                           (results/benchmarks/maddpg_defaults_throughput.json)
   maddpg_evolution.md      per population candidate: how evolution spends the budget (generations, the
                            fitness episodes' share, the env steps any member's line of descent trained, and
                            what the fittest member of each generation had last had done to it)
@@ -18,7 +21,6 @@ are the tuned defaults, made by the same script with the same flags.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from memeplex.plots import pyplot
 from memeplex.reports.stability import _mean_cell, candidates, flags
 from memeplex.reports.tables import curve_matrix, fmt_seeds, fmt_steps, row, rule, run_args
 
+THROUGHPUT = "maddpg_defaults_throughput.json"  # results/benchmarks/: the defaults against the settings before
 SUITE = "maddpg_sweep"  # results/spread/<SUITE>/<candidate>/
 BASE = "base"  # <group>-base: the candidate the group's flags are read against
 TUNED = {  # a base candidate -> the tuning suite's run name (results/spread/maddpg/<name>_s<seed>) of its flags
@@ -52,6 +55,9 @@ def report(results: Path, log=lambda name: None) -> dict:
     cands = [c for c in cands if c[2]]
     cands = sorted(cands, key=lambda c: (group(c[0]), c[0] != f"{group(c[0])}-{BASE}", c[0]))
     out = {"maddpg_sweep.md": table(cands), "maddpg_sweep_curves.png": figure(cands)}
+    bench = Path(results) / "benchmarks" / THROUGHPUT
+    if bench.exists():
+        out["maddpg_throughput.md"] = throughput(json.loads(bench.read_text()))
     populations = [c for c in cands if maddpg_args(c[2][0][1]).get("population_size", 1) > 1]
     if populations:
         out["maddpg_evolution.md"] = evolution(populations)
@@ -70,14 +76,17 @@ def with_tuned(results: Path, name: str, runs: list) -> list:
     return sorted(runs)
 
 
-def maddpg_args(run_dir: Path) -> dict:
-    """A run's arguments, MADDPGConfig's defaults for the fields added after it was made; a single member
-    plays no tournament, so its --tournament-size is dropped."""
-    from memeplex.maddpg import MADDPGConfig
+BEFORE = {  # options added after some of the runs were made: what those runs did (the options' "off")
+    "expl_noise_final": -1.0,
+    "actor_reg": 0.0,
+    "grad_clip": 0.0,
+}
 
-    defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
-                for f in dataclasses.fields(MADDPGConfig)}  # fmt: skip
-    args = defaults | run_args(run_dir)
+
+def maddpg_args(run_dir: Path) -> dict:
+    """A run's arguments, with BEFORE for the options added after it was made; a single member plays no
+    tournament, so its --tournament-size is dropped."""
+    args = BEFORE | run_args(run_dir)
     if args.get("population_size") == 1:
         args.pop("tournament_size", None)
     return args
@@ -110,22 +119,24 @@ def table(cands: list) -> str:
 
 
 def figure(cands: list):
+    """One panel per group (single member, population): the validation curves, mean over seeds, of the
+    candidates run on the most seeds in their group (the one-seed screens are in the table only)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    colours = plt.get_cmap("tab20")
-    for k, (name, _, runs) in enumerate(cands):
-        steps, y = curve_matrix([d for _, d in runs], "eval_normalised")
-        ax.plot(
-            steps,
-            np.nanmean(y, 0),
-            color=colours(k % colours.N),
-            label=f"{name} (seeds {fmt_seeds([s for s, _ in runs])})",
-        )
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("normalised score (validation episodes)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("spread: MADDPG sweep (mean over tuning seeds)")
+    groups = sorted({group(name) for name, _, _ in cands})
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 5.5), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, g in zip(axes[0], groups):
+        members = [c for c in cands if group(c[0]) == g]
+        most = max(len(runs) for _, _, runs in members)
+        for k, (name, _, runs) in enumerate(c for c in members if len(c[2]) == most):
+            steps, y = curve_matrix([d for _, d in runs], "eval_normalised")
+            ax.plot(steps, np.nanmean(y, 0), color=colours(k % colours.N), label=name)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("normalised score (validation episodes)")
+        ax.set_ylim(bottom=-0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"spread: MADDPG sweep, {g} (mean over {most} tuning seeds)")
     fig.tight_layout()
     return fig
 
@@ -182,3 +193,17 @@ def evolution(cands: list) -> str:
                          _mean_cell(share, "{:.1%}"), _mean_cell(lineage, "{:,.0f}"),
                          *[f"{kinds.count(k)} of {len(kinds)}" for k in KINDS]))  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def throughput(bench: dict) -> str:
+    """The side-by-side throughput of the settings before the sweep and of its defaults."""
+    med = {k: float(np.median(bench[k]["throughput_without_eval"])) for k in ("before", "after")}
+    runs = ", ".join(f"{k}: " + " / ".join(f"{x:.0f}" for x in bench[k]["throughput_without_eval"]) for k in med)
+    return (
+        f"Single member on spread, side by side ({bench['what']}; torch kernels {bench['cpu']}). Median training "
+        f"throughput: **{med['before']:.0f}** env steps/s with the settings before the sweep, **{med['after']:.0f}** "
+        f"with its defaults: **{med['after'] / med['before']:.2f}x** (per run: {runs}). Median wall time of a whole "
+        f"run: {bench['whole_process_wall_s_median']['before']:.0f} s before, "
+        f"{bench['whole_process_wall_s_median']['after']:.0f} s after.\n\n"
+        f"Before: `{bench['before']['command']}`\n\nAfter: `{bench['after']['command']}`\n"
+    )
