@@ -52,8 +52,9 @@ def test_the_evolution_table_counts_what_was_done_to_each_generation_s_fittest_m
     pop4 = {"population_size": 4, "tournament_size": 2, "evo_steps": 5000}
     fake_run(r, "pop4-x", 101, 0.2, args=pop4)
     d = r / "spread" / "maddpg_sweep" / "pop4-x" / "spread" / "maddpg" / "pop4-x_s101"
-    files.write_json(d / "summary.json", {"interrupted": False, "wall_time": 60.0, "throughput_without_eval": 1.0,
-                                          "generations": 4, "env_steps": 84_000, "fitness_env_steps": 4_000})  # fmt: skip
+    summary = {"interrupted": False, "wall_time": 60.0, "throughput_without_eval": 1.0, "generations": 4,
+               "env_steps": 84_000, "fitness_env_steps": 4_000}  # fmt: skip
+    files.write_json(d / "summary.json", summary)
     metrics = [{"step": 21_000 * g, "generation": g, "eval_normalised": 0.1, "best_member": b}
                for g, b in ((1, 2), (2, 6), (3, 7), (4, 9))]  # fmt: skip
     files.write_csv(d / "metrics.csv", metrics)
