@@ -369,11 +369,9 @@ def regularise(member, cfg: MADDPGConfig) -> None:
             if not any(isinstance(h, ActorPenaltyHook) for h in activation._forward_pre_hooks.values()):
                 activation.register_forward_pre_hook(ActorPenaltyHook(cfg.actor_reg))
     if cfg.grad_clip > 0:
-        for config in member.registry.optimizers:
-            optimizers = getattr(member, config.name).optimizer
-            for opt in optimizers.values() if isinstance(optimizers, dict) else [optimizers]:
-                if not any(isinstance(h, GradClipHook) for h in opt._optimizer_step_pre_hooks.values()):
-                    opt.register_step_pre_hook(GradClipHook(cfg.grad_clip))
+        for _, opt in torch_optimizers(member):
+            if not any(isinstance(h, GradClipHook) for h in opt._optimizer_step_pre_hooks.values()):
+                opt.register_step_pre_hook(GradClipHook(cfg.grad_clip))
 
 
 def collect(member, envs, memory, n_steps: int, progress, cfg: MADDPGConfig, capture_grama: bool, status=None,
@@ -552,16 +550,22 @@ def population_from_state(state: dict, cls) -> list:
     return pop
 
 
+def torch_optimizers(member):
+    """("optimiser/agent", torch optimiser) of each of a member's AgileRL optimisers (one per network group)."""
+    for config in member.registry.optimizers:
+        optimizers = getattr(member, config.name).optimizer
+        for agent, opt in optimizers.items() if isinstance(optimizers, dict) else [("", optimizers)]:
+            yield f"{config.name}/{agent}", opt
+
+
 def _optimizer_states(pop):
     """("member/optimiser/agent/parameter", that parameter's optimiser state) for every member, in order."""
     for k, member in enumerate(pop):
-        for config in member.registry.optimizers:
-            optimizers = getattr(member, config.name).optimizer
-            for agent, opt in optimizers.items() if isinstance(optimizers, dict) else [("", optimizers)]:
-                params = [p for group in opt.param_groups for p in group["params"]]
-                for i, p in enumerate(params):
-                    if p in opt.state:
-                        yield f"{k}/{config.name}/{agent}/{i}", opt.state[p]
+        for where, opt in torch_optimizers(member):
+            params = [p for group in opt.param_groups for p in group["params"]]
+            for i, p in enumerate(params):
+                if p in opt.state:
+                    yield f"{k}/{where}/{i}", opt.state[p]
 
 
 def seed_networks(pop, rng) -> None:

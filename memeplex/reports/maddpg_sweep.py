@@ -2,7 +2,7 @@
 results/spread/maddpg_sweep/<candidate>/ holding ordinary run directories (<candidate>/spread/maddpg/
 <candidate>_s<seed>/, written by train_maddpg.py with --results-dir results/spread/maddpg_sweep/<candidate>),
 tuning seeds only, --final-eval-episodes 0. A candidate is named <group>-<what it changes>; each group has a
-<group>-base candidate (pop1-base: a single member with shared networks, today's defaults otherwise), and a
+<group>-base candidate (pop1-base: a single member with shared networks and the tuning suite's settings), and a
 candidate's flags are the arguments in which its runs differ from its group's base. A base candidate also
 takes the spread tuning suite's runs of the same configuration (TUNED) on the seeds it has not run itself: they
 are the tuned defaults, made by the same script with the same flags.
