@@ -10,7 +10,8 @@ of predator win-rates: rows = A's last 5 step checkpoints' predators, columns
 = B's last 5 step checkpoints' prey, --episodes test episodes per cell. A
 predator win is an episode with at least one predator-prey contact.
 
-Writes results/tag/cross_play_<pool-set>_s<seed>/ (cross_play_run-<run-name>_s<seed>/ with --run-name):
+Writes results/tag/cross_play_<pool-set>_s<seed>/ (cross_play_run-<run-name>_s<seed>/ with --run-name, several
+names joined by +; _validation after them with --split validation):
 <A>_vs_<B>.csv and .png (A's predators vs B's prey) and summary.md with each matrix's mean.
 """
 
@@ -32,12 +33,12 @@ def main(argv=None) -> int:
     if len(found_runs) < 2:
         raise errors.UsageError(f"cross-play needs runs of at least two algorithms; found only {', '.join(found_runs)}")
     snapshots = checkpoints.load_snapshots(found_runs)
-    seeds = protocol.eval_seeds("test", opts.episodes)
+    seeds = protocol.eval_seeds(opts.split, opts.episodes)
     out_dir = Path(opts.results_dir) / "tag" / f"cross_play_{opts.label}_s{opts.seed}"
     lines = [
         f"Cross-play, pool set `{opts.label}` (seed {opts.seed}): predator win-rate of the row algorithm's "
         f"last {opts.last} snapshots against the column algorithm's last {opts.last} prey snapshots, "
-        f"{opts.episodes} test episodes per cell.\n",
+        f"{opts.episodes} {opts.split} episodes per cell.\n",
         "| predators \\ prey | " + " | ".join(found_runs) + " |",
         "|---" * (len(found_runs) + 1) + "|",
     ]

@@ -5,12 +5,17 @@ rated against one shared, frozen opponent pool.
     python evaluate_fixed_pool.py --pool-set wallclock   # Method I/IPPO given MADDPG's wall time ("selfplay-wallclock")
     python evaluate_fixed_pool.py --run-name my-selfplay # your own runs of that name (the published checkpoints
                                                          # are not in the repository)
+    python evaluate_fixed_pool.py --algos maddpg --run-name a b --split validation
+                                                         # two settings of one algorithm, on the validation seeds
 
 Pool = the random team + the last 5 step checkpoints of each algorithm's run in
 the pool set; every pool member is rated 1000 and stays there. Each
 algorithm's final checkpoint (latest.pt) plays --episodes episodes with its
 predators against every pool member's prey, and with its prey against every
-pool member's predators, on the held-out test seeds. A predator win is an
+pool member's predators, on the held-out test seeds (--split validation: the
+validation seeds, for choosing between settings). With several --run-name, each
+algorithm's run of each name is a contestant (<algo>-<run name>), its
+snapshots in the pool. A predator win is an
 episode with at least one predator-prey contact. Its fixed-pool Elo is the
 rating at which the Elo-expected score against the pool equals its actual
 score (order-free); the classic game-by-game Elo update (from 1000, K=32, games
@@ -18,7 +23,8 @@ interleaved round-robin) is reported next to it.
 Exploitability proxy = max(0, 0.5 - its lowest win-rate against a pool member).
 
 Writes results/tag/fixed_pool_<pool-set>_s<seed>.md and .json (fixed_pool_run-<run-name>_s<seed> with
---run-name, which the published report leaves out). Runs that are missing
+--run-name, several names joined by +, which the published report leaves out; _validation after the pool set
+or run names with --split validation). Runs that are missing
 are listed (with the command that makes them) and the others are still rated.
 """
 
@@ -66,7 +72,7 @@ def main(argv=None) -> int:
     pool = [("random", protocol.RandomPolicy("tag"))]
     for snapshots in checkpoints.load_snapshots(found_runs).values():
         pool += snapshots
-    seeds = protocol.eval_seeds("test", opts.episodes)
+    seeds = protocol.eval_seeds(opts.split, opts.episodes)
     table = {}
     for algo, paths in found_runs.items():
         final = paths[-1].parent / "latest.pt"
@@ -85,6 +91,7 @@ def main(argv=None) -> int:
         "pool_set": opts.label,
         "run_name": opts.run_name,
         "seed": opts.seed,
+        "split": opts.split,
         "episodes_per_pairing": opts.episodes,
         "pool": [label for label, _ in pool],
         "missing": missing,
@@ -105,7 +112,7 @@ def markdown(out: dict) -> str:
     line = lambda cells: "| " + " | ".join(cells) + " |\n"
     md = (
         f"Fixed-pool Elo, pool set `{out['pool_set']}` (seed {out['seed']}): pool = {', '.join(out['pool'])}, "
-        f"all rated 1000. {out['episodes_per_pairing']} test episodes per pairing "
+        f"all rated 1000. {out['episodes_per_pairing']} {out.get('split', 'test')} episodes per pairing "
         f"({out['episodes_per_pairing'] * len(out['pool'])} per team).\n\n"
     )
     md += line(["Metric"] + algos) + line(["---"] * (len(algos) + 1))

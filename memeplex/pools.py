@@ -35,13 +35,16 @@ class PoolSetOptions:
 
     pool_set: str
     algos: list
-    run_name: str | None
-    """read this run name for every algorithm instead of the pool set's"""
+    run_name: list | None
+    """read these run names for every algorithm instead of the pool set's; with several, each (algorithm, run
+    name) is one contestant, named <algo>-<run name>"""
     seed: int
     last: int
     """snapshots per run"""
     episodes: int
     """episodes per pairing"""
+    split: str
+    """the episodes' seeds: "test" (the held-out seeds, for reporting) or "validation" (for choosing)"""
     checkpoint_dir: str
     results_dir: str
     label: str
@@ -60,14 +63,27 @@ def add_pool_set_arguments(p) -> None:
     p.add_argument(
         "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(DEFAULT_ALGOS), help="algorithms to include"
     )
-    p.add_argument("--run-name", default=None, help="read this run name for every algorithm instead")
+    p.add_argument(
+        "--run-name",
+        nargs="+",
+        default=None,
+        help="read this run name for every algorithm instead; with several names, each algorithm's run of each "
+        "name is one contestant (<algo>-<run name>), e.g. two settings of one algorithm",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the runs to read")
     p.add_argument("--last", type=positive(int), default=5, help="snapshots per run: its last N step checkpoints")
     p.add_argument(
         "--episodes",
         type=positive(int),
         default=100,
-        help="episodes per pairing (100 gives a 95%% CI within +-0.1), on the held-out test seeds",
+        help="episodes per pairing (100 gives a 95%% CI within +-0.1)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="the episodes' seeds: the held-out test seeds (reporting), or the validation seeds (choosing between "
+        "settings, so that a choice never sees the test seeds)",
     )
     p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the runs' checkpoints")
     p.add_argument("--results-dir", default="results", help="where the tables and plots go (under <dir>/tag/)")
@@ -82,17 +98,22 @@ def pool_set_cli(description: str, argv) -> tuple:
     args = p.parse_args(argv)
     check_writable(Path(args.results_dir) / "tag", "--results-dir")
     torch.set_num_threads(1)
-    # what names the outputs: a pool set of the published runs, or your own --run-name (never the published files)
-    label = args.pool_set if args.run_name is None else f"run-{args.run_name}"
+    # what names the outputs: a pool set of the published runs, or your own --run-name (never the published files),
+    # and the split unless it is the test seeds
+    label = args.pool_set if args.run_name is None else "run-" + "+".join(args.run_name)
+    label += "" if args.split == "test" else f"_{args.split}"
     opts = PoolSetOptions(**vars(args), label=label)
     return (opts, *pool_set_runs(opts))
 
 
 def pool_set_runs(opts: PoolSetOptions) -> tuple:
-    """({algo: [its last --last step checkpoints]}, [one line per missing run])."""
+    """({contestant: [its last --last step checkpoints]}, [one line per missing run]). A contestant is an
+    algorithm, or <algo>-<run name> when --run-name names several runs."""
     found, missing = {}, []
-    for algo in opts.algos:
-        run_name = opts.run_name or POOL_SET_RUN_NAMES[opts.pool_set][algo]
+    names = opts.run_name or [None]
+    for algo, run_name in ((a, n) for a in opts.algos for n in names):
+        contestant = algo if len(names) == 1 else f"{algo}-{run_name}"
+        run_name = run_name or POOL_SET_RUN_NAMES[opts.pool_set][algo]
         d = Path(opts.checkpoint_dir) / "tag" / algo / f"{run_name}_s{opts.seed}"
         steps = sorted(d.glob("step_*.pt"))
         if not steps:
@@ -104,13 +125,12 @@ def pool_set_runs(opts: PoolSetOptions) -> tuple:
                 else f"train it: python {TRAIN_SCRIPTS[algo]} --env tag --run-name {run_name} --seed {opts.seed}"
                 + (" --max-time SECONDS" if run_name.endswith("wallclock") else "")
             )
-            missing.append(f"{algo}: no step_*.pt in {d} ({fix})")
+            missing.append(f"{contestant}: no step_*.pt in {d} ({fix})")
             continue
-        found[algo] = steps[-opts.last :]
+        found[contestant] = steps[-opts.last :]
     for line in missing:
         print(f"missing run: {line}", file=sys.stderr)
     if not found:
-        raise UsageError(
-            f"no tag runs for pool set {opts.pool_set!r} under {opts.checkpoint_dir}/tag/ (seed {opts.seed})"
-        )
+        what = f"pool set {opts.pool_set!r}" if opts.run_name is None else f"run name {' '.join(opts.run_name)!r}"
+        raise UsageError(f"no tag runs for {what} under {opts.checkpoint_dir}/tag/ (seed {opts.seed})")
     return found, missing

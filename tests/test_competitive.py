@@ -2,6 +2,7 @@
 Elo and exploitability maths, the rolling pool, and every tag script end to end."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -244,6 +245,26 @@ def test_fixed_pool_and_cross_play(tag_runs, tmp_path):
     assert list(json.loads((tmp_path / "tag/fixed_pool_wallclock_s1.json").read_text())["results"]) == ["maddpg"]
     proc = run_script("evaluate_fixed_pool.py", "--pool-set", "step", "--seed", "7", *common)
     assert_clean_error(proc, "no tag runs for pool set 'step'")
+
+
+def test_fixed_pool_of_several_run_names_on_validation_seeds(tag_runs, tmp_path):
+    """Two settings of one algorithm (--run-name A B) rated against a pool of both, on the validation seeds."""
+    ck = tmp_path / "checkpoints"
+    shutil.copytree(tag_runs / "checkpoints/tag/maddpg/selfplay_s1", ck / "tag/maddpg/selfplay_s1")
+    shutil.copytree(tag_runs / "checkpoints/tag/maddpg/selfplay_s1", ck / "tag/maddpg/copy_s1")
+    common = ["--checkpoint-dir", ck, "--results-dir", tmp_path, "--episodes", "2", "--algos", "maddpg"]
+    proc = run_script("evaluate_fixed_pool.py", "--run-name", "selfplay", "copy", "--split", "validation", *common)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "tag/fixed_pool_run-selfplay+copy_validation_s1.json").read_text())
+    assert out["split"] == "validation" and out["run_name"] == ["selfplay", "copy"]
+    assert list(out["results"]) == ["maddpg-selfplay", "maddpg-copy"] and len(out["pool"]) == 1 + 2 * 2
+    assert out["results"]["maddpg-selfplay"]["predator"] == out["results"]["maddpg-copy"]["predator"]  # same run
+    # the validation seeds: against random, the run's own last evaluation (2 validation episodes) is replayed
+    last = read_metrics(tag_runs / "results/tag/maddpg/selfplay_s1/metrics.csv")[-1]
+    for team in ("predator", "prey"):
+        assert out["results"]["maddpg-copy"][team]["win_rates"]["random"] == last[f"{team}_win_vs_random"], team
+    proc = run_script("evaluate_fixed_pool.py", "--run-name", "nope", "other", *common)
+    assert_clean_error(proc, "no tag runs for run name 'nope other'")
 
 
 def test_eval_scripts_on_tag_checkpoints(tag_runs, tmp_path):
