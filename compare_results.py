@@ -32,7 +32,18 @@ import numpy as np
 from memeplex import cli, competitive, errors, files, stats
 from memeplex.envs import spec
 from memeplex.plots import pyplot
-from memeplex.reports import benchmarks, dose, maddpg_sweep, reference, speed, spread, stability, sweeps, tag
+from memeplex.reports import (
+    benchmarks,
+    dose,
+    maddpg_sweep,
+    maddpg_tag_form,
+    reference,
+    speed,
+    spread,
+    stability,
+    sweeps,
+    tag,
+)
 from memeplex.reports.tables import curve_matrix, find_runs, interval, per_seed, row, rule
 from memeplex.suites import ALGO_LABELS
 
@@ -188,6 +199,7 @@ def write_report(results: Path, out_dir: Path) -> dict:
         ("spread", stability.report),
         ("spread", maddpg_sweep.report),
         ("tag", tag.report),
+        ("tag", maddpg_tag_form.report),
         ("reference", reference.report),
         ("benchmarks", benchmarks.report),
         ("benchmarks", speed.report),
