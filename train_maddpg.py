@@ -35,9 +35,11 @@ prey's win-rates against the random team and the rolling pool of earlier best
 members (AgileRL's test() would sum the rewards of two opposing teams, which
 measures nothing); evaluation is the same Elo protocol as Method I's.
 
-By default every agent has its own actor and critic, as in the MADDPG paper.
-AgileRL on its own would group agent_0/1/2 into one shared actor and critic
-(`--shared-networks` restores that).
+By default agents of one kind share an actor and a critic, AgileRL's grouping
+by name: on spread agent_0/1/2 share one, on tag the three predators share one
+and the prey has its own. This form won on both tasks' tuning seeds
+(docs/maddpg.md); `--no-shared-networks` gives every agent its own, as in the
+MADDPG paper.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ class MADDPGConfig:
     """range of learn_step under RL-hyperparameter mutations, in multiples of --num-envs"""
     # -- MADDPG
     # The MADDPG defaults below were chosen by the sweep on spread (docs/maddpg.md, "What holds MADDPG back"),
-    # tuning seeds 101-103 at 200k env steps, a single member with --shared-networks
+    # tuning seeds 101-103 at 200k env steps, a single member with shared networks; a population of 4 is best with
+    # --expl-noise 0.1
     learn_step: int = 50
     """env steps (over all envs) between learning calls"""
     batch_size: int = 1024
@@ -96,8 +97,10 @@ class MADDPGConfig:
     vector, the soft action of the MADDPG paper's actor (without its Gumbel noise)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)"""
-    shared_networks: bool = False
-    """AgileRL's grouping: agent_0/1/2 share one actor and one critic (default: one per agent)"""
+    shared_networks: bool = True
+    """AgileRL's grouping by name: agents of one kind share an actor and a critic (spread: agent_0/1/2; tag: the
+    predators, the prey alone); --no-shared-networks: one per agent, as in the MADDPG paper. Shared won on spread
+    (every per-agent tuning configuration scored at random) and on tag's tuning seeds (docs/maddpg.md)"""
     actor_reg: float = 1e-3
     """weight of a penalty on the mean square of the actor's pre-activation outputs in the actor loss (the MADDPG
     paper's code: 1e-3), against saturation; AgileRL's loss has none: added by a gradient hook (regularise)"""
