@@ -5,6 +5,8 @@ Spread (one score per run, e.g. summary.json's `test_normalised`), with rliable:
     from memeplex import stats
     table = stats.aggregate({"method_i": mi_scores, "ppo": ppo_scores})   # IQM and mean, 95% CIs
     p, (lo, hi) = stats.probability_of_improvement(mi_scores, ppo_scores)  # P(Method I > IPPO)
+    d = stats.paired_difference(mi_scores, ppo_scores)  # by seed: mean, CI, sd, minimal detectable effect
+    n = stats.seeds_for_power(sd_of_differences, 0.05)    # paired seeds that detect 0.05 with 80% power
     taus, profiles, cis = stats.performance_profile({"method_i": mi_scores, "ppo": ppo_scores})
     stats.performance_profile_figure(taus, profiles, cis).savefig("profile.png")
 
@@ -307,6 +309,63 @@ def bootstrap_ci(values, n_boot: int = MEAN_REPS, seed: int = 0) -> tuple:
         return float("nan"), float("nan")
     means = np.random.default_rng(seed).choice(x, size=(n_boot, len(x))).mean(1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+# ----------------------------------------------------------------------------
+# Paired differences and power: runs of two algorithms with the same seed share initial weights and environments
+# ----------------------------------------------------------------------------
+
+POWER = 0.8  # the power a seed count is chosen for, and the minimal detectable effect is stated at
+ALPHA = 0.05  # two-sided
+
+
+def minimal_detectable_effect(sd: float, n: int, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The smallest true mean difference that n paired seeds detect with this power in a two-sided paired t-test
+    at level alpha, when the per-seed differences have standard deviation sd: (t_{1-alpha/2} + t_power) sd / sqrt(n)
+    with n - 1 degrees of freedom (the normal quantiles' 2.80 for many seeds, more for few). nan for n < 2."""
+    from scipy.stats import t
+
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / math.sqrt(n))
+
+
+def seeds_for_power(sd: float, effect: float, power: float = POWER, alpha: float = ALPHA, most: int = 10_000) -> int:
+    """The fewest paired seeds whose minimal detectable effect is at most `effect` (at least 2)."""
+    if not (sd >= 0 and effect > 0):
+        raise ValueError(f"seeds_for_power needs sd >= 0 and effect > 0 (got sd={sd}, effect={effect})")
+    n = 2
+    while minimal_detectable_effect(sd, n, power, alpha) > effect:
+        n += 1
+        if n > most:
+            raise ValueError(f"more than {most} seeds needed for effect {effect} at sd {sd}")
+    return n
+
+
+class PairedDifference(NamedTuple):
+    """x - y over the seeds both ran: the mean, its percentile-bootstrap CI (resampling seeds), the per-seed
+    differences' standard deviation and the minimal detectable effect at POWER."""
+
+    mean: float
+    lo: float
+    hi: float
+    sd: float
+    n: int
+    mde: float
+
+
+def paired_difference(x, y, reps: int = MEAN_REPS, seed: int = 0, confidence: float = CONFIDENCE):
+    """PairedDifference of x - y, where x[i] and y[i] are the scores of the same seed."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired_difference needs two score vectors of one shape (got {x.shape} and {y.shape})")
+    d = x - y
+    if len(d) < 2:
+        return PairedDifference(float(d.mean()) if len(d) else float("nan"), *[float("nan")] * 3, len(d), float("nan"))
+    means = np.random.default_rng(seed).choice(d, size=(reps, len(d))).mean(1)
+    lo, hi = _interval(means, confidence)
+    sd = float(d.std(ddof=1))
+    return PairedDifference(float(d.mean()), float(lo), float(hi), sd, len(d), minimal_detectable_effect(sd, len(d)))
 
 
 def cluster_bootstrap_winrate(

@@ -202,3 +202,45 @@ def test_bootstrap_ci_of_a_mean():
     lo, hi = stats.bootstrap_ci([0.0, 1.0, 2.0, 3.0])
     assert 0.0 <= lo < 1.5 < hi <= 3.0
     assert all(np.isnan(stats.bootstrap_ci([1.0])))  # one value has no interval
+
+
+def test_minimal_detectable_effect_and_seeds_for_power():
+    # many seeds: the normal quantiles, (1.960 + 0.842) sd / sqrt(n)
+    assert stats.minimal_detectable_effect(1.0, 10_000) == pytest.approx(2.8016 / 100, rel=1e-3)
+    # few seeds: Student's t with n - 1 degrees of freedom (t_.975 = 2.262, t_.8 = 0.883 for 9)
+    assert stats.minimal_detectable_effect(0.1, 10) == pytest.approx((2.2622 + 0.8834) * 0.1 / np.sqrt(10), rel=1e-3)
+    assert np.isnan(stats.minimal_detectable_effect(0.1, 1))
+    n = stats.seeds_for_power(0.1, 0.05)
+    assert stats.minimal_detectable_effect(0.1, n) <= 0.05 < stats.minimal_detectable_effect(0.1, n - 1)
+    assert n == 34  # the normal approximation's (2.8 * 0.1 / 0.05)^2 = 31.4, and a little more for t
+    assert stats.seeds_for_power(0.0, 0.05) == 2
+    with pytest.raises(ValueError, match="effect > 0"):
+        stats.seeds_for_power(0.1, 0.0)
+
+
+def test_a_simulated_paired_t_test_has_the_stated_power():
+    """At the minimal detectable effect, a paired t-test on n seeds rejects about 80% of the time."""
+    from scipy.stats import ttest_rel
+
+    rng = np.random.default_rng(0)
+    n, sd = 12, 0.08
+    effect = stats.minimal_detectable_effect(sd, n)
+    base = rng.normal(0.5, 0.2, size=(4000, n))  # the seed's own level, shared by both (same initial weights)
+    x = base + effect + rng.normal(0, sd / np.sqrt(2), size=base.shape)
+    y = base + rng.normal(0, sd / np.sqrt(2), size=base.shape)
+    rejected = ttest_rel(x, y, axis=1).pvalue < 0.05
+    assert 0.77 < rejected.mean() < 0.83
+
+
+def test_paired_difference():
+    x, y = [0.5, 0.6, 0.7, 0.4], [0.4, 0.5, 0.5, 0.45]
+    d = stats.paired_difference(x, y)
+    assert d.mean == pytest.approx(0.0875) and d.n == 4
+    assert d.sd == pytest.approx(np.std([0.1, 0.1, 0.2, -0.05], ddof=1))
+    assert d.lo < d.mean < d.hi and d.mde == pytest.approx(stats.minimal_detectable_effect(d.sd, 4))
+    assert stats.paired_difference(x, y) == d  # seeded
+    # the pairing matters: a shared per-seed level cancels, so the paired interval is narrower than the spread
+    wide = stats.paired_difference(np.array(x) * 0 + [0.1, 0.9, 0.2, 0.8], [0.0, 0.8, 0.1, 0.7])
+    assert wide.sd == pytest.approx(0.0, abs=1e-12) and wide.lo == pytest.approx(0.1) == wide.hi
+    with pytest.raises(ValueError, match="one shape"):
+        stats.paired_difference([1, 2], [1, 2, 3])

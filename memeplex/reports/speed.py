@@ -184,7 +184,7 @@ def equivalence_table(root: Path) -> str:
     f = np.array([runs["fused"][s][METRIC] for s in seeds])
     diff = f - a
     lo, hi = stats.bootstrap_ci(diff)
-    mde = 2.8 * diff.std(ddof=1) / np.sqrt(len(diff))  # 80% power, two-sided 5%, paired (normal approximation)
+    mde = stats.minimal_detectable_effect(diff.std(ddof=1), len(diff))  # paired t-test: 80% power, two-sided 5%
     verdict = (
         f"**indistinguishable**: the 95% CI of the paired difference contains 0 and rules out differences beyond "
         f"{max(-lo, hi):.3f}"
