@@ -13,6 +13,9 @@ Suites, in dependency order (`--suite all` runs them in this order):
                from PPO_GRID with a fixed seed.  Method I then sweeps its distillation knobs one at a
                time (DISTILL_GRID) around its best PPO configuration.  MADDPG, population 4 and
                population 1: the same MADDPG_DRAWS configurations from MADDPG_GRID.
+    power      tuning seeds 101-120 at 200k and 101-110 at 2M, validation episodes only: Method I and IPPO
+               paired by seed, whose per-seed differences' spread sets how many reporting seeds detect
+               0.05 (200k) and 0.10 (2M) with 80% power (compare_results.py --report: power.md).
     choose     reads the tuning runs' summary.json and writes chosen.json: per algorithm the
                configuration with the best mean `last5_eval_normalised` over the tuning seeds, and
                every candidate's scores (chosen.md: the same as tables).
@@ -58,6 +61,7 @@ from memeplex.cli import ArgumentParser, run_cli
 from memeplex.errors import UsageError
 from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, run_evaluation, to_flags
 from memeplex.files import atomic_write
+from memeplex.reports.tables import fmt_steps
 from memeplex.suites import (
     ABLATION_PREFIX,
     ALGORITHMS,
@@ -65,6 +69,9 @@ from memeplex.suites import (
     BEST_RESPONSE_SEEDS,
     LONG_RUN,
     MAIN_RUN,
+    POWER_FLAGS,
+    POWER_PREFIX,
+    POWER_SEEDS,
     SCALING_PREFIX,
     SCRIPTS,
     SELFPLAY_RUN,
@@ -402,6 +409,23 @@ def suite_scaling(ctx):
 
 
 # ----------------------------------------------------------------------------
+# power
+# ----------------------------------------------------------------------------
+
+
+def suite_power(ctx):
+    """Tuning seeds (POWER_SEEDS): Method I and IPPO with the same seed (same initial weights and environments) at
+    200k and 2M env steps, validation episodes only, so that the number of reporting seeds follows from the spread
+    of their paired differences (memeplex.reports.power)."""
+    for steps, seeds in POWER_SEEDS.items():
+        runs = []
+        for key in ("method_i", "ppo"):
+            runs += runs_of(key, f"{POWER_PREFIX}{fmt_steps(steps)}", seeds, *POWER_FLAGS[steps],
+                            "--max-steps", str(steps), "--final-eval-episodes", "0")  # fmt: skip
+        yield f"Method I and IPPO paired by seed, {fmt_steps(steps)} env steps, seeds {seeds[0]}-{seeds[-1]}", runs
+
+
+# ----------------------------------------------------------------------------
 # tag, ship
 # ----------------------------------------------------------------------------
 
@@ -464,7 +488,7 @@ def suite_ship(ctx):
 
 
 # name -> function(ctx) yielding (stage description, [Run]); `all` runs SUITE_ORDER
-SUITE_ORDER = ("tune", "choose", "main", "long", "wallclock", "ablation", "scaling", "tag", "ship")
+SUITE_ORDER = ("tune", "power", "choose", "main", "long", "wallclock", "ablation", "scaling", "tag", "ship")
 SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUITE_ORDER}
 
 

@@ -256,3 +256,17 @@ def test_cluster_tasks_carry_the_files_their_runs_need(tmp_path, monkeypatch):
     experiments.bring_home(run, {"results": {"summary.json": b"{}"}, "checkpoints": {"latest.pt": b"x"}}, home)
     assert (home.results / "tag/ppo/br_s1/summary.json").read_bytes() == b"{}"
     assert (home.checkpoints / "tag/ppo/br_s1/latest.pt").read_bytes() == b"x"
+
+
+def test_the_power_suite_pairs_method_i_and_ippo_on_tuning_seeds(tmp_path, capsys):
+    assert rx.main(["--suite", "power", "--dry-run", *dirs(tmp_path)]) == 0
+    lines = [x.split() for x in capsys.readouterr().out.splitlines() if x.startswith("python ")]
+    runs = {(x[1], x[x.index("--max-steps") + 1], int(x[x.index("--seed") + 1])): x for x in lines}
+    assert len(runs) == len(lines) == 2 * sum(len(s) for s in suites.POWER_SEEDS.values())
+    for steps, seeds in suites.POWER_SEEDS.items():
+        for script in ("train_method_i.py", "train_ppo.py"):  # the same seeds for both: paired
+            assert {s for sc, st, s in runs if sc == script and st == str(steps)} == set(seeds)
+        assert all(101 <= s <= 199 for s in seeds)  # tuning seeds only
+    for x in lines:
+        assert x[x.index("--final-eval-episodes") + 1] == "0"  # never the test seeds
+        assert ("--rollout-length" in x) == (x[x.index("--max-steps") + 1] == "2000000")

@@ -7,6 +7,7 @@ them under results/<spread|tag|reference|benchmarks|sweeps>/report/:
   stability.py   long-training stability candidates under results/spread/stability (2M env steps)
   maddpg_sweep.py  the MADDPG sweep under results/spread/maddpg_sweep (docs/maddpg.md)
   maddpg_tag_form.py  MADDPG's form on tag under results/tag/maddpg_form (docs/maddpg.md)
+  power.py       how many reporting seeds: the power suite's paired Method I and IPPO runs (docs/protocol.md)
   reference.py   simple_reference: the references and the first look (docs/reference.md)
   tag.py         self-play, fixed pools, cross-seed play (cross_seed.py), exploitability, the headline
   benchmarks.py  throughput benchmark; the best-response recipe's check (under tag/report/)
