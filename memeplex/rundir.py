@@ -144,7 +144,10 @@ class RunDir:
         try:
             missing = [p for p in [directory, *directory.parents] if not p.exists()]
             for p in reversed(missing):
-                p.mkdir()
+                try:
+                    p.mkdir()
+                except FileExistsError:  # another run made it since the check (two runs starting at once): theirs
+                    continue
                 self._created.append(p)
             fd = os.open(directory, os.O_RDONLY)
         except OSError as exc:

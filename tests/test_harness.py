@@ -34,3 +34,25 @@ def test_a_checkpoint_of_the_same_name_is_named_in_the_refusal(tmp_path):
     with pytest.raises(errors.UsageError, match=r"checkpoint .*c/spread/method_i/x_s1/latest.pt .*already exists"):
         rundir.RunDir(tmp_path / "r2", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
     assert not (tmp_path / "r2").exists()  # the refused run left nothing behind
+
+
+def test_two_runs_starting_at_once_share_the_parent_directories(tmp_path, monkeypatch):
+    """Two runs of one algorithm started together (a suite's first two tasks) both see the checkpoint root's
+    <env>/<algo> missing; the second mkdir meets the first's directory. Its run starts, and the directory it did not
+    make is not its to remove."""
+    from pathlib import Path
+
+    mkdir = Path.mkdir
+
+    def racing_mkdir(self, *args, **kwargs):
+        if self.name == "method_i" and not self.exists():
+            mkdir(self)  # the other run, between this run's check and its mkdir
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    run = rundir.RunDir(tmp_path / "r", tmp_path / "c", "spread", "method_i", "x", 1, resume=False)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert run.path.is_dir() and run.ckpt.is_dir()
+    run.close(failed=True)  # nothing saved: the run removes what it made, not the other run's directories
+    assert (tmp_path / "r" / "spread" / "method_i").is_dir() and (tmp_path / "c" / "spread" / "method_i").is_dir()
+    assert not run.path.exists() and not run.ckpt.exists()
