@@ -275,7 +275,8 @@ def play_generations(opts, cfg: MADDPGConfig, run: RunDir, envs, progress, evalu
     capture_grama = mutations.parameters_mut > 0  # parameter mutations use gradient statistics from training
     budget = lambda games: maddpg.member_budget(cfg, opts.env_id, opts.max_steps, progress.global_step,
                                                 opts.num_envs, games)  # fmt: skip
-    out_of_time = lambda: opts.max_time is not None and progress.wall_time >= opts.max_time
+    out_of_time = lambda: training.out_of_time(opts, progress)
+    progress.cpu_clock()  # this session's CPU clock starts here
     bar = StatusBar(total=opts.max_steps, initial=progress.global_step, unit="step", disable=not opts.progress)
     next_eval = (progress.global_step // opts.eval_interval + 1) * opts.eval_interval
     interrupted = None

@@ -225,7 +225,8 @@ def train_updates(opts, cfg: Config, algo: str, run: RunDir, learner, envs, obs,
     batch = opts.num_envs * cfg.rollout_length
     num_updates = math.ceil(opts.max_steps / batch)
     next_eval = (progress.global_step // opts.eval_interval + 1) * opts.eval_interval
-    out_of_time = lambda: opts.max_time is not None and progress.wall_time >= opts.max_time
+    out_of_time = lambda: training.out_of_time(opts, progress)
+    progress.cpu_clock()  # this session's CPU clock starts here
     bar = tqdm(total=num_updates * batch, initial=progress.global_step, unit="step", disable=not opts.progress,
                dynamic_ncols=True, smoothing=0.1)  # fmt: skip
     interrupted = None
@@ -234,7 +235,7 @@ def train_updates(opts, cfg: Config, algo: str, run: RunDir, learner, envs, obs,
             t0 = time.perf_counter()
             obs = collect_rollout(learner, envs, obs, progress, opponent)
             step_frac = learner.num_updates / num_updates  # first update at full LR, last at lr / num_updates
-            time_frac = progress.wall_time / opts.max_time if opts.max_time else 0.0
+            time_frac = training.time_fraction(opts, progress)
             t1 = time.perf_counter()
             stats = learner.learn(obs, lr_frac=max(step_frac, time_frac) if cfg.anneal_lr else 0.0)
             progress.learn_time += time.perf_counter() - t1

@@ -20,7 +20,8 @@ from memeplex.errors import UsageError
 
 # Options a resumed run may change; every other option must match the run's config.
 # options a resumed run may change; the directories too, so a run moved elsewhere (a cluster task's node) resumes
-RESUMABLE = {"resume", "max_steps", "max_time", "progress", "torch_threads", "results_dir", "checkpoint_dir"}
+RESUMABLE = {"resume", "max_steps", "max_time", "max_cpu_time", "progress", "torch_threads", "results_dir",
+             "checkpoint_dir"}  # fmt: skip
 SELF_PLAY_OPTIONS = ("pool_size", "elo_episodes", "matrix_interval", "matrix_episodes")
 
 
@@ -42,6 +43,8 @@ class RunOptions:
     """env-step budget"""
     max_time: float | None
     """wall-clock budget in seconds (None: none)"""
+    max_cpu_time: float | None
+    """CPU-time budget in seconds (None: none): the process's own, which other runs on the machine cannot stretch"""
     num_envs: int
     eval_interval: int
     """env steps between evaluations"""
@@ -105,6 +108,14 @@ def _add_budget_and_evaluation(run, budget_note: str, envs) -> None:
         type=positive(float),
         default=None,
         help="wall-clock budget in seconds; training stops at whichever budget ends first",
+    )
+    run.add_argument(
+        "--max-cpu-time",
+        type=positive(float),
+        default=None,
+        help="CPU-time budget in seconds: this process's CPU time in training and evaluation (all its threads; with "
+        "--torch-threads 1 about the wall time of a run alone), which, unlike --max-time, other processes on the "
+        "machine cannot shorten; training stops at whichever budget ends first",
     )
     run.add_argument("--num-envs", type=positive(int), default=8, help="parallel environments stepped in-process")
     run.add_argument("--seed", type=int, default=1, help="seeds python, numpy, torch and the training envs")

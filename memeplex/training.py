@@ -83,10 +83,22 @@ class Progress:
     league: dict | None = None
     """tag: the rolling pool and its Elo ratings (SelfPlayPool.state_dict)"""
 
+    cpu_time: float = 0.0
+    """CPU seconds of the process (time.process_time: all its threads) since its training loop began, summed over
+    resumed sessions; read it through cpu_clock()"""
+
     @property
     def wall_time(self) -> float:
         """Seconds the run has taken: training and evaluation."""
         return self.train_time + self.eval_time
+
+    def cpu_clock(self) -> float:
+        """cpu_time brought up to now. A session's first call starts its clock (the training loop calls it
+        before its first step, so set-up is not counted, as wall_time does not count it)."""
+        now = time.process_time()
+        self.cpu_time += now - getattr(self, "_cpu_mark", now)
+        self._cpu_mark = now
+        return self.cpu_time
 
     def add_train_scores(self, scores) -> None:
         """Keep the scores of the last 100 training episodes."""
@@ -104,12 +116,27 @@ class Progress:
         }
 
     def state_dict(self) -> dict:
+        self.cpu_clock()
         return dataclasses.asdict(self)
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Progress:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in state.items() if k in names})
+
+
+def out_of_time(opts, progress: Progress) -> bool:
+    """Whether the run's --max-time (wall clock) or --max-cpu-time budget has ended."""
+    return (opts.max_time is not None and progress.wall_time >= opts.max_time) or (
+        opts.max_cpu_time is not None and progress.cpu_clock() >= opts.max_cpu_time
+    )
+
+
+def time_fraction(opts, progress: Progress) -> float:
+    """How much of its time budgets the run has used (the larger; 0 without one), for annealing schedules."""
+    fractions = [progress.wall_time / opts.max_time if opts.max_time else 0.0]
+    fractions += [progress.cpu_clock() / opts.max_cpu_time if opts.max_cpu_time else 0.0]
+    return max(fractions)
 
 
 class GracefulStop:
@@ -151,6 +178,7 @@ def finish_run(opts, run: RunDir, progress: Progress, evaluator, interrupted, po
         **(extra or {}),
         **evaluator.summary(progress),
         "wall_time": round(progress.wall_time, 2),
+        "cpu_time": round(progress.cpu_clock(), 2),
         "train_time": round(progress.train_time, 2),
         **({"train_time_learning": round(progress.learn_time, 2)} if progress.learn_time else {}),
         "eval_time": round(progress.eval_time, 2),

@@ -26,7 +26,7 @@ TAG = ["--env", "tag", *TINY_TAG_EXTRA, "--matrix-interval", "512", "--matrix-ep
 SHIPPED_TAG = ROOT / "checkpoints/tag/method_i/shipped-selfplay_s1/latest.pt"
 SHIPPED_SPREAD = ROOT / "checkpoints/spread/method_i/shipped-main-tuned_s1/latest.pt"
 SHIPPED_MADDPG = ROOT / "checkpoints/spread/maddpg/shipped-main-tuned-pop4_s1/latest.pt"
-TIMING = ("wall_time", "throughput", "train_time", "eval_time")
+TIMING = ("wall_time", "cpu_time", "throughput", "train_time", "eval_time")
 
 
 def run_dirs(root, env="spread", algo="method_i", name="r", seed=1):

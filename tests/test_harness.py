@@ -56,3 +56,27 @@ def test_two_runs_starting_at_once_share_the_parent_directories(tmp_path, monkey
     run.close(failed=True)  # nothing saved: the run removes what it made, not the other run's directories
     assert (tmp_path / "r" / "spread" / "method_i").is_dir() and (tmp_path / "c" / "spread" / "method_i").is_dir()
     assert not run.path.exists() and not run.ckpt.exists()
+
+
+def test_the_cpu_clock_counts_this_process_and_carries_over_a_resume(monkeypatch):
+    from memeplex import training
+
+    now = [100.0]
+    monkeypatch.setattr(training.time, "process_time", lambda: now[0])
+    p = training.Progress()
+    assert p.cpu_clock() == 0.0  # the first call starts the session's clock
+    now[0] += 3.0
+    state = p.state_dict()  # a checkpoint brings the clock up to date
+    assert state["cpu_time"] == 3.0
+    now[0] = 7.0  # a new process (its own process_time) resumes
+    q = training.Progress.from_state_dict(state)
+    assert q.cpu_clock() == 3.0  # what the earlier sessions used, not this process's time before its loop
+    now[0] += 1.5
+    assert q.cpu_clock() == 4.5
+
+    class Opts:
+        max_time, max_cpu_time = None, 4.0
+
+    assert training.out_of_time(Opts, q) and training.time_fraction(Opts, q) == 4.5 / 4.0
+    Opts.max_cpu_time = 10.0
+    assert not training.out_of_time(Opts, q)

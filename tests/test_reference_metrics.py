@@ -46,7 +46,7 @@ RUNS = {
 }  # fmt: skip
 pytestmark = pytest.mark.kernel_sensitive  # .ci/run also checks (and can record) the AVX2 reference
 
-TIMING = ("wall_time", "sps", "throughput", "train_time", "eval_time")
+TIMING = ("wall_time", "cpu_time", "sps", "throughput", "train_time", "eval_time")
 
 
 def machine() -> dict:

@@ -287,7 +287,7 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(tmp_path):
     stopped_at = json.loads((metrics.parent / "summary.json").read_text())["env_steps"]
     assert stopped_at < 3072
     assert train_method_i.main([*dirs(tmp_path / "b"), "--run-name", "x", "--seed", "5", "--resume"]) == 0
-    timing = ("wall_time", "throughput", "train_time", "eval_time")
+    timing = ("wall_time", "cpu_time", "throughput", "train_time", "eval_time")
     untimed = lambda row: json.dumps({k: v for k, v in row.items() if not k.startswith(timing)}, sort_keys=True)
     whole = {r["step"]: untimed(r) for r in files.read_metrics(tmp_path / "a/results/spread/method_i/x_s5/metrics.csv")}
     parted = {r["step"]: untimed(r) for r in files.read_metrics(metrics)}
@@ -396,3 +396,25 @@ def test_throughput_benchmark_runs_both_backends_and_its_table_regenerates(tmp_p
     table = benchmarks.report(tmp_path)["throughput.md"]
     assert f"| spread: Method I training, env steps/s | {train['median']['mpe2']:,.0f} |" in table
     assert f"**{train['ratio']:.2f}x**" in table
+
+
+@pytest.mark.parametrize("script", ["train_method_i", "train_maddpg"])
+def test_a_cpu_time_budget_ends_the_run_and_resumes_with_its_clock(tmp_path, script):
+    """--max-cpu-time counts the process's own CPU time from the training loop's start, over resumed sessions:
+    the run stops soon after the budget (an update or generation and an evaluation past it), long before its step
+    budget, and a resumed run with a larger budget goes on from the clock where it stopped."""
+    import train_maddpg
+    from conftest import TINY_MADDPG
+
+    main, tiny = {"train_method_i": (train_method_i.main, TINY), "train_maddpg": (train_maddpg.main, TINY_MADDPG)}[
+        script
+    ]
+    argv = [*tiny, *dirs(tmp_path), "--run-name", "cpu", "--max-steps", "100000000"]
+    assert main([*argv, "--max-cpu-time", "2"]) == 0
+    algo = {"train_method_i": "method_i", "train_maddpg": "maddpg"}[script]
+    summary = json.loads((tmp_path / f"results/spread/{algo}/cpu_s1/summary.json").read_text())
+    assert 2 <= summary["cpu_time"] < 30 and summary["env_steps"] < 100_000_000
+    first = summary["env_steps"]
+    assert main([*argv, "--max-cpu-time", "4", "--resume"]) == 0
+    summary = json.loads((tmp_path / f"results/spread/{algo}/cpu_s1/summary.json").read_text())
+    assert 4 <= summary["cpu_time"] < 40 and summary["env_steps"] > first
