@@ -13,7 +13,7 @@ Suites, in dependency order (`--suite all` runs them in this order):
                from PPO_GRID with a fixed seed.  Method I then sweeps its distillation knobs one at a
                time (DISTILL_GRID) around its best PPO configuration.  MADDPG, population 4 and
                population 1: the same MADDPG_DRAWS configurations from MADDPG_GRID.
-    power      tuning seeds 101-120 at 200k and 101-110 at 2M, validation episodes only: Method I and IPPO
+    power      tuning seeds 101-140 at 200k and 101-110 at 2M, validation episodes only: Method I and IPPO
                paired by seed, whose per-seed differences' spread sets how many reporting seeds detect
                0.05 (200k) and 0.10 (2M) with 80% power (compare_results.py --report: power.md).
     choose     reads the tuning runs' summary.json and writes chosen.json: per algorithm the
