@@ -61,7 +61,6 @@ from memeplex.cli import ArgumentParser, run_cli
 from memeplex.errors import UsageError
 from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, run_evaluation, to_flags
 from memeplex.files import atomic_write
-from memeplex.reports.tables import fmt_steps
 from memeplex.suites import (
     ABLATION_PREFIX,
     ALGORITHMS,
@@ -70,7 +69,7 @@ from memeplex.suites import (
     LONG_RUN,
     MAIN_RUN,
     POWER_FLAGS,
-    POWER_PREFIX,
+    POWER_RUNS,
     POWER_SEEDS,
     SCALING_PREFIX,
     SCRIPTS,
@@ -420,9 +419,9 @@ def suite_power(ctx):
     for steps, seeds in POWER_SEEDS.items():
         runs = []
         for key in ("method_i", "ppo"):
-            runs += runs_of(key, f"{POWER_PREFIX}{fmt_steps(steps)}", seeds, *POWER_FLAGS[steps],
+            runs += runs_of(key, POWER_RUNS[steps], seeds, *POWER_FLAGS[steps],
                             "--max-steps", str(steps), "--final-eval-episodes", "0")  # fmt: skip
-        yield f"Method I and IPPO paired by seed, {fmt_steps(steps)} env steps, seeds {seeds[0]}-{seeds[-1]}", runs
+        yield f"Method I and IPPO paired by seed, {steps:,} env steps, seeds {seeds[0]}-{seeds[-1]}", runs
 
 
 # ----------------------------------------------------------------------------

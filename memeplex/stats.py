@@ -301,14 +301,15 @@ def _interval(samples: np.ndarray, confidence: float, axis=0) -> tuple:
     return np.percentile(samples, tail, axis=axis), np.percentile(samples, 100.0 - tail, axis=axis)
 
 
-def bootstrap_ci(values, n_boot: int = MEAN_REPS, seed: int = 0) -> tuple:
-    """Percentile bootstrap 95% CI of the mean of one sample (compare_results.py's per-metric tables; the
-    result suites use aggregate).  (nan, nan) for fewer than two values."""
+def bootstrap_ci(values, n_boot: int = MEAN_REPS, seed: int = 0, confidence: float = CONFIDENCE) -> tuple:
+    """Percentile bootstrap CI (95% by default) of the mean of one sample (compare_results.py's per-metric tables,
+    paired_difference; the result suites use aggregate).  (nan, nan) for fewer than two values."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return float("nan"), float("nan")
     means = np.random.default_rng(seed).choice(x, size=(n_boot, len(x))).mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    lo, hi = _interval(means, confidence)
+    return float(lo), float(hi)
 
 
 # ----------------------------------------------------------------------------
@@ -362,10 +363,9 @@ def paired_difference(x, y, reps: int = MEAN_REPS, seed: int = 0, confidence: fl
     d = x - y
     if len(d) < 2:
         return PairedDifference(float(d.mean()) if len(d) else float("nan"), *[float("nan")] * 3, len(d), float("nan"))
-    means = np.random.default_rng(seed).choice(d, size=(reps, len(d))).mean(1)
-    lo, hi = _interval(means, confidence)
+    lo, hi = bootstrap_ci(d, reps, seed, confidence)
     sd = float(d.std(ddof=1))
-    return PairedDifference(float(d.mean()), float(lo), float(hi), sd, len(d), minimal_detectable_effect(sd, len(d)))
+    return PairedDifference(float(d.mean()), lo, hi, sd, len(d), minimal_detectable_effect(sd, len(d)))
 
 
 def cluster_bootstrap_winrate(

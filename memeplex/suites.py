@@ -31,7 +31,7 @@ SELFPLAY_WALLCLOCK_RUN = "selfplay-wallclock"  # tag: self-play for MADDPG's med
 
 # The power suite (results v2's seed counts): Method I and IPPO paired by seed on tuning seeds, per budget; the
 # reporting seeds must detect POWER_EFFECTS[budget] with 80% power (memeplex.stats.seeds_for_power)
-POWER_PREFIX = "power-"  # spread: power-<budget>, e.g. power-200k
+POWER_RUNS = {200_000: "power-200k", 2_000_000: "power-2M"}  # spread: the run name per budget
 POWER_SEEDS = {200_000: tuple(range(101, 141)), 2_000_000: tuple(range(101, 111))}  # tuning seeds only
 POWER_EFFECTS = {200_000: 0.05, 2_000_000: 0.10}  # normalised score
 POWER_FLAGS = {  # the learners' settings at each budget: 200k the scripts' defaults, 2M the stability study's choice

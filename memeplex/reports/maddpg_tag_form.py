@@ -22,23 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from memeplex.reports.stability import _mean_cell
+from memeplex.reports.stability import _mean_cell, candidates
 from memeplex.reports.tables import fmt_seeds, fmt_steps, row, rule, run_args
 
 SUITE = "maddpg_form"  # results/tag/<SUITE>/<candidate>/
 POOL = "pool"  # results/tag/<SUITE>/<POOL>/tag/: the common-pool evaluations
 ALGO = "maddpg"  # a candidate's contestant name in the evaluation is <ALGO>-<candidate>
 TEAMS = ("predator", "prey")
-
-
-def runs(results: Path) -> dict:
-    """{candidate: [(seed, run_dir)]} of the finished, uninterrupted runs."""
-    out = {}
-    for cand in sorted(p for p in (Path(results) / "tag" / SUITE).glob("*") if p.is_dir() and p.name != POOL):
-        for summary in sorted((cand / "tag" / ALGO).glob(f"{cand.name}_s*/summary.json")):
-            if not json.loads(summary.read_text()).get("interrupted"):
-                out.setdefault(cand.name, []).append((int(summary.parent.name.rsplit("_s", 1)[1]), summary.parent))
-    return out
 
 
 def evaluations(results: Path) -> dict:
@@ -65,7 +55,7 @@ def opponent(label: str) -> str:
 
 def report(results: Path, log=lambda name: None) -> dict:
     log("maddpg form")
-    cands = runs(results)
+    cands = {name: runs for name, algo, runs in candidates(results, (SUITE,), baseline="", env="tag") if algo == ALGO}
     if not cands:
         return {}
     return {"maddpg_tag_form.md": table(cands, evaluations(results))}

@@ -24,7 +24,7 @@ import numpy as np
 
 from memeplex import stats
 from memeplex.reports.tables import finished, fmt_seeds, fmt_steps, row, rule
-from memeplex.suites import POWER_EFFECTS, POWER_PREFIX, POWER_SEEDS
+from memeplex.suites import POWER_EFFECTS, POWER_RUNS, POWER_SEEDS
 
 SCORE = "final_eval_normalised"  # the last validation evaluation
 TODAY = 10  # the reporting seeds of the published results
@@ -33,7 +33,7 @@ PAIR = ("method_i", "ppo")  # the question's comparison: x - y
 
 def measure(results: Path, steps: int) -> dict | None:
     """The power numbers of one budget, or None with fewer than 3 seeds on which both algorithms finished."""
-    name = f"{POWER_PREFIX}{fmt_steps(steps)}"
+    name = POWER_RUNS[steps]
     by_algo = [{seed: s[SCORE] for seed, s, _ in finished(Path(results), algo, name)} for algo in PAIR]
     seeds = sorted(set(by_algo[0]) & set(by_algo[1]))
     if len(seeds) < 3:

@@ -183,8 +183,7 @@ def equivalence_table(root: Path) -> str:
     a = np.array([runs["autograd"][s][METRIC] for s in seeds])
     f = np.array([runs["fused"][s][METRIC] for s in seeds])
     diff = f - a
-    lo, hi = stats.bootstrap_ci(diff)
-    mde = stats.minimal_detectable_effect(diff.std(ddof=1), len(diff))  # paired t-test: 80% power, two-sided 5%
+    _, lo, hi, _, _, mde = stats.paired_difference(f, a)  # bootstrap CI; MDE of a paired t-test, 80% power
     verdict = (
         f"**indistinguishable**: the 95% CI of the paired difference contains 0 and rules out differences beyond "
         f"{max(-lo, hi):.3f}"

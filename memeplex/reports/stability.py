@@ -42,13 +42,14 @@ PANELS = (  # (column, y label, log scale) of the figure; the first is metrics.c
 )
 
 
-def candidates(results: Path, suites: tuple = SUITES, baseline: str = BASELINE) -> list:
-    """[(candidate, algo, [(seed, run_dir)])] of the finished, uninterrupted runs of every suite; baseline first
-    (a candidate of a suite other than the first is named <suite>/<candidate>)."""
+def candidates(results: Path, suites: tuple = SUITES, baseline: str = BASELINE, env: str = "spread") -> list:
+    """[(candidate, algo, [(seed, run_dir)])] of the finished, uninterrupted runs of every suite under
+    results/<env>/<suite>/<candidate>/<env>/<algo>/; baseline first (a candidate of a suite other than the first
+    is named <suite>/<candidate>)."""
     out = []
-    cands = [(suite, p) for suite in suites for p in sorted((Path(results) / "spread" / suite).glob("*")) if p.is_dir()]
+    cands = [(suite, p) for suite in suites for p in sorted((Path(results) / env / suite).glob("*")) if p.is_dir()]
     for suite, cand in cands:
-        for algo_dir in sorted(p for p in (cand / "spread").glob("*") if p.is_dir()):
+        for algo_dir in sorted(p for p in (cand / env).glob("*") if p.is_dir()):
             runs = []
             for summary in sorted(algo_dir.glob(f"{cand.name}_s*/summary.json")):
                 if not json.loads(summary.read_text()).get("interrupted"):
