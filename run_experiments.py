@@ -1,50 +1,63 @@
-"""Run the experiment protocol on simple_spread_v3: every training run, as Ray tasks.
+"""Run the experiment protocol: every training run of the published results, as Ray tasks.
 
     python run_experiments.py --suite tune             # tuning runs: seeds 101-103, validation seeds only
-    python run_experiments.py --suite choose           # -> results/spread/tuning/chosen.{json,md}
-    python run_experiments.py --suite main             # 4 algorithms x reporting seeds 1-10, chosen flags
+    python run_experiments.py --suite choose           # -> results/<env>/tuning/chosen-<budget>.{json,md}
+    python run_experiments.py --suite main             # every algorithm x reporting seeds, chosen flags
+    python run_experiments.py --suite main --env reference --budget 2M --algos ppo   # a part of a suite
     python run_experiments.py --suite all --dry-run    # list every command, run nothing
     python run_experiments.py --suite main --address auto   # on a running Ray cluster
 
-Suites, in dependency order (`--suite all` runs them in this order):
+The cooperative tasks (--env: spread = simple_spread_v3, reference = simple_reference_v3) are run at two
+budgets (--budget: 200k and 2M env steps), and every choice is made per task and budget on the tuning seeds
+101-103.  The algorithms (memeplex/suites.py, ALGORITHMS): Method I, IPPO, IPPO with shared parameters,
+MAPPO (independent actors, a critic of the team's observations), and, at 200k only, MADDPG as a population
+of 4 and as a single member.  Suites, in dependency order (`--suite all` runs them in this order):
 
-    tune       200k steps, tuning seeds 101-103, --final-eval-episodes 0 (the test seeds are never seen).
-               IPPO and Method I: the same PPO_DRAWS configurations of the PPO knobs, drawn once
-               from PPO_GRID with a fixed seed.  Method I then sweeps its distillation knobs one at a
-               time (DISTILL_GRID) around its best PPO configuration.  MADDPG, population 4 and
-               population 1: the same MADDPG_DRAWS configurations from MADDPG_GRID.
+    tune       tuning seeds 101-103, --final-eval-episodes 0 (the test seeds are never seen), per task and
+               budget.  Stage 1: IPPO, IPPO with shared parameters and MAPPO train the same PPO_CANDIDATES
+               configurations of the PPO knobs (the scripts' defaults and 7 drawn once from PPO_GRID);
+               MADDPG's two forms try the actor's output activations (MADDPG_OUTPUTS; their other settings
+               come from the spread sweep, docs/maddpg.md).  Stage 2: Method I's distillation doses (DOSES)
+               on IPPO's best configuration.
     power      tuning seeds 101-140 at 200k and 101-110 at 2M, validation episodes only: Method I and IPPO
-               paired by seed, whose per-seed differences' spread sets how many reporting seeds detect
+               paired by seed, whose per-seed differences' spread set how many reporting seeds detect
                0.05 (200k) and 0.10 (2M) with 80% power (compare_results.py --report: power.md).
-    choose     reads the tuning runs' summary.json and writes chosen.json: per algorithm the
-               configuration with the best mean `last5_eval_normalised` over the tuning seeds, and
-               every candidate's scores (chosen.md: the same as tables).
-    main       200k steps, reporting seeds 1-10: Method I, IPPO, MADDPG population 4 and 1, chosen flags.
-    long       2M steps, seeds 1-5: Method I and IPPO.
-    wallclock  seeds 1-5: every algorithm with --max-time = the median wall time of the MADDPG
-               population main runs.
-    ablation   200k steps, seeds 1-5: Method I's distillation weight, interval and topology one at a
-               time around its chosen flags, and the controls --distill-target shuffled / random-encoder.
-    scaling    200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents.
+    choose     reads the tuning runs' summary.json and writes chosen-<budget>.json per task: per algorithm
+               the candidate with the best mean `last5_eval_normalised` over the tuning seeds, and every
+               candidate's scores (chosen-<budget>.md: the same as tables).
+    main       every algorithm with its chosen flags: reporting seeds 1-90 at 200k and 1-10 at 2M
+               (MADDPG: 1-20), as the power suite asks.
+    dose       2M, reporting seeds 1-10: Method I's dose ladder (DOSE_LADDER) on IPPO's chosen flags, between
+               IPPO (no distillation) and IPPO with shared parameters (perfect alignment), from main.
+    controls   2M, reporting seeds 1-10: the top of the ladder (CONTROL_DOSE, where distillation moved the
+               alignment most on the tuning seeds) toward a shuffled peer and toward a frozen random encoder.
+    scaling    spread, 200k, seeds 1-20: Method I and IPPO with 6 agents (3: the main suite's).
+    cpu        spread, 200k settings, seeds 1-5: every algorithm for the median CPU time of MADDPG's single
+               member's main runs (--max-cpu-time: the process's own CPU time, which other runs on the
+               machine cannot shorten).
+    tag        simple_tag_v3, seeds 1-5: self-play at 200k env steps (Method I, IPPO, MAPPO, MADDPG as a
+               single member), and Method I, IPPO and MAPPO for MADDPG's median CPU time; fixed pools and
+               cross-play per seed, cross-seed play, and BEST_RESPONSE_SEEDS best responders per final team.
+    ship       the final checkpoints of reporting seed 1 (main at 200k, both tasks; tag's self-play).
 
-Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name,
-seed, flags); what the reports also name (the algorithms, run names, the best-response recipe) is in
-memeplex/suites.py, and choosing from the tuning runs in memeplex/tuning.py.  Every run is a Ray
-task (one CPU) that runs the training script as a subprocess, its output appended to <run
-directory>/driver.log.  Without --address, `ray.init()` starts a local Ray with one worker per
-core and the scripts run in this directory.  --address HOST:PORT connects to a running cluster
-(`ray start --head` on one machine, `ray start --address HOST:PORT` on the others) whose nodes
-share nothing with this one: Ray ships this repository's code to them, each task gets the files
-its run needs and sends the run's files back, and this driver writes them under --results-dir and
---checkpoint-dir (memeplex/experiments.py says what travels; docs/usage.md, "Running on a
-cluster").  A node that dies takes its runs with it; Ray starts them again on another node.
+Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name, seed,
+flags); what the reports also name (the algorithms, run names, seeds, the best-response recipe) is in
+memeplex/suites.py, and choosing from the tuning runs in memeplex/tuning.py.  The first result set
+(results_spread.md, results_tag.md) was made by this script at commit 04edd0b, with its suite definitions
+of then.  Every run is a Ray task (one CPU) that runs the training script as a subprocess, its output
+appended to <run directory>/driver.log.  Without --address, `ray.init()` starts a local Ray with one
+worker per core and the scripts run in this directory.  --address HOST:PORT connects to a running cluster
+(`ray start --head` on one machine, `ray start --address HOST:PORT` on the others) whose nodes share
+nothing with this one: Ray ships this repository's code to them, each task gets the files its run needs
+and sends the run's files back, and this driver writes them under --results-dir and --checkpoint-dir
+(memeplex/experiments.py says what travels; docs/usage.md, "Running on a cluster").  A node that dies
+takes its runs with it; Ray starts them again on another node.
 
-Resuming: a run whose summary.json exists (and is not "interrupted") is skipped, after
-checking that its config.json has the flags the suite asks for; a run with a checkpoint
-latest.pt but no finished summary is continued with --resume.  So rerunning a command picks up
-where it stopped.  A run that fails is reported with the tail of its log, the others go on, and
-the exit code is 1.  Ctrl-C (or SIGTERM) stops every running script the way its own Ctrl-C
-does (it saves latest.pt), so the same command resumes them.
+Resuming: a run whose summary.json exists (and is not "interrupted") is skipped, after checking that its
+config.json has the flags the suite asks for; a run with a checkpoint latest.pt but no finished summary is
+continued with --resume.  So rerunning a command picks up where it stopped.  A run that fails is reported
+with the tail of its log, the others go on, and the exit code is 1.  Ctrl-C (or SIGTERM) stops every
+running script the way its own Ctrl-C does (it saves latest.pt), so the same command resumes them.
 """
 
 from __future__ import annotations
@@ -59,67 +72,85 @@ from pathlib import Path
 
 from memeplex.cli import ArgumentParser, run_cli
 from memeplex.errors import UsageError
-from memeplex.experiments import Context, Run, execute, options, read_summary, report_failures, run_evaluation, to_flags
+from memeplex.experiments import Context, Run, execute, read_summary, report_failures, run_evaluation
 from memeplex.files import atomic_write
 from memeplex.suites import (
-    ABLATION_PREFIX,
     ALGORITHMS,
     BEST_RESPONSE_FLAGS,
     BEST_RESPONSE_SEEDS,
-    LONG_RUN,
-    MAIN_RUN,
+    BUDGET_ALGOS,
+    BUDGET_FLAGS,
+    BUDGETS,
+    CPU_MATCHED_RUN,
+    CPU_MATCHED_SEEDS,
+    ENVS,
+    MADDPG_REPORT_SEEDS,
+    OFF_POLICY,
     POWER_FLAGS,
     POWER_RUNS,
     POWER_SEEDS,
-    SCALING_PREFIX,
-    SCRIPTS,
-    SELFPLAY_RUN,
-    SELFPLAY_WALLCLOCK_RUN,
-    WALLCLOCK_RUN,
-    chosen_path,
+    REPORT_SEEDS,
+    SCALE_AGENTS,
+    SCALE_RUN,
+    SCALE_SEEDS,
+    SELFPLAY_V2_RUN,
+    TAG_SEEDS,
+    TAG_V2_ALGOS,
+    TRAIN_SCRIPTS,
+    TUNE_METRIC,
+    TUNE_SEEDS,
+    chosen_file,
+    control_run,
+    dose_run,
+    main_run,
+    tune_run,
 )
-from memeplex.tuning import best, choice, choice_markdown, draw, one_at_a_time, scores
+from memeplex.tuning import best, choice, choice_markdown, draw, scores
 
-ENV = "spread"
-STEPS = 200_000
-LONG_STEPS = 2_000_000
-WALLCLOCK_MAX_STEPS = 100_000_000  # the --max-time budget ends these runs, not the steps
-TUNE_SEEDS = (101, 102, 103)  # every hyperparameter choice is made on these
-REPORT_SEEDS = tuple(range(1, 11))  # never used for a choice
-FEW_SEEDS = tuple(range(1, 6))
-TUNE_METRIC = "last5_eval_normalised"  # validation seeds: mean of the last 5 periodic evaluations
-
+MAX_STEPS_UNBOUNDED = 100_000_000  # the --max-cpu-time budget ends these runs, not the steps
 
 # ----------------------------------------------------------------------------
-# The tuning grids (the algorithms themselves: memeplex.suites.ALGORITHMS)
+# The tuning candidates (the algorithms themselves: memeplex.suites.ALGORITHMS)
 # ----------------------------------------------------------------------------
 
-PPO_GRID = {  # the PPO knobs IPPO and Method I share
-    "lr": [3e-4, 1e-3, 2e-3],
-    "update_epochs": [5, 10, 15],
-    "num_minibatches": [2, 4, 8],
-    "rollout_length": [64, 128, 256],
-    "ent_coef": [0.0, 0.005, 0.01],
-    "activation": ["relu", "tanh"],
+# The PPO knobs IPPO, IPPO with shared parameters and MAPPO share, among them those an earlier version chose on
+# reporting seed 1 (clip, initial log std, width, reward normalisation): every candidate sets all of them.
+# width: the encoder's hidden layer and its latent (--hidden-sizes W --latent-dim W).
+PPO_DEFAULTS = {"lr": 2e-3, "ent_coef": 0.01, "update_epochs": 10, "num_minibatches": 2, "clip_coef": 0.2,
+                "init_log_std": -0.5, "width": 64, "norm_reward": False}  # fmt: skip  # = method_i.Config's
+PPO_GRID = {
+    "lr": [5e-4, 1e-3, 2e-3],
+    "ent_coef": [0.001, 0.01],  # 0 collapses the policy's std by 2M (docs/stability.md)
+    "update_epochs": [5, 10],
+    "num_minibatches": [2, 4],
+    "clip_coef": [0.1, 0.2, 0.3],
+    "init_log_std": [-1.0, -0.5, 0.0],
+    "width": [64, 128],
+    "norm_reward": [False, True],
 }
-PPO_DRAWS, PPO_DRAW_SEED = 8, 0  # both IPPO and Method I train these same 8 configurations
-DISTILL_CENTRE = {"distill_weight": 0.1, "distill_interval": 10, "topology": "all-to-all"}
-DISTILL_GRID = {  # Method I only; swept one knob at a time around DISTILL_CENTRE
-    "distill_weight": [0.01, 0.1, 1.0, 10.0],
-    "distill_interval": [1, 10, 50],
-    "topology": ["all-to-all", "ring", "star"],
+PPO_CANDIDATES, PPO_DRAW_SEED = 8, 0  # the defaults and 7 drawn configurations, the same at every task and budget
+PPO_CONFIGS = [PPO_DEFAULTS] + [c for c in draw(PPO_GRID, PPO_CANDIDATES, PPO_DRAW_SEED) if c != PPO_DEFAULTS][
+    : PPO_CANDIDATES - 1
+]
+MADDPG_OUTPUTS = ("Softsign", "Tanh", "Softmax")  # the actor's output activation: Softsign was chosen on seed 1
+
+# Method I's distillation doses (its tuning candidates, on IPPO's chosen settings; docs/distillation_dose.md).
+# Ring topology unless named; "unclipped": a step after every PPO update (--distill-interval 1) without a
+# gradient clip, through PPO's Adam, where the weight sets the step (with its own Adam, the steps per event do).
+UNCLIPPED = "--topology ring --distill-interval 1 --distill-max-grad-norm 0"
+DOSES = {
+    "k10-w0.1-clipped": "--topology ring --distill-interval 10 --distill-weight 0.1",  # train_method_i.py's default
+    "w0.01": f"{UNCLIPPED} --distill-weight 0.01",
+    "w0.1": f"{UNCLIPPED} --distill-weight 0.1",
+    "w1": f"{UNCLIPPED} --distill-weight 1",
+    "w1-s3": f"{UNCLIPPED} --distill-weight 1 --distill-steps 3",
+    "w1-s10": f"{UNCLIPPED} --distill-weight 1 --distill-steps 10",
+    "own-w1-s3": f"{UNCLIPPED} --distill-weight 1 --distill-steps 3 --distill-optimizer own",
+    "a2a-w0.1": "--topology all-to-all --distill-interval 1 --distill-max-grad-norm 0 --distill-weight 0.1",
 }
-MADDPG_GRID = {  # lr is both the actor's and the critic's
-    "lr": [3e-4, 1e-3],
-    "batch_size": [64, 128],
-    "learn_step": [8, 16],
-    "shared_networks": [False, True],
-}
-MADDPG_DRAWS, MADDPG_DRAW_SEED = 4, 0  # population 4 and population 1 both train these 4
-# meaningless with --topology none, which refuses them
-DISTILL_OPTIONS = tuple(
-    "--distill-weight --distill-interval --obs-buffer-size --distill-batch-size --distill-target".split()
-)
+DOSE_LADDER = ("w0.01", "w0.1", "w1", "w1-s3", "w1-s10")  # rising alignment on the tuning seeds (200k)
+CONTROL_DOSE = "w1-s10"  # the ladder's top: the test CKA it reached on the tuning seeds was the highest (0.97)
+CONTROL_TARGETS = ("shuffled", "random-encoder")
 
 
 def g(x) -> str:
@@ -127,50 +158,23 @@ def g(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-PPO_CONFIGS = draw(PPO_GRID, PPO_DRAWS, PPO_DRAW_SEED)
-MADDPG_CONFIGS = draw(MADDPG_GRID, MADDPG_DRAWS, MADDPG_DRAW_SEED)
-
-
-def ppo_flags(c: dict) -> tuple:
-    """A PPO_GRID configuration as train_*.py flags."""
-    return tuple(
-        f"--lr {g(c['lr'])} --update-epochs {c['update_epochs']} --num-minibatches {c['num_minibatches']} "
-        f"--rollout-length {c['rollout_length']} --ent-coef {g(c['ent_coef'])} --activation {c['activation']}".split()
-    )
+def ppo_flags(c: dict, critic: bool = False) -> tuple:
+    """A PPO configuration as train_*.py flags (critic: MAPPO's critic learns at the actors' rate)."""
+    flags = (
+        f"--lr {g(c['lr'])} --ent-coef {g(c['ent_coef'])} --update-epochs {c['update_epochs']} "
+        f"--num-minibatches {c['num_minibatches']} --clip-coef {g(c['clip_coef'])} "
+        f"--init-log-std {g(c['init_log_std'])} --hidden-sizes {c['width']} --latent-dim {c['width']} "
+        f"--{'' if c['norm_reward'] else 'no-'}norm-reward"
+    ).split()
+    return tuple(flags + (["--critic-lr", g(c["lr"])] if critic else []))
 
 
 def ppo_name(c: dict) -> str:
-    """A PPO_GRID configuration as a run name."""
+    """A PPO configuration as a run name."""
     return (
-        f"lr{g(c['lr'])}-ep{c['update_epochs']}-mb{c['num_minibatches']}-rl{c['rollout_length']}"
-        f"-ent{g(c['ent_coef'])}-{c['activation']}"
+        f"lr{g(c['lr'])}-ent{g(c['ent_coef'])}-ep{c['update_epochs']}-mb{c['num_minibatches']}"
+        f"-clip{g(c['clip_coef'])}-std{g(c['init_log_std'])}-w{c['width']}-{'nr' if c['norm_reward'] else 'raw'}"
     )
-
-
-def distill_flags(d: dict) -> tuple:
-    """A DISTILL_GRID configuration as train_method_i.py flags."""
-    return tuple(
-        f"--distill-weight {g(d['distill_weight'])} --distill-interval {d['distill_interval']} "
-        f"--topology {d['topology']}".split()
-    )
-
-
-def distill_name(d: dict) -> str:
-    """A DISTILL_GRID configuration as (the end of) a run name."""
-    return f"w{g(d['distill_weight'])}-k{d['distill_interval']}-{d['topology']}"
-
-
-def maddpg_flags(m: dict) -> tuple:
-    """A MADDPG_GRID configuration as train_maddpg.py flags."""
-    return tuple(
-        f"--lr-actor {g(m['lr'])} --lr-critic {g(m['lr'])} --batch-size {m['batch_size']} "
-        f"--learn-step {m['learn_step']} --{'' if m['shared_networks'] else 'no-'}shared-networks".split()
-    )
-
-
-def maddpg_name(m: dict) -> str:
-    """A MADDPG_GRID configuration as a run name."""
-    return f"lr{g(m['lr'])}-b{m['batch_size']}-ls{m['learn_step']}-{'shared' if m['shared_networks'] else 'own'}"
 
 
 # ----------------------------------------------------------------------------
@@ -180,23 +184,41 @@ def maddpg_name(m: dict) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """One configuration of one algorithm in the tuning sweep."""
+    """One configuration of one algorithm in the tuning of a task at a budget."""
 
     algorithm: str
+    env: str
+    budget: str
     name: str  # run name, describes the configuration
-    flags: tuple  # the algorithm's fixed flags and the configuration's
+    flags: tuple  # the algorithm's fixed flags, the budget's and the configuration's
 
     def runs(self) -> list:
-        """Its tuning runs: 200k steps, and never the test seeds."""
+        """Its tuning runs: the tuning seeds, and never the test seeds."""
         a = ALGORITHMS[self.algorithm]
-        flags = (*self.flags, "--max-steps", str(STEPS), "--final-eval-episodes", "0")
-        return [Run(a.script, ENV, a.algo_dir, self.name, seed, flags) for seed in TUNE_SEEDS]
+        flags = (*self.flags, "--max-steps", str(BUDGETS[self.budget]), "--final-eval-episodes", "0")
+        return [Run(a.script, self.env, a.algo_dir, self.name, seed, flags) for seed in TUNE_SEEDS]
 
 
-def runs_of(algorithm: str, name: str, seeds, *flags: str) -> list:
+def runs_of(algorithm: str, env: str, name: str, seeds, *flags: str) -> list:
     """One run per seed of an algorithm (its run-name suffix appended to name)."""
     a = ALGORITHMS[algorithm]
-    return [Run(a.script, ENV, a.algo_dir, name + a.suffix, seed, tuple(flags)) for seed in seeds]
+    return [Run(a.script, env, a.algo_dir, name + a.suffix, seed, tuple(flags)) for seed in seeds]
+
+
+def selected(ctx, budget: str | None = None) -> tuple:
+    """The algorithms this invocation runs (--algos; default all), of those trained at `budget`."""
+    keys = tuple(ctx.algos) if ctx is not None and ctx.algos else tuple(ALGORITHMS)
+    return tuple(k for k in keys if budget is None or k in BUDGET_ALGOS[budget])
+
+
+def envs_of(ctx) -> tuple:
+    """The tasks of this invocation (--env; default both)."""
+    return tuple(ctx.envs) if ctx.envs else ENVS
+
+
+def budgets_of(ctx) -> tuple:
+    """The budgets of this invocation (--budget; default both)."""
+    return tuple(ctx.budgets) if ctx.budgets else tuple(BUDGETS)
 
 
 # ----------------------------------------------------------------------------
@@ -204,72 +226,67 @@ def runs_of(algorithm: str, name: str, seeds, *flags: str) -> list:
 # ----------------------------------------------------------------------------
 
 
-def selected(ctx) -> tuple:
-    """The algorithms this invocation runs (--algos; default all)."""
-    return tuple(ctx.algos) if ctx is not None and ctx.algos else tuple(ALGORITHMS)
-
-
-def stage1_candidates(ctx=None) -> list:
-    """IPPO and Method I on the same PPO configurations (Method I with the centre
-    distillation), and MADDPG's configurations at population 4 and 1 (of the --algos)."""
-    return [c for c in _stage1_candidates() if c.algorithm in selected(ctx)]
-
-
-def _stage1_candidates() -> list:
-    centre = DISTILL_CENTRE
-    out = [Candidate("ppo", f"tune-{ppo_name(c)}", ppo_flags(c)) for c in PPO_CONFIGS]
-    out += [Candidate("method_i", f"tune-{ppo_name(c)}-{distill_name(centre)}", ppo_flags(c) + distill_flags(centre))
-            for c in PPO_CONFIGS]  # fmt: skip
-    for key in ("maddpg_pop4", "maddpg_pop1"):
+def stage1_candidates(env: str, budget: str, ctx=None) -> list:
+    """IPPO, IPPO with shared parameters and MAPPO on the same PPO configurations; MADDPG's two forms on the
+    output activations (200k only). Of the --algos."""
+    out = []
+    for key in ("ppo", "ppo_shared", "mappo"):
+        fixed = (*ALGORITHMS[key].fixed_flags, *BUDGET_FLAGS[budget])
+        suffix = ALGORITHMS[key].suffix
+        out += [Candidate(key, env, budget, tune_run(budget, ppo_name(c)) + suffix,
+                          (*fixed, *ppo_flags(c, critic=key == "mappo"))) for c in PPO_CONFIGS]  # fmt: skip
+    for key in OFF_POLICY:
         a = ALGORITHMS[key]
-        out += [
-            Candidate(key, f"tune-{maddpg_name(m)}{a.suffix}", a.fixed_flags + maddpg_flags(m)) for m in MADDPG_CONFIGS
-        ]
-    return out
+        out += [Candidate(key, env, budget, tune_run(budget, f"out-{o.lower()}") + a.suffix,
+                          (*a.fixed_flags, "--output-activation", o)) for o in MADDPG_OUTPUTS]  # fmt: skip
+    return [c for c in out if c.algorithm in selected(ctx, budget)]
 
 
-def stage2_candidates(ppo_config: dict) -> list:
-    """Method I's distillation knobs, one at a time, on its best stage-1 PPO configuration."""
-    name, flags = f"tune-{ppo_name(ppo_config)}", ppo_flags(ppo_config)
-    return [Candidate("method_i", f"{name}-{distill_name(d)}", flags + distill_flags(d))
-            for d in one_at_a_time(DISTILL_CENTRE, DISTILL_GRID)]  # fmt: skip
+def dose_candidates(env: str, budget: str, ippo_flags: tuple) -> list:
+    """Method I's doses on IPPO's settings (its chosen or best candidate's flags at this task and budget)."""
+    return [Candidate("method_i", env, budget, tune_run(budget, f"dose-{d}"), (*ippo_flags, *DOSES[d].split()))
+            for d in DOSES]  # fmt: skip
 
 
-def best_method_i_ppo_config(ctx) -> dict:
-    """The PPO configuration of Method I's best stage-1 candidate (its runs must have finished)."""
-    scored = scores(ctx, [c for c in stage1_candidates() if c.algorithm == "method_i"], TUNE_METRIC)
-    return PPO_CONFIGS[scored.index(best(scored, TUNE_METRIC))]
+def best_ippo_flags(ctx, env: str, budget: str) -> tuple:
+    """The flags of IPPO's best stage-1 candidate (its runs must have finished)."""
+    ippo = [c for c in stage1_candidates(env, budget) if c.algorithm == "ppo"]
+    return best(scores(ctx, ippo, TUNE_METRIC), TUNE_METRIC)[0].flags
 
 
-def tuning_candidates(ctx) -> dict:
-    """{algorithm: [candidate]} of the whole sweep (stage 2 needs stage 1's Method I results)."""
+def tuning_candidates(ctx, env: str, budget: str) -> dict:
+    """{algorithm: [candidate]} of a task's and budget's tuning (Method I's needs IPPO's finished runs)."""
     out = {}
-    for c in stage1_candidates(ctx):
+    for c in stage1_candidates(env, budget, ctx):
         out.setdefault(c.algorithm, []).append(c)
-    if "method_i" in out:
-        names = {c.name for c in out["method_i"]}
-        out["method_i"] += [c for c in stage2_candidates(best_method_i_ppo_config(ctx)) if c.name not in names]
+    if "method_i" in selected(ctx, budget):
+        out["method_i"] = dose_candidates(env, budget, best_ippo_flags(ctx, env, budget))
     return out
 
 
 def suite_tune(ctx):
-    """200k steps, tuning seeds: stage 1 (PPO and MADDPG configurations), then stage 2 (Method I's
-    distillation knobs, once stage 1's Method I runs have finished)."""
-    yield "stage 1: PPO knobs (IPPO, Method I) and MADDPG", [r for c in stage1_candidates(ctx) for r in c.runs()]
-    if "method_i" not in selected(ctx):
-        return
-    try:
-        centre = best_method_i_ppo_config(ctx)
-    except UsageError:
-        if ctx.dry_run:
-            print(
-                "# stage 2 (Method I's distillation knobs on its best PPO configuration) is listed once "
-                "stage 1's Method I runs have finished"
-            )
-            return
-        raise
-    stage2 = [r for c in stage2_candidates(centre) for r in c.runs()]
-    yield f"stage 2: Method I's distillation knobs on {ppo_name(centre)}", stage2
+    """Per budget (200k first), for every task: the PPO configurations, then Method I's doses once IPPO's have
+    finished, then MADDPG's output activations (200k)."""
+    for budget in budgets_of(ctx):
+        stage1 = [c for env in envs_of(ctx) for c in stage1_candidates(env, budget, ctx)]
+        on_policy = [r for c in stage1 if c.algorithm not in OFF_POLICY for r in c.runs()]
+        yield f"{budget}, stage 1: the PPO configurations (IPPO, IPPO shared, MAPPO)", on_policy
+        if "method_i" in selected(ctx, budget):
+            stage2 = []
+            for env in envs_of(ctx):
+                try:
+                    ippo = best_ippo_flags(ctx, env, budget)
+                except UsageError:
+                    if not ctx.dry_run:
+                        raise
+                    print(f"# {env}, {budget}: Method I's doses on IPPO's best configuration are listed once "
+                          "IPPO's stage-1 runs have finished")  # fmt: skip
+                    continue
+                stage2 += [r for c in dose_candidates(env, budget, ippo) for r in c.runs()]
+            yield f"{budget}, stage 2: Method I's distillation doses on IPPO's best configuration", stage2
+        off_policy = [r for c in stage1 if c.algorithm in OFF_POLICY for r in c.runs()]
+        if off_policy:
+            yield f"{budget}, stage 3: MADDPG's output activations", off_policy
 
 
 # ----------------------------------------------------------------------------
@@ -277,37 +294,42 @@ def suite_tune(ctx):
 # ----------------------------------------------------------------------------
 
 
-def choose(ctx) -> dict:
-    """chosen.json: the tuning setting and, per algorithm (of --algos; the others keep their earlier
-    choice), the candidate with the best mean TUNE_METRIC over the tuning seeds."""
-    out = {"env": ENV, "metric": TUNE_METRIC, "tuning_seeds": list(TUNE_SEEDS), "tuning_steps": STEPS, "algorithms": {}}
-    if chosen_path(ctx.results).exists():
-        out["algorithms"] = json.loads(chosen_path(ctx.results).read_text())["algorithms"]
-    out["algorithms"].update(choice(ctx, tuning_candidates(ctx), TUNE_METRIC, ALGORITHMS))
+def choose(ctx, env: str, budget: str) -> dict:
+    """A task's and budget's choice: per algorithm (of --algos; the others keep their earlier choice) the
+    candidate with the best mean TUNE_METRIC over the tuning seeds."""
+    out = {"env": env, "budget": budget, "metric": TUNE_METRIC, "tuning_seeds": list(TUNE_SEEDS),
+           "tuning_steps": BUDGETS[budget], "algorithms": {}}  # fmt: skip
+    path = chosen_file(ctx.results, env, budget)
+    if path.exists():
+        out["algorithms"] = json.loads(path.read_text())["algorithms"]
+    out["algorithms"].update(choice(ctx, tuning_candidates(ctx, env, budget), TUNE_METRIC, ALGORITHMS))
+    out["algorithms"] = {k: out["algorithms"][k] for k in ALGORITHMS if k in out["algorithms"]}  # table order
     return out
 
 
 def suite_choose(ctx):
-    """Writes chosen.json and chosen.md from the finished tuning runs; no runs of its own."""
-    chosen, path = choose(ctx), chosen_path(ctx.results)
-    md = choice_markdown(chosen, ALGORITHMS)
-    print(md)
-    if ctx.dry_run:
-        print(f"# --dry-run: not writing {ctx.rel(path)}")
-    else:
-        atomic_write(path, json.dumps(chosen, indent=2) + "\n")
-        atomic_write(path.with_suffix(".md"), md)
-        print(f"wrote {ctx.rel(path)} and {ctx.rel(path.with_suffix('.md'))}")
-    return []
+    """Writes chosen-<budget>.json and .md per task from the finished tuning runs; no runs of its own."""
+    for env in envs_of(ctx):
+        for budget in budgets_of(ctx):
+            chosen, path = choose(ctx, env, budget), chosen_file(ctx.results, env, budget)
+            md = choice_markdown(chosen, ALGORITHMS)
+            print(md)
+            if ctx.dry_run:
+                print(f"# --dry-run: not writing {ctx.rel(path)}")
+            else:
+                atomic_write(path, json.dumps(chosen, indent=2) + "\n")
+                atomic_write(path.with_suffix(".md"), md)
+                print(f"wrote {ctx.rel(path)} and {ctx.rel(path.with_suffix('.md'))}")
+    return
+    yield
 
 
-def load_chosen(ctx, needed=None) -> dict:
-    """{algorithm: chosen flags} from chosen.json, for the algorithms `needed` (default: --algos)."""
-    path = chosen_path(ctx.results)
+def load_chosen(ctx, env: str, budget: str, needed) -> dict:
+    """{algorithm: chosen flags} of a task and budget, for the algorithms `needed`."""
+    path = chosen_file(ctx.results, env, budget)
     if not path.exists():
         raise UsageError(f"no {ctx.rel(path)}: run `python run_experiments.py --suite tune`, then `--suite choose`")
     algos = json.loads(path.read_text())["algorithms"]
-    needed = selected(ctx) if needed is None else needed
     missing = [k for k in needed if k not in algos]
     if missing:
         raise UsageError(f"{ctx.rel(path)} has no choice for {missing[0]}; rerun `--suite choose`")
@@ -315,153 +337,130 @@ def load_chosen(ctx, needed=None) -> dict:
 
 
 # ----------------------------------------------------------------------------
-# main, long, wallclock, ablation, scaling
+# main, dose, controls, scaling, cpu
 # ----------------------------------------------------------------------------
+
+
+def report_seeds(algorithm: str, budget: str) -> tuple:
+    """The reporting seeds of an algorithm's main runs at a budget."""
+    return MADDPG_REPORT_SEEDS if algorithm in OFF_POLICY else REPORT_SEEDS[budget]
 
 
 def suite_main(ctx):
-    """200k steps, reporting seeds 1-10: every algorithm with its chosen flags."""
-    chosen = load_chosen(ctx)
+    """Every algorithm with its chosen flags, per task and budget, on its reporting seeds."""
+    for budget in budgets_of(ctx):
+        runs = []
+        for env in envs_of(ctx):
+            chosen = load_chosen(ctx, env, budget, selected(ctx, budget))
+            for key in selected(ctx, budget):
+                runs += runs_of(key, env, main_run(budget), report_seeds(key, budget),
+                                *chosen[key], "--max-steps", str(BUDGETS[budget]))  # fmt: skip
+        runs = [dataclasses.replace(r, keep=SHIP_KEEP) if r.seed == 1 else r for r in runs]  # the ship suite's
+        yield f"every algorithm, chosen flags, {budget} env steps", runs
+
+
+def suite_dose(ctx):
+    """2M, reporting seeds: Method I's DOSE_LADDER on IPPO's chosen flags (its ends are main's IPPO runs, no
+    distillation, and IPPO with shared parameters, perfect alignment)."""
     runs = []
-    for key in selected(ctx):
-        runs += runs_of(key, MAIN_RUN, REPORT_SEEDS, *chosen[key], "--max-steps", str(STEPS))
-    runs = [dataclasses.replace(r, keep=SHIP_KEEP) if r.seed == 1 else r for r in runs]  # the ship suite's
-    yield "every algorithm, chosen flags, reporting seeds 1-10", runs
+    for env in envs_of(ctx):
+        ippo = load_chosen(ctx, env, "2M", ["ppo"])["ppo"]
+        for dose in DOSE_LADDER:
+            runs += runs_of("method_i", env, dose_run(dose), REPORT_SEEDS["2M"],
+                            *ippo, *DOSES[dose].split(), "--max-steps", str(BUDGETS["2M"]))  # fmt: skip
+    yield "Method I's dose ladder, 2M env steps", runs
 
 
-def suite_long(ctx):
-    """2M steps, seeds 1-5: Method I and IPPO."""
-    chosen = load_chosen(ctx, ["method_i", "ppo"])
+def suite_controls(ctx):
+    """2M, reporting seeds: CONTROL_DOSE toward a shuffled peer and toward a frozen random encoder."""
     runs = []
-    for key in ("method_i", "ppo"):
-        runs += runs_of(key, LONG_RUN, FEW_SEEDS, *chosen[key], "--max-steps", str(LONG_STEPS))
-    yield "Method I and IPPO, 2M steps", runs
-
-
-def wallclock_budget(ctx) -> float:
-    """The median wall time of the finished MADDPG population-4 main runs."""
-    runs = runs_of("maddpg_pop4", MAIN_RUN, REPORT_SEEDS)
-    missing = [r for r in runs if read_summary(r.result_dir(ctx)) is None]
-    if missing:
-        raise UsageError(
-            f"--suite wallclock needs every MADDPG population main run; {ctx.rel(missing[0].result_dir(ctx))} "
-            f"has not finished ({len(missing)} of {len(runs)} missing): run `--suite main` first"
-        )
-    return median_wall_time([read_summary(r.result_dir(ctx)) for r in runs])
-
-
-def median_wall_time(summaries: list) -> float:
-    """The budget of a wall-clock suite: the runs' median wall time, to 0.1 s."""
-    return round(statistics.median(s["wall_time"] for s in summaries), 1)
-
-
-def suite_wallclock(ctx):
-    """Seeds 1-5: every algorithm for the MADDPG population's median wall time."""
-    chosen, budget = load_chosen(ctx), wallclock_budget(ctx)
-    runs = []
-    for key in selected(ctx):
-        runs += runs_of(key, WALLCLOCK_RUN, FEW_SEEDS, *chosen[key],
-                        "--max-steps", str(WALLCLOCK_MAX_STEPS), "--max-time", g(budget))  # fmt: skip
-    yield f"every algorithm, --max-time {g(budget)} s", runs
-
-
-def ablation_variants(base: tuple) -> list:
-    """[(run name, flags)]: Method I's chosen flags with one distillation knob
-    changed, and the two controls; a variant equal to the chosen flags is the
-    single run "abl-chosen"."""
-    opts = options(base)
-    variants = [(f"weight-{g(w)}", {"--distill-weight": g(w)}) for w in DISTILL_GRID["distill_weight"]]
-    variants += [(f"interval-{k}", {"--distill-interval": g(k)}) for k in DISTILL_GRID["distill_interval"]]
-    variants += [(f"topology-{t}", {"--topology": t}) for t in [*DISTILL_GRID["topology"], "none"]]
-    variants += [(f"target-{t}", {"--distill-target": t}) for t in ("shuffled", "random-encoder")]
-    out, seen = [], {}
-    for name, change in variants:
-        v = {**opts, **change}
-        if v.get("--topology") == "none":
-            v = {k: x for k, x in v.items() if k not in DISTILL_OPTIONS}
-        key = json.dumps(v, sort_keys=True)
-        if key in seen:
-            continue
-        seen[key] = name = ABLATION_PREFIX + ("chosen" if v == opts else name)
-        out.append((name, to_flags(v)))
-    return out
-
-
-def suite_ablation(ctx):
-    """200k steps, seeds 1-5: Method I's distillation knobs one at a time, and the controls."""
-    runs = []
-    for name, flags in ablation_variants(load_chosen(ctx, ["method_i"])["method_i"]):
-        runs += runs_of("method_i", name, FEW_SEEDS, *flags, "--max-steps", str(STEPS))
-    yield "Method I distillation ablations and controls", runs
+    for env in envs_of(ctx):
+        ippo = load_chosen(ctx, env, "2M", ["ppo"])["ppo"]
+        for target in CONTROL_TARGETS:
+            runs += runs_of("method_i", env, control_run(target), REPORT_SEEDS["2M"], *ippo,
+                            *DOSES[CONTROL_DOSE].split(), "--distill-target", target,
+                            "--max-steps", str(BUDGETS["2M"]))  # fmt: skip
+    yield f"the controls at dose {CONTROL_DOSE}, 2M env steps", runs
 
 
 def suite_scaling(ctx):
-    """200k steps, seeds 1-5: Method I and IPPO with 3 and 6 agents."""
-    chosen = load_chosen(ctx, ["method_i", "ppo"])
+    """Spread, 200k, SCALE_SEEDS: Method I and IPPO with SCALE_AGENTS agents and their chosen flags."""
+    chosen = load_chosen(ctx, "spread", "200k", ["method_i", "ppo"])
     runs = []
-    for n in (3, 6):
-        for key in ("method_i", "ppo"):
-            runs += runs_of(
-                key, f"{SCALING_PREFIX}{n}", FEW_SEEDS, *chosen[key], "--num-agents", str(n), "--max-steps", str(STEPS)
-            )
-    yield "Method I and IPPO with 3 and 6 agents", runs
+    for key in ("method_i", "ppo"):
+        runs += runs_of(key, "spread", SCALE_RUN, SCALE_SEEDS, *chosen[key],
+                        "--num-agents", str(SCALE_AGENTS), "--max-steps", str(BUDGETS["200k"]))  # fmt: skip
+    yield f"Method I and IPPO with {SCALE_AGENTS} agents", runs
 
 
-# ----------------------------------------------------------------------------
-# power
-# ----------------------------------------------------------------------------
+def median_cpu_time(ctx, runs: list, suite: str) -> float:
+    """The median CPU time (summary.json `cpu_time`, to 0.1 s) of finished runs; UsageError naming a missing one."""
+    missing = [r for r in runs if read_summary(r.result_dir(ctx)) is None]
+    if missing:
+        raise UsageError(
+            f"--suite {suite} needs {ctx.rel(missing[0].result_dir(ctx))}, which has not finished "
+            f"({len(missing)} of {len(runs)} missing)"
+        )
+    return round(statistics.median(read_summary(r.result_dir(ctx))["cpu_time"] for r in runs), 1)
 
 
-def suite_power(ctx):
-    """Tuning seeds (POWER_SEEDS): Method I and IPPO with the same seed (same initial weights and environments) at
-    200k and 2M env steps, validation episodes only, so that the number of reporting seeds follows from the spread
-    of their paired differences (memeplex.reports.power)."""
-    for steps, seeds in POWER_SEEDS.items():
-        runs = []
-        for key in ("method_i", "ppo"):
-            runs += runs_of(key, POWER_RUNS[steps], seeds, *POWER_FLAGS[steps],
-                            "--max-steps", str(steps), "--final-eval-episodes", "0")  # fmt: skip
-        yield f"Method I and IPPO paired by seed, {steps:,} env steps, seeds {seeds[0]}-{seeds[-1]}", runs
+def suite_cpu(ctx):
+    """Spread, 200k settings, CPU_MATCHED_SEEDS: every algorithm for the median CPU time of MADDPG's single member's
+    main runs."""
+    budget = median_cpu_time(ctx, runs_of("maddpg_pop1", "spread", main_run("200k"), MADDPG_REPORT_SEEDS), "cpu")
+    chosen = load_chosen(ctx, "spread", "200k", selected(ctx, "200k"))
+    runs = []
+    for key in selected(ctx, "200k"):
+        runs += runs_of(key, "spread", CPU_MATCHED_RUN, CPU_MATCHED_SEEDS, *chosen[key],
+                        "--max-steps", str(MAX_STEPS_UNBOUNDED), "--max-cpu-time", g(budget))  # fmt: skip
+    yield f"every algorithm, --max-cpu-time {g(budget)} s", runs
 
 
 # ----------------------------------------------------------------------------
 # tag, ship
 # ----------------------------------------------------------------------------
 
-TAG_ALGOS = tuple(SCRIPTS)  # every algorithm, default hyperparameters
-
-
 SHIP_KEEP = ("latest.pt",)  # on a cluster, the checkpoints of the runs suite_ship copies come home
 POOL_KEEP = ("latest.pt", "step_*.pt")  # and those of tag's self-play: pools, cross-play, best responders
+TAG_FLAGS = {  # tag has no tuning of its own: the scripts' defaults, MAPPO's fixed form, MADDPG's single member
+    "method_i": (),
+    "ppo": (),
+    "mappo": (*ALGORITHMS["mappo"].fixed_flags, *BUDGET_FLAGS["200k"], *ppo_flags(PPO_DEFAULTS, critic=True)),
+    "maddpg_pop1": ALGORITHMS["maddpg_pop1"].fixed_flags,
+}
+SELFPLAY_CPU_RUN = SELFPLAY_V2_RUN + "-cpu"  # tag: Method I, IPPO, MAPPO for MADDPG's median CPU time
 
 
 def tag_runs(name: str, algos, seeds, *flags: str) -> list:
     """One tag run per algorithm and seed (on a cluster, their checkpoints come home: POOL_KEEP)."""
-    return [Run(SCRIPTS[a], "tag", a, name, seed, tuple(flags), POOL_KEEP) for a in algos for seed in seeds]
+    return [Run(ALGORITHMS[a].script, "tag", ALGORITHMS[a].algo_dir, name, seed, (*TAG_FLAGS[a], *flags), POOL_KEEP)
+            for a in algos for seed in seeds]  # fmt: skip
 
 
 def suite_tag(ctx):
-    """simple_tag_v3, reporting seeds 1-5, default hyperparameters (no choice is made on tag's self-play): self-play
-    at 200k env steps and at MADDPG's median wall time, fixed pools and cross-play per seed, cross-seed
-    play, and BEST_RESPONSE_SEEDS best responders (IPPO, BEST_RESPONSE_FLAGS) trained against each final team."""
-    yield "tag self-play, 200k env steps", tag_runs(SELFPLAY_RUN, TAG_ALGOS, FEW_SEEDS, "--max-steps", str(STEPS))
-    maddpg = [read_summary(r.result_dir(ctx)) for r in tag_runs(SELFPLAY_RUN, ["maddpg"], FEW_SEEDS)]
-    if all(maddpg):
-        budget = median_wall_time(maddpg)
-        yield (f"tag self-play for MADDPG's median wall time ({g(budget)} s)",
-               tag_runs(SELFPLAY_WALLCLOCK_RUN, ["method_i", "ppo"], FEW_SEEDS,
-                        "--max-steps", str(WALLCLOCK_MAX_STEPS), "--max-time", g(budget)))  # fmt: skip
-    for seed in FEW_SEEDS:
-        for pool_set in ("step", "wallclock"):
+    """simple_tag_v3, TAG_SEEDS: self-play at 200k env steps and at MADDPG's median CPU time, fixed pools and
+    cross-play per seed, cross-seed play, and BEST_RESPONSE_SEEDS best responders (IPPO, BEST_RESPONSE_FLAGS)
+    trained against each final team."""
+    steps = ("--max-steps", str(BUDGETS["200k"]))
+    yield "tag self-play, 200k env steps", tag_runs(SELFPLAY_V2_RUN, TAG_V2_ALGOS, TAG_SEEDS, *steps)
+    budget = median_cpu_time(ctx, tag_runs(SELFPLAY_V2_RUN, ["maddpg_pop1"], TAG_SEEDS), "tag")
+    others = [a for a in TAG_V2_ALGOS if a not in OFF_POLICY]
+    yield (f"tag self-play for MADDPG's median CPU time ({g(budget)} s)",
+           tag_runs(SELFPLAY_CPU_RUN, others, TAG_SEEDS, "--max-steps", str(MAX_STEPS_UNBOUNDED),
+                    "--max-cpu-time", g(budget)))  # fmt: skip
+    dirs = [ALGORITHMS[a].algo_dir for a in TAG_V2_ALGOS]
+    for seed in TAG_SEEDS:
+        for pool_set in ("v2", "v2-cpu"):
             for script in ("evaluate_fixed_pool.py", "cross_play_matrix.py"):
-                run_evaluation(ctx, script, "--pool-set", pool_set, "--seed", str(seed))
-    run_evaluation(ctx, "cross_seed_play.py", "--run-name", SELFPLAY_RUN)
+                run_evaluation(ctx, script, "--pool-set", pool_set, "--algos", *dirs, "--seed", str(seed))
+    run_evaluation(ctx, "cross_seed_play.py", "--algos", *dirs, "--run-name", SELFPLAY_V2_RUN,
+                   "--seeds", *map(str, TAG_SEEDS))  # fmt: skip
     responders = []
-    for algo in TAG_ALGOS:
-        for seed in FEW_SEEDS:
-            frozen = ctx.rel(ctx.checkpoints / "tag" / algo / f"{SELFPLAY_RUN}_s{seed}" / "latest.pt")
+    for algo in dirs:
+        for seed in TAG_SEEDS:
+            frozen = ctx.rel(ctx.checkpoints / "tag" / algo / f"{SELFPLAY_V2_RUN}_s{seed}" / "latest.pt")
             for team in ("predator", "prey"):
-                responders += [Run(SCRIPTS["ppo"], "tag", "ppo", f"exploit-{algo}-s{seed}-{team}", br_seed,
+                responders += [Run(TRAIN_SCRIPTS["ppo"], "tag", "ppo", f"exploit-v2-{algo}-s{seed}-{team}", br_seed,
                                    ("--opponent", frozen, "--team", team, *BEST_RESPONSE_FLAGS))
                                for br_seed in BEST_RESPONSE_SEEDS]  # fmt: skip
     yield "best responders (IPPO) against every final team", responders
@@ -472,8 +471,9 @@ def suite_ship(ctx):
     checkpoints/<env>/<algo>/shipped-<run>_s1/latest.pt: committed, so a fresh clone evaluates and renders."""
     from memeplex import checkpoints
 
-    sources = [("spread", r.algo, r.leaf) for key in selected(ctx) for r in runs_of(key, MAIN_RUN, [1])]
-    sources += [("tag", algo, f"{SELFPLAY_RUN}_s1") for algo in TAG_ALGOS]
+    sources = [(r.env, r.algo, r.leaf) for env in ENVS for key in selected(ctx, "200k")
+               for r in runs_of(key, env, main_run("200k"), [1])]  # fmt: skip
+    sources += [("tag", r.algo, r.leaf) for r in tag_runs(SELFPLAY_V2_RUN, TAG_V2_ALGOS, [1])]
     for env, algo, leaf in sources:
         src = ctx.checkpoints / env / algo / leaf / "latest.pt"
         dst = ctx.checkpoints / env / algo / f"shipped-{leaf}" / "latest.pt"
@@ -486,8 +486,25 @@ def suite_ship(ctx):
     yield
 
 
+# ----------------------------------------------------------------------------
+# power
+# ----------------------------------------------------------------------------
+
+
+def suite_power(ctx):
+    """Tuning seeds (POWER_SEEDS): Method I and IPPO with the same seed (same initial weights and environments) at
+    200k and 2M env steps on spread, validation episodes only, so that the number of reporting seeds follows from
+    the spread of their paired differences (memeplex.reports.power)."""
+    for steps, seeds in POWER_SEEDS.items():
+        runs = []
+        for key in ("method_i", "ppo"):
+            runs += runs_of(key, "spread", POWER_RUNS[steps], seeds, *POWER_FLAGS[steps],
+                            "--max-steps", str(steps), "--final-eval-episodes", "0")  # fmt: skip
+        yield f"Method I and IPPO paired by seed, {steps:,} env steps, seeds {seeds[0]}-{seeds[-1]}", runs
+
+
 # name -> function(ctx) yielding (stage description, [Run]); `all` runs SUITE_ORDER
-SUITE_ORDER = ("tune", "power", "choose", "main", "long", "wallclock", "ablation", "scaling", "tag", "ship")
+SUITE_ORDER = ("tune", "power", "choose", "main", "dose", "controls", "scaling", "cpu", "tag", "ship")
 SUITES: dict[str, Callable] = {name: globals()[f"suite_{name}"] for name in SUITE_ORDER}
 
 
@@ -512,8 +529,10 @@ def main(argv=None) -> int:
         nargs="+",
         choices=list(ALGORITHMS),
         default=None,
-        help="only these algorithms (spread suites); choose keeps the others' earlier choices",
+        help="only these algorithms (cooperative suites); choose keeps the others' earlier choices",
     )
+    p.add_argument("--env", nargs="+", choices=ENVS, default=None, help="only these tasks (cooperative suites)")
+    p.add_argument("--budget", nargs="+", choices=list(BUDGETS), default=None, help="only these budgets")
     p.add_argument("--results-dir", default="results", help="root of the run directories")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="root of the checkpoint directories")
     args = p.parse_args(argv)
@@ -523,6 +542,8 @@ def main(argv=None) -> int:
         args.dry_run,
         args.address,
         algos=tuple(args.algos or ()),
+        envs=tuple(args.env or ()),
+        budgets=tuple(args.budget or ()),
     )
     names = SUITE_ORDER if args.suite == "all" else (args.suite,)
     try:

@@ -90,6 +90,8 @@ class Context:
     started_ray: bool = False
     failures: list = dataclasses.field(default_factory=list)
     algos: tuple = ()  # the algorithms (suites.ALGORITHMS keys) to run; () = all
+    envs: tuple = ()  # the cooperative tasks (suites.ENVS) to run; () = all
+    budgets: tuple = ()  # the budgets (suites.BUDGETS keys) to run; () = all
 
     def rel(self, path: Path) -> str:
         try:

@@ -24,6 +24,15 @@ POOL_SET_RUN_NAMES = {
         "ppo": "selfplay-wallclock",
         "mappo": "selfplay-wallclock",
     },
+    # results v2 (run_experiments.py --suite tag): every algorithm at 200k env steps; Method I, IPPO and MAPPO for
+    # MADDPG's median CPU time (--max-cpu-time) against MADDPG's 200k-step run
+    "v2": {"maddpg": "selfplay-v2", "method_i": "selfplay-v2", "ppo": "selfplay-v2", "mappo": "selfplay-v2"},
+    "v2-cpu": {
+        "maddpg": "selfplay-v2",
+        "method_i": "selfplay-v2-cpu",
+        "ppo": "selfplay-v2-cpu",
+        "mappo": "selfplay-v2-cpu",
+    },
 }
 COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo", "mappo")
 DEFAULT_ALGOS = ("maddpg", "method_i", "ppo")  # the published pool sets' (no MAPPO runs among them yet)

@@ -49,34 +49,101 @@ BEST_RESPONSE_SEEDS = (1, 2, 3)  # responders per frozen team (their own seeds):
 
 @dataclasses.dataclass(frozen=True)
 class Algorithm:
-    """One algorithm of the spread suites: how it is trained and where its runs go."""
+    """One algorithm of the cooperative suites: how it is trained and where its runs go."""
 
-    key: str  # its entry in chosen.json
+    key: str  # its entry in the chosen-*.json files
     label: str  # its name in tables
     algo_dir: str  # results/<env>/<algo_dir>/
-    suffix: str = ""  # run-name suffix: the two MADDPG variants share results/spread/maddpg/
+    suffix: str = ""  # run-name suffix: algorithms that share a directory (IPPO's two forms, MADDPG's two)
     fixed: str = ""  # flags of every run of it
 
     @property
     def script(self) -> str:
-        return SCRIPTS[self.algo_dir]
+        return TRAIN_SCRIPTS[self.algo_dir]
 
     @property
     def fixed_flags(self) -> tuple:
         return tuple(self.fixed.split())
 
 
+# MAPPO as the centralised-critic variant of IPPO: independent actors (the spec's form) with IPPO's PPO settings,
+# and one critic of the team's observations (docs/stability.md: `mappo-plain-g95`, 0.81 at 2M on tuning seeds,
+# where the MAPPO authors' MPE settings, train_mappo.py's defaults, reached 0.39); its critic's learning rate is
+# the tuned actors' (the tuning grid sets both)
+MAPPO_FIXED = (
+    "--critic-input team --no-share-params --no-value-norm --no-layer-norm --huber-delta 0 --no-clip-value-loss "
+    "--vf-coef 0.5 --max-grad-norm 0.5 --gamma 0.95 --anneal-lr"
+)
+
 # fmt: off
 ALGORITHMS = {a.key: a for a in [  # in table order
-    #          key            label                    results     suffix   fixed flags
-    Algorithm("method_i",    "Method I (LA-IPPO)",    "method_i"),
-    Algorithm("ppo",         "IPPO",                  "ppo"),
-    Algorithm("maddpg_pop4", "MADDPG, population 4",  "maddpg",   "-pop4", "--population-size 4"),
-    Algorithm("maddpg_pop1", "MADDPG, single member", "maddpg",   "-pop1", "--population-size 1 --tournament-size 1"),
+    #         key            label                      results    suffix    fixed flags (the widest line: E501)
+    Algorithm("method_i",    "Method I (LA-IPPO)",      "method_i"),
+    Algorithm("ppo",         "IPPO",                    "ppo"),
+    Algorithm("ppo_shared",  "IPPO, shared parameters", "ppo",     "-shared", "--share-params"),
+    Algorithm("mappo",       "MAPPO",                   "mappo",   "",        MAPPO_FIXED),
+    Algorithm("maddpg_pop4", "MADDPG, population 4",    "maddpg",  "-pop4",   "--population-size 4 --expl-noise 0.1"),
+    Algorithm("maddpg_pop1", "MADDPG, single member",   "maddpg",  "-pop1",   "--population-size 1 --tournament-size 1"),  # noqa: E501
 ]}
 # fmt: on
+V1_ALGORITHMS = ("method_i", "ppo", "maddpg_pop4", "maddpg_pop1")  # the first result set's (results_spread.md)
+PPO_FAMILY = ("method_i", "ppo", "ppo_shared", "mappo")  # on-policy: every budget, REPORT_SEEDS
+OFF_POLICY = ("maddpg_pop4", "maddpg_pop1")  # 200k only (about 3 min a run), MADDPG_REPORT_SEEDS
+
+# ----------------------------------------------------------------------------
+# Results v2: the cooperative tasks at two budgets, each with its own tuning choice
+# ----------------------------------------------------------------------------
+
+ENVS = ("spread", "reference")  # the cooperative suites' tasks (tag: run_experiments.py --suite tag)
+BUDGETS = {"200k": 200_000, "2M": 2_000_000}  # env steps
+# the learners' batch at each budget, part of every PPO-family candidate: 200k the earlier tuning's 8 envs x 128
+# steps (seeds 101-103), 2M the stability study's 128 x 25 (docs/stability.md: stable to 2M on seeds 101-103)
+BUDGET_FLAGS = {"200k": ("--num-envs", "8", "--rollout-length", "128"),
+                "2M": ("--num-envs", "128", "--rollout-length", "25")}  # fmt: skip
+BUDGET_ALGOS = {"200k": PPO_FAMILY + OFF_POLICY, "2M": PPO_FAMILY}
+TUNE_SEEDS = (101, 102, 103)  # every choice is made on these (validation episodes only)
+# reporting seeds, from the power suite (power.md): at 200k the paired differences' sd (0.165) needs 88 seeds to
+# detect 0.05 with 80% power; at 2M (sd 0.043) 10 seeds detect 0.043, better than the 0.10 asked for
+REPORT_SEEDS = {"200k": tuple(range(1, 91)), "2M": tuple(range(1, 11))}
+MADDPG_REPORT_SEEDS = tuple(range(1, 21))  # about 3 min a run; its minimal detectable effect is reported with it
+TUNE_METRIC = "last5_eval_normalised"  # validation seeds: mean of the last 5 periodic evaluations
+
+
+def tune_run(budget: str, config: str) -> str:
+    """A tuning run's name: t200k-<configuration>."""
+    return f"t{budget}-{config}"
+
+
+def main_run(budget: str) -> str:
+    """The main suite's run name at a budget (plus the algorithm's suffix)."""
+    return f"main-{budget}"
+
+
+def dose_run(dose: str) -> str:
+    """The dose-response suite's run name (2M): dose-<dose>."""
+    return f"dose-{dose}"
+
+
+def control_run(target: str) -> str:
+    """The controls' run name (2M): control-<distill target>."""
+    return f"control-{target}"
+
+
+SCALE_AGENTS = 6  # team size N = 6 beside the main suite's 3: spread, 200k, Method I and IPPO
+SCALE_RUN = "n6-200k"
+SCALE_SEEDS = tuple(range(1, 21))
+CPU_MATCHED_RUN = "cpu-matched"  # every algorithm for MADDPG's (single member) median CPU time
+CPU_MATCHED_SEEDS = tuple(range(1, 6))
+SELFPLAY_V2_RUN = "selfplay-v2"  # tag: every algorithm, 200k env steps
+TAG_SEEDS = tuple(range(1, 6))
+TAG_V2_ALGOS = ("method_i", "ppo", "mappo", "maddpg_pop1")  # tag's MADDPG: the single member (docs/maddpg.md)
+
+
+def chosen_file(results: Path, env: str, budget: str) -> Path:
+    """Where `run_experiments.py --suite choose` writes an env's and budget's choice (and the .md beside it)."""
+    return Path(results) / env / "tuning" / f"chosen-{budget}.json"
 
 
 def chosen_path(results: Path) -> Path:
-    """Where `run_experiments.py --suite choose` writes the tuning choice (and chosen.md beside it)."""
+    """The first result set's tuning choice (spread, 200k; made by run_experiments.py at commit 04edd0b)."""
     return Path(results) / "spread" / "tuning" / "chosen.json"

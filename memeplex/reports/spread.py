@@ -38,7 +38,8 @@ from memeplex.reports.tables import (
     scores,
 )
 
-MAIN = [(a.label, a.algo_dir, suites.MAIN_RUN + a.suffix) for a in suites.ALGORITHMS.values()]  # (label, dir, run)
+MAIN = [(a.label, a.algo_dir, suites.MAIN_RUN + a.suffix)  # (label, dir, run)
+        for a in map(suites.ALGORITHMS.get, suites.V1_ALGORITHMS)]  # fmt: skip
 METHOD_I, IPPO = MAIN[0][0], MAIN[1][0]
 VALIDATION = "normalised eval score (validation seeds)"  # the learning curves' y axis
 
