@@ -21,6 +21,7 @@ score over env steps with the per-seed range, and the reference lines).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -34,6 +35,7 @@ from memeplex.envs import spec
 from memeplex.plots import pyplot
 from memeplex.reports import (
     benchmarks,
+    cooperative,
     dose,
     maddpg_sweep,
     maddpg_tag_form,
@@ -195,6 +197,8 @@ def write_report(results: Path, out_dir: Path) -> dict:
     log = lambda name: print(f"[{time.perf_counter() - start:3.0f} s] {name}", file=sys.stderr, flush=True)
     texts = {}
     for env, make in (
+        ("spread", functools.partial(cooperative.report, env="spread")),
+        ("reference", functools.partial(cooperative.report, env="reference")),
         ("spread", spread.report),
         ("spread", dose.report),
         ("spread", stability.report),

@@ -129,6 +129,24 @@ def control_run(target: str) -> str:
     return f"control-{target}"
 
 
+# Method I's distillation doses (its tuning candidates, on IPPO's chosen settings; docs/distillation_dose.md).
+# Ring topology unless named; "unclipped": a step after every PPO update (--distill-interval 1) without a
+# gradient clip, through PPO's Adam, where the weight sets the step (with its own Adam, the steps per event do).
+UNCLIPPED = "--topology ring --distill-interval 1 --distill-max-grad-norm 0"
+DOSES = {
+    "k10-w0.1-clipped": "--topology ring --distill-interval 10 --distill-weight 0.1",  # train_method_i.py's default
+    "w0.01": f"{UNCLIPPED} --distill-weight 0.01",
+    "w0.1": f"{UNCLIPPED} --distill-weight 0.1",
+    "w1": f"{UNCLIPPED} --distill-weight 1",
+    "w1-s3": f"{UNCLIPPED} --distill-weight 1 --distill-steps 3",
+    "w1-s10": f"{UNCLIPPED} --distill-weight 1 --distill-steps 10",
+    "own-w1-s3": f"{UNCLIPPED} --distill-weight 1 --distill-steps 3 --distill-optimizer own",
+    "a2a-w0.1": "--topology all-to-all --distill-interval 1 --distill-max-grad-norm 0 --distill-weight 0.1",
+}
+DOSE_LADDER = ("w0.01", "w0.1", "w1", "w1-s3", "w1-s10")  # rising alignment on the tuning seeds (200k)
+CONTROL_DOSE = "w1-s10"  # the ladder's top: the test CKA it reached on the tuning seeds was the highest (0.97)
+CONTROL_TARGETS = ("shuffled", "random-encoder")
+
 SCALE_AGENTS = 6  # team size N = 6 beside the main suite's 3: spread, 200k, Method I and IPPO
 SCALE_RUN = "n6-200k"
 SCALE_SEEDS = tuple(range(1, 21))

@@ -11,7 +11,6 @@ import ray
 import run_experiments as rx
 from conftest import TINY_PPO, dirs
 from memeplex import experiments, suites
-from memeplex.reports import spread
 
 TINY = tuple(TINY_PPO)  # the run's own --no-progress is added by Run.args too
 
@@ -136,100 +135,160 @@ def test_status_skips_resumes_and_blocks(tmp_path):
     assert experiments.status(maddpg, ctx)[0] == "resume"  # MADDPG's latest.pt resumes exactly too
 
 
-def test_ippo_and_method_i_get_the_same_ppo_sweep():
-    stage1 = rx.stage1_candidates()
-    ppo = [c.flags for c in stage1 if c.algorithm == "ppo"]
-    mi = [c.flags[: len(c.flags) - 6] for c in stage1 if c.algorithm == "method_i"]
-    assert len(ppo) == rx.PPO_DRAWS and ppo == mi
-    assert rx.draw(rx.PPO_GRID, rx.PPO_DRAWS, rx.PPO_DRAW_SEED) == rx.PPO_CONFIGS  # drawn once, reproducibly
-    assert all(r.seed in rx.TUNE_SEEDS and "--final-eval-episodes" in r.flags for c in stage1 for r in c.runs())
-    names = [(c.algorithm, c.name) for c in stage1]
-    assert len(set(names)) == len(names)
+def test_the_ppo_learners_get_the_same_tuning_candidates_at_every_task_and_budget():
+    from method_i import Config
+
+    d = Config()  # the first candidate is the scripts' defaults
+    assert rx.PPO_CONFIGS[0] == {
+        "lr": d.lr,
+        "ent_coef": d.ent_coef,
+        "update_epochs": d.update_epochs,
+        "num_minibatches": d.num_minibatches,
+        "clip_coef": d.clip_coef,
+        "init_log_std": d.init_log_std,
+        "width": d.latent_dim,
+        "norm_reward": d.norm_reward,
+    }
+    assert list(d.hidden_sizes) == [d.latent_dim]
+    assert len({json.dumps(c, sort_keys=True) for c in rx.PPO_CONFIGS}) == rx.PPO_CANDIDATES  # distinct
+    for env in suites.ENVS:
+        for budget, steps in suites.BUDGETS.items():
+            stage1 = rx.stage1_candidates(env, budget)
+            knobs = {}
+            for c in stage1:
+                fixed = (*suites.ALGORITHMS[c.algorithm].fixed_flags, *suites.BUDGET_FLAGS[budget])
+                if c.algorithm in suites.OFF_POLICY:
+                    assert budget == "200k"
+                    continue
+                assert c.flags[: len(fixed)] == fixed
+                own = c.flags[len(fixed) :]
+                if c.algorithm == "mappo":  # its critic learns at the actors' rate
+                    assert own[-2:] == ("--critic-lr", own[own.index("--lr") + 1])
+                    own = own[:-2]
+                knobs.setdefault(c.algorithm, []).append(own)
+            assert knobs["ppo"] == knobs["ppo_shared"] == knobs["mappo"] and len(knobs["ppo"]) == rx.PPO_CANDIDATES
+            assert {c.algorithm for c in stage1} == {"ppo", "ppo_shared", "mappo", *suites.OFF_POLICY} - (
+                set() if budget == "200k" else set(suites.OFF_POLICY)
+            )
+            for c in stage1:
+                for r in c.runs():  # tuning seeds, the budget, never the test seeds
+                    assert r.seed in suites.TUNE_SEEDS and r.env == env
+                    o = experiments.options(r.flags)
+                    assert o["--max-steps"] == str(steps) and o["--final-eval-episodes"] == "0"
+            names = [(suites.ALGORITHMS[c.algorithm].algo_dir, c.name) for c in stage1]
+            assert len(set(names)) == len(names)
 
 
-def write_summary(ctx, run, score):
+def write_summary(ctx, run, score, **more):
+    """A finished run: its summary.json and a config.json with the flags it was asked for."""
     d = run.result_dir(ctx)
     d.mkdir(parents=True, exist_ok=True)
-    (d / "summary.json").write_text(json.dumps({"last5_eval_normalised": score, "interrupted": False}))
+    (d / "summary.json").write_text(json.dumps({"last5_eval_normalised": score, "interrupted": False, **more}))
+    args = {}
+    for flag, value in experiments.options(run.args(ctx)[1:]).items():
+        dest = flag[2:].replace("-", "_")
+        if value is None and dest.startswith("no_"):
+            args[dest[3:]] = False
+        else:
+            args[dest] = True if value is None else value
+    (d / "config.json").write_text(json.dumps({"args": args}))
 
 
-def test_choose_picks_the_best_candidate_and_names_a_missing_run(tmp_path, capsys):
+def python_lines(capsys) -> list:
+    return [x for x in capsys.readouterr().out.splitlines() if x.startswith("python ")]
+
+
+def test_choose_picks_the_best_candidate_and_the_suites_use_it(tmp_path, capsys):
     ctx = ctx_for(tmp_path)
-    argv = ["--suite", "choose", *dirs(tmp_path)]
-    planted = {"ppo": 5, "method_i": 2, "maddpg_pop4": 1, "maddpg_pop1": 3}
+    part = ["--env", "spread", "--budget", "200k", *dirs(tmp_path)]
+    planted = {"ppo": 5, "ppo_shared": 2, "mappo": 7, "maddpg_pop4": 1, "maddpg_pop1": 2, "method_i": 3}
     index = {}
-    for c in rx.stage1_candidates():
+    for c in rx.stage1_candidates("spread", "200k"):
         i = index[c.algorithm] = index.get(c.algorithm, -1) + 1
         for r in c.runs():  # the planted candidate is best on average, not on every seed
             write_summary(ctx, r, (0.6 if i == planted[c.algorithm] else 0.1 * (i % 4)) + (r.seed - 102) * 0.35)
-    stage2 = rx.stage2_candidates(rx.PPO_CONFIGS[2])  # around Method I's best stage-1 PPO configuration
-    assert stage2[0].name == [c for c in rx.stage1_candidates() if c.algorithm == "method_i"][2].name
-    ring = [c for c in stage2 if "-ring" in c.name][0]
-    for c in stage2[1:]:
+    ippo = [c for c in rx.stage1_candidates("spread", "200k") if c.algorithm == "ppo"][planted["ppo"]]
+    assert rx.run_cli(rx.main, ["--suite", "choose", *part]) == 2  # Method I's doses have not run
+    assert "error: tuning run" in capsys.readouterr().err
+    assert rx.main(["--suite", "tune", "--dry-run", *part]) == 0  # they are listed on IPPO's best configuration
+    doses = [x for x in python_lines(capsys) if "train_method_i.py" in x]
+    assert len(doses) == len(rx.DOSES) * len(suites.TUNE_SEEDS)
+    assert all(" ".join(ippo.flags) in x for x in doses)
+    for i, c in enumerate(rx.dose_candidates("spread", "200k", ippo.flags)):
         for r in c.runs():
-            write_summary(ctx, r, 0.7 if c is ring else 0.2)
+            write_summary(ctx, r, 0.7 if i == planted["method_i"] else 0.2)
 
-    assert rx.main(argv) == 0
-    choice = json.loads((tmp_path / "results/spread/tuning/chosen.json").read_text())["algorithms"]
-    by_algo = {}
-    for c in rx.stage1_candidates():
-        by_algo.setdefault(c.algorithm, []).append(c)
-    assert choice["method_i"]["run_name"] == ring.name and choice["method_i"]["flags"] == list(ring.flags)
+    assert rx.main(["--suite", "choose", *part]) == 0
+    choice = json.loads(suites.chosen_file(ctx.results, "spread", "200k").read_text())["algorithms"]
+    assert list(choice) == list(suites.ALGORITHMS)
+    assert choice["ppo"]["flags"] == list(ippo.flags)
+    dose = list(rx.DOSES)[planted["method_i"]]
+    assert choice["method_i"]["flags"] == [*ippo.flags, *rx.DOSES[dose].split()]
     assert choice["method_i"]["mean"] == pytest.approx(0.7)
-    assert len(choice["method_i"]["candidates"]) == rx.PPO_DRAWS + len(stage2) - 1
-    for key in ("ppo", "maddpg_pop4", "maddpg_pop1"):
-        assert choice[key]["run_name"] == by_algo[key][planted[key]].name
+    for key in ("ppo", "ppo_shared", "mappo", "maddpg_pop4", "maddpg_pop1"):
         assert choice[key]["mean"] == pytest.approx(0.6)  # (0.25 + 0.6 + 0.95) / 3
-        assert [c["mean"] for c in choice[key]["candidates"]] == sorted(
-            (c["mean"] for c in choice[key]["candidates"]), reverse=True
-        )
         assert choice[key]["candidates"][0]["scores"] == {
             "101": pytest.approx(0.25),
             "102": pytest.approx(0.6),
             "103": pytest.approx(0.95),
         }
-    assert f"**{ring.name}**" in (tmp_path / "results/spread/tuning/chosen.md").read_text()
+    assert (
+        f"**{choice['method_i']['run_name']}**"
+        in suites.chosen_file(ctx.results, "spread", "200k").with_suffix(".md").read_text()
+    )
 
-    assert rx.main(["--suite", "main", "--dry-run", *dirs(tmp_path)]) == 0  # main uses the chosen flags
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("python ")]
-    assert len(lines) == 4 * len(rx.REPORT_SEEDS)
-    assert all("--topology ring" in x for x in lines if "train_method_i.py" in x)
-    assert rx.main(["--suite", "ablation", "--dry-run", *dirs(tmp_path)]) == 0
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("python ")]
-    names = {x.split("--run-name ")[1].split()[0] for x in lines}
-    assert {
-        "abl-chosen",
-        "abl-topology-none",
-        "abl-target-shuffled",
-        "abl-target-random-encoder",
-        "abl-weight-10",
-        "abl-interval-50",
-    } <= names and "abl-topology-ring" not in names  # = the chosen one
-    assert all("--distill-weight" not in x for x in lines if "abl-topology-none" in x)
-    assert rx.run_cli(rx.main, ["--suite", "wallclock", "--dry-run", *dirs(tmp_path)]) == 2
-    assert "main-tuned-pop4_s1 has not finished" in capsys.readouterr().err
+    assert rx.main(["--suite", "main", "--dry-run", *part]) == 0  # the chosen flags, the power suite's seeds
+    lines = [x.split() for x in python_lines(capsys)]
+    per_script = {}
+    for x in lines:
+        per_script.setdefault((x[1], x[x.index("--run-name") + 1]), set()).add(int(x[x.index("--seed") + 1]))
+    assert per_script[("train_method_i.py", "main-200k")] == set(suites.REPORT_SEEDS["200k"]) == set(range(1, 91))
+    assert per_script[("train_maddpg.py", "main-200k-pop1")] == set(suites.MADDPG_REPORT_SEEDS)
+    assert len(per_script) == len(suites.ALGORITHMS)
+    assert all(" ".join(choice["mappo"]["flags"]) in " ".join(x) for x in lines if x[1] == "train_mappo.py")
+    assert rx.run_cli(rx.main, ["--suite", "dose", "--dry-run", *part]) == 2  # 2M has no choice yet
+    assert "chosen-2M.json" in capsys.readouterr().err
 
-    missing = [r for r in by_algo["maddpg_pop1"][0].runs()][1]
+    assert rx.run_cli(rx.main, ["--suite", "cpu", "--dry-run", *part]) == 2  # needs MADDPG's main runs
+    assert "main-200k-pop1_s1" in capsys.readouterr().err
+    for r in rx.runs_of("maddpg_pop1", "spread", "main-200k", suites.MADDPG_REPORT_SEEDS):
+        write_summary(ctx, r, 0.3, cpu_time=100.0 + r.seed)  # median 110.5
+    assert rx.main(["--suite", "cpu", "--dry-run", *part]) == 0
+    lines = python_lines(capsys)
+    assert len(lines) == len(suites.ALGORITHMS) * len(suites.CPU_MATCHED_SEEDS)
+    assert all("--max-cpu-time 110.5" in x for x in lines)
+
+    missing = rx.stage1_candidates("spread", "200k")[0].runs()[1]
     (missing.result_dir(ctx) / "summary.json").unlink()
-    assert rx.run_cli(rx.main, argv) == 2
+    assert rx.run_cli(rx.main, ["--suite", "choose", *part]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: tuning run" in err and missing.leaf in err
+
+
+def test_dose_and_controls_are_methods_i_ladder_on_ippos_2m_choice(tmp_path, capsys):
+    ctx = ctx_for(tmp_path)
+    ippo = ("--num-envs", "128", "--rollout-length", "25", "--lr", "0.001")
+    path = suites.chosen_file(ctx.results, "reference", "2M")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"algorithms": {"ppo": {"flags": list(ippo)}}}))
+    part = ["--env", "reference", "--budget", "2M", *dirs(tmp_path)]
+    assert rx.main(["--suite", "dose", "--dry-run", *part]) == 0
+    lines = python_lines(capsys)
+    assert len(lines) == len(rx.DOSE_LADDER) * len(suites.REPORT_SEEDS["2M"])
+    for dose in rx.DOSE_LADDER:
+        runs = [x for x in lines if f"--run-name dose-{dose} " in x]
+        assert len(runs) == 10 and all(" ".join((*ippo, *rx.DOSES[dose].split())) in x for x in runs)
+    assert rx.main(["--suite", "controls", "--dry-run", *part]) == 0
+    lines = python_lines(capsys)
+    for target in rx.CONTROL_TARGETS:
+        runs = [x for x in lines if f"--run-name control-{target} " in x]
+        assert len(runs) == 10 and all(f"{rx.DOSES[rx.CONTROL_DOSE]} --distill-target {target}" in x for x in runs)
 
 
 def test_main_without_chosen_json_is_a_one_line_error(tmp_path, capsys):
     assert rx.run_cli(rx.main, ["--suite", "main", *dirs(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--suite tune" in err and "--suite choose" in err
-
-
-def test_the_reports_look_for_the_runs_the_suites_make():
-    """The spread report's main rows are the main suite's runs (one definition: memeplex.suites)."""
-    main = [r for key in suites.ALGORITHMS for r in rx.runs_of(key, suites.MAIN_RUN, [1])]
-    assert [(r.algo, r.name) for r in main] == [(algo, name) for _, algo, name in spread.MAIN]
-    assert [label for label, _, _ in spread.MAIN] == [a.label for a in suites.ALGORITHMS.values()]
-    chosen = rx.ppo_flags(rx.PPO_CONFIGS[0]) + rx.distill_flags(rx.DISTILL_CENTRE)
-    names = [name for name, _ in rx.ablation_variants(chosen)]
-    assert all(name.startswith(suites.ABLATION_PREFIX) for name in names) and "abl-chosen" in names
 
 
 def test_cluster_tasks_carry_the_files_their_runs_need(tmp_path, monkeypatch):
