@@ -129,19 +129,27 @@ def control_run(target: str) -> str:
     return f"control-{target}"
 
 
-# Method I's distillation doses (its tuning candidates, on IPPO's chosen settings; docs/distillation_dose.md).
-# Ring topology unless named; "unclipped": a step after every PPO update (--distill-interval 1) without a
-# gradient clip, through PPO's Adam, where the weight sets the step (with its own Adam, the steps per event do).
-UNCLIPPED = "--topology ring --distill-interval 1 --distill-max-grad-norm 0"
+# Method I's distillation doses (its tuning candidates, on IPPO's chosen settings; docs/distillation_dose.md), each
+# with every distillation setting explicit, so a later change of train_method_i.py's defaults cannot change a dose.
+# Ring topology unless named; "unclipped": a step after every PPO update (--distill-interval 1) without a gradient
+# clip, through PPO's Adam, where the weight sets the step (with its own Adam, the steps per event do).
+
+
+def dose(topology: str, interval: int, clip: float, weight: float, steps: int = 1, adam: str = "shared") -> str:
+    """A dose as train_method_i.py flags (clip -1: PPO's gradient clip; 0: none)."""
+    return (f"--topology {topology} --distill-interval {interval} --distill-max-grad-norm {clip:g} "
+            f"--distill-weight {weight:g} --distill-steps {steps} --distill-optimizer {adam}")  # fmt: skip
+
+
 DOSES = {
-    "k10-w0.1-clipped": "--topology ring --distill-interval 10 --distill-weight 0.1",  # train_method_i.py's default
-    "w0.01": f"{UNCLIPPED} --distill-weight 0.01",
-    "w0.1": f"{UNCLIPPED} --distill-weight 0.1",
-    "w1": f"{UNCLIPPED} --distill-weight 1",
-    "w1-s3": f"{UNCLIPPED} --distill-weight 1 --distill-steps 3",
-    "w1-s10": f"{UNCLIPPED} --distill-weight 1 --distill-steps 10",
-    "own-w1-s3": f"{UNCLIPPED} --distill-weight 1 --distill-steps 3 --distill-optimizer own",
-    "a2a-w0.1": "--topology all-to-all --distill-interval 1 --distill-max-grad-norm 0 --distill-weight 0.1",
+    "k10-w0.1-clipped": dose("ring", 10, -1, 0.1),  # train_method_i.py's default before results v2
+    "w0.01": dose("ring", 1, 0, 0.01),
+    "w0.1": dose("ring", 1, 0, 0.1),
+    "w1": dose("ring", 1, 0, 1),
+    "w1-s3": dose("ring", 1, 0, 1, 3),
+    "w1-s10": dose("ring", 1, 0, 1, 10),
+    "own-w1-s3": dose("ring", 1, 0, 1, 3, "own"),
+    "a2a-w0.1": dose("all-to-all", 1, 0, 0.1),
 }
 DOSE_LADDER = ("w0.01", "w0.1", "w1", "w1-s3", "w1-s10")  # rising alignment on the tuning seeds (200k)
 CONTROL_DOSE = "w1-s10"  # the ladder's top: the test CKA it reached on the tuning seeds was the highest (0.97)
