@@ -22,7 +22,8 @@ def plant(results, env, key, name, scores, **summary):
         d = results / env / a.algo_dir / f"{name}{a.suffix}_s{seed}"
         d.mkdir(parents=True)
         s = {"interrupted": False, "test_normalised": score, "updates": 625, "test_comm_gap": score / 2,
-             "test_cka": 0.5, "test_rel_distance": 0.9, **summary}  # fmt: skip
+             "test_cka": 0.5, "test_rel_distance": 0.9, "test_signalling": 0.9, "test_listening": score - 0.55,
+             **summary}  # fmt: skip
         (d / "summary.json").write_text(json.dumps(s))
         (d / "config.json").write_text(json.dumps({"args": args}))
 
@@ -46,6 +47,7 @@ def test_compare_pairs_method_i_with_each_algorithm_by_seed(tmp_path):
     assert data["method_i_vs"]["mappo"]["difference"]["n"] == 3  # only the seeds both have
     table = out["compare_2M.md"]
     assert "| IPPO | 4 | +0.100 [" in table and "| higher |" in table
+    assert "| MAPPO | 0.900 [0.900, 0.900] | -0.050 [" in table and "| 1 of 3 |" in table  # listening 0.05 on seed 2
     p = data["method_i_vs"]["ppo"]["p_improvement"]["value"]
     assert p == pytest.approx(11.5 / 16)  # Mann-Whitney by hand, a tie counts 1/2
 

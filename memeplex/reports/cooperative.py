@@ -131,6 +131,8 @@ def compare(results: Path, env: str, budget: str) -> dict:
         data["algorithms"][k] = {"label": labels[k], "seeds": sorted(r)}
         for key, _ in metrics_of(env):
             data["algorithms"][k][key] = {m: agg[key][k][m]._asdict() for m in ("iqm", "mean")}
+    if env == "reference":
+        lines += ["", talk(found, labels)]
     if X in found:
         head = ["Method I against", "paired seeds", "mean difference [95% CI]", "sd of the differences",
                 "detectable with these seeds", "verdict", "P(Method I > it) [95% CI]"]  # fmt: skip
@@ -157,6 +159,23 @@ def compare(results: Path, env: str, budget: str) -> dict:
         f"compare_{budget}.md": "\n".join(lines) + "\n",
         f"compare_{budget}.json": json.dumps(data, indent=2) + "\n",
     }
+
+
+def talk(found: dict, labels: dict) -> str:
+    """reference: do the agents talk? Signalling and listening of each run (docs/reference.md)."""
+    head = ["algorithm", "signalling (chance 0.33)", "listening", "runs that listen (listening > 0)"]
+    lines = [
+        "Do the agents talk (docs/reference.md)? Signalling: the held-out accuracy of a decoder that reads the "
+        "partner's target from an agent's messages; listening: how much farther the agents end from their targets "
+        "when they hear another episode's messages (0: the messages change nothing). Mean [bootstrap 95% CI].\n",
+        row(*head),
+        rule(len(head)),
+    ]
+    for k, r in found.items():
+        listening = [s["test_listening"] for s in r.values()]
+        lines.append(row(labels[k], mean_ci([s["test_signalling"] for s in r.values()]), mean_ci(listening),
+                         f"{sum(v > 0 for v in listening)} of {len(listening)}"))  # fmt: skip
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------
