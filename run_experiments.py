@@ -97,6 +97,7 @@ from memeplex.suites import (
     SCALE_AGENTS,
     SCALE_RUN,
     SCALE_SEEDS,
+    SELFPLAY_V2_CPU_RUN,
     SELFPLAY_V2_RUN,
     TAG_SEEDS,
     TAG_V2_ALGOS,
@@ -414,7 +415,6 @@ TAG_FLAGS = {  # tag has no tuning of its own: the scripts' defaults, MAPPO's fi
     "mappo": (*ALGORITHMS["mappo"].fixed_flags, *BUDGET_FLAGS["200k"], *ppo_flags(PPO_DEFAULTS, critic=True)),
     "maddpg_pop1": ALGORITHMS["maddpg_pop1"].fixed_flags,
 }
-SELFPLAY_CPU_RUN = SELFPLAY_V2_RUN + "-cpu"  # tag: Method I, IPPO, MAPPO for MADDPG's median CPU time
 
 
 def tag_runs(name: str, algos, seeds, *flags: str) -> list:
@@ -432,7 +432,7 @@ def suite_tag(ctx):
     budget = median_cpu_time(ctx, tag_runs(SELFPLAY_V2_RUN, ["maddpg_pop1"], TAG_SEEDS), "tag")
     others = [a for a in TAG_V2_ALGOS if a not in OFF_POLICY]
     yield (f"tag self-play for MADDPG's median CPU time ({g(budget)} s)",
-           tag_runs(SELFPLAY_CPU_RUN, others, TAG_SEEDS, "--max-steps", str(MAX_STEPS_UNBOUNDED),
+           tag_runs(SELFPLAY_V2_CPU_RUN, others, TAG_SEEDS, "--max-steps", str(MAX_STEPS_UNBOUNDED),
                     "--max-cpu-time", g(budget)))  # fmt: skip
     dirs = [ALGORITHMS[a].algo_dir for a in TAG_V2_ALGOS]
     for seed in TAG_SEEDS:

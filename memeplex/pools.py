@@ -12,7 +12,7 @@ from memeplex import cli
 from memeplex.cli import positive
 from memeplex.errors import UsageError
 from memeplex.files import check_writable
-from memeplex.suites import TRAIN_SCRIPTS
+from memeplex.suites import SELFPLAY_V2_CPU_RUN, SELFPLAY_V2_RUN, TRAIN_SCRIPTS
 
 # The run each pool set reads, per algorithm. wallclock: Method I and IPPO trained for MADDPG's wall time
 # (--max-time), against MADDPG's own 200k-step run, which sets that time.
@@ -26,13 +26,8 @@ POOL_SET_RUN_NAMES = {
     },
     # results v2 (run_experiments.py --suite tag): every algorithm at 200k env steps; Method I, IPPO and MAPPO for
     # MADDPG's median CPU time (--max-cpu-time) against MADDPG's 200k-step run
-    "v2": {"maddpg": "selfplay-v2", "method_i": "selfplay-v2", "ppo": "selfplay-v2", "mappo": "selfplay-v2"},
-    "v2-cpu": {
-        "maddpg": "selfplay-v2",
-        "method_i": "selfplay-v2-cpu",
-        "ppo": "selfplay-v2-cpu",
-        "mappo": "selfplay-v2-cpu",
-    },
+    "v2": {algo: SELFPLAY_V2_RUN for algo in ("maddpg", "method_i", "ppo", "mappo")},
+    "v2-cpu": {"maddpg": SELFPLAY_V2_RUN, **{algo: SELFPLAY_V2_CPU_RUN for algo in ("method_i", "ppo", "mappo")}},
 }
 COMPETITIVE_ALGOS = ("maddpg", "method_i", "ppo", "mappo")
 DEFAULT_ALGOS = ("maddpg", "method_i", "ppo")  # the published pool sets' (no MAPPO runs among them yet)
@@ -67,7 +62,8 @@ def add_pool_set_arguments(p) -> None:
         choices=sorted(POOL_SET_RUN_NAMES),
         default="step",
         help="step: the 200k-step self-play runs (run name 'selfplay'); wallclock: Method I and IPPO runs given "
-        "MADDPG's wall time ('selfplay-wallclock') with MADDPG's 'selfplay' run",
+        "MADDPG's wall time ('selfplay-wallclock') with MADDPG's 'selfplay' run; v2, v2-cpu: the same for the second "
+        "result set ('selfplay-v2', and 'selfplay-v2-cpu' for MADDPG's CPU time), MAPPO among them",
     )
     p.add_argument(
         "--algos", nargs="+", choices=COMPETITIVE_ALGOS, default=list(DEFAULT_ALGOS), help="algorithms to include"

@@ -161,6 +161,7 @@ SCALE_SEEDS = tuple(range(1, 21))
 CPU_MATCHED_RUN = "cpu-matched"  # every algorithm for MADDPG's (single member) median CPU time
 CPU_MATCHED_SEEDS = tuple(range(1, 6))
 SELFPLAY_V2_RUN = "selfplay-v2"  # tag: every algorithm, 200k env steps
+SELFPLAY_V2_CPU_RUN = "selfplay-v2-cpu"  # tag: Method I, IPPO, MAPPO for MADDPG's median CPU time
 TAG_SEEDS = tuple(range(1, 6))
 TAG_V2_ALGOS = ("method_i", "ppo", "mappo", "maddpg_pop1")  # tag's MADDPG: the single member (docs/maddpg.md)
 

@@ -529,3 +529,21 @@ def test_cycles_among_algorithm_seed_teams():
     ordered = np.array([[0.5, 0.9, 0.9], [0.1, 0.5, 0.9], [0.1, 0.1, 0.5]])  # x > y > z: all on x
     line = cross_seed._team_cycles(ordered, ["x@s1", "x@s2", "z@s1"], ["x", "z"], ["X", "Z"])
     assert "0 cycles" in line and "mass X 1.00, Z 0.00" in line
+
+
+def test_each_tag_result_set_reports_only_its_own_teams(tmp_path):
+    """A best responder against a second-result-set team (selfplay-v2) is counted in exploitability_v2.md only,
+    and the first result set's tables keep their names."""
+    from memeplex.reports import tag
+
+    tag_dir = tmp_path / "tag"
+    for run, rate in (("selfplay", 0.2), ("selfplay-v2", 0.6)):
+        opponent = f"checkpoints/tag/mappo/{run}_s1/latest.pt"
+        write_json(tag_dir / f"ppo/br-{run}_s1/summary.json",
+                   {"test_best_response_win_rate": rate, "team": "prey", "opponent": opponent})  # fmt: skip
+    v1, rows1 = tag.exploitability(tmp_path)
+    v2, rows2 = tag.exploitability(tmp_path, tag.V2)
+    assert list(v1) == ["exploitability.md"] and list(v2) == ["exploitability_v2.md"]
+    assert [r[:4] for r in rows1] == [("MAPPO", "selfplay_s1", "predator", 0.2)]
+    assert [r[:4] for r in rows2] == [("MAPPO", "selfplay-v2_s1", "predator", 0.6)]
+    assert {"exploitability.md", "exploitability_v2.md"} <= set(tag.report(tmp_path))

@@ -5,6 +5,7 @@ the ratings with it; and the best-response recipe's check (memeplex.reports.benc
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,40 @@ import numpy as np
 from memeplex import suites
 from memeplex.reports.benchmarks import best_response_recipe_report
 from memeplex.reports.cross_seed import cross_seed
-from memeplex.reports.tables import budget, fact, finished, interval, mean_cell, row, rule, scores
+from memeplex.reports.tables import fact, finished, interval, mean_cell, row, rule, scores
 from memeplex.suites import TAG_LABELS
 
-TAG_SELFPLAY = [  # (label, algorithm directory, run name) of the tag self-play runs, in table order
-    *((TAG_LABELS[a], a, suites.SELFPLAY_RUN) for a in suites.SCRIPTS),
-    *((f"{TAG_LABELS[a]}, MADDPG's wall time", a, suites.SELFPLAY_WALLCLOCK_RUN) for a in ("method_i", "ppo")),
-]
+
+@dataclass(frozen=True)
+class ResultSet:
+    """One set of tag results: its self-play runs, its fixed-pool sets, and the suffix of its tables' names."""
+
+    suffix: str  # the tables: selfplay<suffix>.md, fixed_pool<suffix>.md, exploitability<suffix>.md, headline...
+    selfplay: tuple  # (label, algorithm directory, run name) of the self-play runs, in table order
+    run: str  # the 200k-step self-play run name: cross-seed play's, and the best responders' frozen teams'
+    pool_sets: dict  # evaluate_fixed_pool.py's pool sets of these runs: what each holds
+    matched: str  # what the matched runs of the headline caption and pools were given
+
+
+V1 = ResultSet(  # the first result set (run_experiments.py at 04edd0b)
+    "",
+    (*((TAG_LABELS[a], a, suites.SELFPLAY_RUN) for a in suites.SCRIPTS),
+     *((f"{TAG_LABELS[a]}, MADDPG's wall time", a, suites.SELFPLAY_WALLCLOCK_RUN) for a in ("method_i", "ppo"))),
+    suites.SELFPLAY_RUN,
+    {"step": "the 200k-step runs", "wallclock": "Method I and IPPO trained for MADDPG's median wall time, with "
+     "MADDPG's 200k-step runs"},
+    "wall time",
+)  # fmt: skip
+V2 = ResultSet(  # results v2 (run_experiments.py --suite tag): MAPPO joins, MADDPG is a single member
+    "_v2",
+    (*((TAG_LABELS[suites.ALGORITHMS[k].algo_dir], suites.ALGORITHMS[k].algo_dir, suites.SELFPLAY_V2_RUN)
+       for k in suites.TAG_V2_ALGOS),
+     *((f"{TAG_LABELS[a]}, MADDPG's CPU time", a, suites.SELFPLAY_V2_CPU_RUN) for a in ("method_i", "ppo", "mappo"))),
+    suites.SELFPLAY_V2_RUN,
+    {"v2": "the 200k-step runs", "v2-cpu": "Method I, IPPO and MAPPO trained for MADDPG's median CPU time, with "
+     "MADDPG's 200k-step runs"},
+    "CPU time",
+)  # fmt: skip
 TAG_SELFPLAY_METRICS = [  # (summary key, column): the final teams' held-out test games
     ("test_predator_win_vs_random", "predators vs random prey"),
     ("test_prey_win_vs_random", "prey vs random predators"),
@@ -34,26 +62,26 @@ def report(results: Path, log=lambda name: None) -> dict:
     exploitability.md (best responders) and best_response_*.md (the best-response recipe's check); log(name) is
     called as each starts."""
     results = Path(results)
-    log("self-play and fixed pools")
-    out, ratings = {**selfplay(results), **fixed_pool(results)}, None
+    out, ratings = {}, {}
     for path in sorted((results / "tag").glob("cross_seed_*.json")):
         log(path.stem)
         data = json.loads(path.read_text())
         files, bt = cross_seed(data, path.stem)
         out.update(files)
-        if data["run_name"] == suites.SELFPLAY_RUN:
-            ratings = (data["algos"], bt)
-    log("exploitability")
-    files, responders = exploitability(results)
-    out.update(files)
-    if ratings and responders:
-        out["headline.md"] = headline(*ratings, responders)
+        ratings[data["run_name"]] = (data["algos"], bt)
+    for rs in (V1, V2):  # the tables of each result set: <table><suffix>.md
+        log(f"self-play, fixed pools and exploitability{rs.suffix}")
+        out.update({**selfplay(results, rs), **fixed_pool(results, rs)})
+        files, responders = exploitability(results, rs)
+        out.update(files)
+        if rs.run in ratings and responders:
+            out[f"headline{rs.suffix}.md"] = headline(*ratings[rs.run], responders, rs)
     log("best-response recipe")
     out.update(best_response_recipe_report(results))
     return out
 
 
-def headline(algos: list, bt: dict, responders: list) -> str:
+def headline(algos: list, bt: dict, responders: list, rs: ResultSet = V1) -> str:
     """Per algorithm: its Bradley-Terry ratings from cross-seed play and how far a best responder beats
     its final predators and prey (exploitability, the maximum over its best responders; mean over seeds)."""
     lines = [row("algorithm", "predator rating", "prey rating", "best responder vs its predators",
@@ -76,9 +104,9 @@ def headline(algos: list, bt: dict, responders: list) -> str:
     )
 
 
-def selfplay(results: Path) -> dict:
-    """selfplay.md: each self-play run's final teams on held-out test episodes, mean over seeds."""
-    rows = [(label, finished(results, algo, name, "tag")) for label, algo, name in TAG_SELFPLAY]
+def selfplay(results: Path, rs: ResultSet = V1) -> dict:
+    """selfplay<suffix>.md: each self-play run's final teams on held-out test episodes, mean over seeds."""
+    rows = [(label, finished(results, algo, name, "tag")) for label, algo, name in rs.selfplay]
     rows = [(label, r) for label, r in rows if r]
     if not rows:
         return {}
@@ -90,7 +118,7 @@ def selfplay(results: Path) -> dict:
         lines.append(row(label, ", ".join(str(seed) for seed, _, _ in r), f"{np.median(scores(r, 'env_steps')):,.0f}",
                          f"{np.median(scores(r, 'wall_time')):.0f}", *cells))  # fmt: skip
     return {
-        "selfplay.md": "Self-play on tag: each run's final teams on held-out test episodes "
+        f"selfplay{rs.suffix}.md": "Self-play on tag: each run's final teams on held-out test episodes "
         f"({fact(rows, lambda s, a: s.get('test_elo_episodes'))} per pairing). "
         "Mean over seeds [stratified-bootstrap 95% CI], per-seed values below. A predator win is at least one "
         "predator-prey contact; the pool proxy is max(0, 0.5 - the team's lowest win-rate against its own "
@@ -98,11 +126,12 @@ def selfplay(results: Path) -> dict:
     }
 
 
-def fixed_pool(results: Path) -> dict:
+def fixed_pool(results: Path, rs: ResultSet = V1) -> dict:
     """evaluate_fixed_pool.py's fixed_pool_<set>_s<seed>.json: each algorithm's final teams against that
     seed's shared pool; one row per pool set and seed, then the mean over seeds."""
     outs = [json.loads(p.read_text()) for p in sorted((results / "tag").glob("fixed_pool_*_s*.json"))]
-    outs = [o for o in outs if o.get("run_name") is None]  # the published pool sets, not a --run-name of your own
+    # the result set's pool sets, not a --run-name of your own
+    outs = [o for o in outs if o.get("run_name") is None and o["pool_set"] in rs.pool_sets]
     if not outs:
         return {}
     algos = [a for a in TAG_LABELS if any(a in o["results"] for o in outs)]
@@ -124,17 +153,16 @@ def fixed_pool(results: Path) -> dict:
             cells.append(mean_cell(v, "{:.3f}", with_seeds=False) if np.isfinite(v).all() else "n/a")
         lines.append(row(f"{pool_set}: mean [95% CI]", f"{len(sel)} seeds", "", *cells))
     episodes = " / ".join(sorted({str(o.get("episodes_per_pairing", "?")) for o in outs}))
-    steps = budget([(label, finished(results, algo, name, "tag")) for label, algo, name in TAG_SELFPLAY[:3]])
+    sets = "; ".join(f"{name}: {what}" for name, what in rs.pool_sets.items())
     return {
-        "fixed_pool.md": "Fixed pool (`evaluate_fixed_pool.py`): per seed, the random team plus the last snapshots "
-        "of every algorithm's run with that seed; each algorithm's final predators and prey play every member on "
-        f"{episodes} held-out test episodes. Win-rate against the pool; pools differ between seeds, so compare "
-        f"within a row (step: the {steps}-step runs; wallclock: Method I and IPPO trained for MADDPG's median wall "
-        f"time, with MADDPG's {steps}-step runs).\n\n" + "\n".join(lines) + "\n"
+        f"fixed_pool{rs.suffix}.md": "Fixed pool (`evaluate_fixed_pool.py`): per seed, the random team plus the last "
+        "snapshots of every algorithm's run with that seed; each algorithm's final predators and prey play every "
+        f"member on {episodes} held-out test episodes. Win-rate against the pool; pools differ between seeds, so "
+        f"compare within a row ({sets}).\n\n" + "\n".join(lines) + "\n"
     }
 
 
-def _responders(results: Path) -> dict:
+def _responders(results: Path, rs: ResultSet) -> dict:
     """{(label, run, frozen team): (its best responders' test win-rates, the team's pool proxy)} of the
     finished best-response runs (train_*.py --env tag --opponent CKPT)."""
     found = {}
@@ -143,6 +171,8 @@ def _responders(results: Path) -> dict:
         if "test_best_response_win_rate" not in s or s.get("interrupted"):
             continue
         opponent = Path(s["opponent"])  # checkpoints/tag/<algo>/<run>_s<seed>/latest.pt
+        if opponent.parent.name.rsplit("_s", 1)[0] != rs.run:  # a frozen team of another result set
+            continue
         frozen = "prey" if s["team"] == "predator" else "predator"  # the team being exploited
         own = results / "tag" / opponent.parent.parent.name / opponent.parent.name / "summary.json"
         proxy = (
@@ -155,12 +185,12 @@ def _responders(results: Path) -> dict:
     return found
 
 
-def exploitability(results: Path) -> tuple:
+def exploitability(results: Path, rs: ResultSet = V1) -> tuple:
     """Best-response runs: each frozen team's exploitability, the highest final test win-rate among its best
     responders (a best response is a maximum), beside that team's pool proxy from its own self-play run.
     Returns ({"exploitability.md": text} or {}, rows); rows: (label, run, frozen team, exploitability, pool
     proxy, every responder's win-rate)."""
-    rows = [(*key, max(brs), proxy, brs) for key, (brs, proxy) in _responders(results).items()]
+    rows = [(*key, max(brs), proxy, brs) for key, (brs, proxy) in _responders(results, rs).items()]
     if not rows:
         return {}, []
     lines = ["Best-response exploitability: fresh IPPO learners (best responders, docs/best_response.md) trained "
@@ -180,7 +210,7 @@ def exploitability(results: Path) -> tuple:
         rho = spearmanr(proxy[ok], br[ok]).statistic
         lines += ["", f"Spearman rank correlation of the proxy with the best responder's win-rate over "
                   f"{int(ok.sum())} teams: {rho:.2f}."]  # fmt: skip
-    return {"exploitability.md": "\n".join(lines) + "\n"}, rows
+    return {f"exploitability{rs.suffix}.md": "\n".join(lines) + "\n"}, rows
 
 
 def _exploitability_summary(rows: list) -> list:
