@@ -329,3 +329,27 @@ def test_the_power_suite_pairs_method_i_and_ippo_on_tuning_seeds(tmp_path, capsy
     for x in lines:
         assert x[x.index("--final-eval-episodes") + 1] == "0"  # never the test seeds
         assert ("--rollout-length" in x) == (x[x.index("--max-steps") + 1] == "2000000")
+
+
+def test_the_tag_suite_matches_maddpgs_cpu_time_and_exploits_every_final_team(tmp_path, capsys):
+    ctx = ctx_for(tmp_path)
+    argv = ["--suite", "tag", "--dry-run", *dirs(tmp_path)]
+    assert rx.run_cli(rx.main, argv) == 2  # the CPU-matched runs need MADDPG's self-play runs
+    out = capsys.readouterr()
+    selfplay = [x.split() for x in out.out.splitlines() if x.startswith("python ")]
+    assert len(selfplay) == len(suites.TAG_V2_ALGOS) * len(suites.TAG_SEEDS) == 20
+    maddpg = [x for x in selfplay if x[1] == "train_maddpg.py"]
+    assert all("--population-size 1" in " ".join(x) for x in maddpg)  # tag's MADDPG: the single member
+    assert "selfplay-v2_s1, which has not finished" in out.err
+    for r in rx.tag_runs(suites.SELFPLAY_V2_RUN, ["maddpg_pop1"], suites.TAG_SEEDS, "--max-steps", "200000"):
+        write_summary(ctx, r, 0.0, cpu_time=200.0 + r.seed)  # median 203
+    assert rx.main(argv) == 0
+    lines = python_lines(capsys)
+    cpu = [x for x in lines if "--run-name selfplay-v2-cpu " in x]
+    assert len(cpu) == 15 and all("--max-cpu-time 203" in x for x in cpu)
+    assert not any("train_maddpg.py" in x for x in cpu)
+    pools = [x for x in lines if x.startswith("python evaluate_fixed_pool.py")]
+    assert len(pools) == 2 * len(suites.TAG_SEEDS) and all("--algos method_i ppo mappo maddpg " in x for x in pools)
+    responders = [x for x in lines if "--opponent" in x]
+    assert len(responders) == 4 * 5 * 2 * len(suites.BEST_RESPONSE_SEEDS)
+    assert all("selfplay-v2_s" in x.split("--opponent ")[1].split()[0] for x in responders)
