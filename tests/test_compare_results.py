@@ -64,7 +64,7 @@ def test_captions_state_budget_seeds_and_episodes_from_the_runs(tree):
 def test_check_passes_on_the_report_it_wrote_and_says_what_it_computes(tree, capsys):
     code, err = check(tree, capsys)
     assert code == 0, err
-    assert "spread: main_suite" in err and "tag: exploitability" in err  # progress, one line per suite
+    assert "spread: main_suite" in err and "tag: self-play, fixed pools and exploitability" in err  # one per suite
 
 
 def test_a_block_whose_table_is_gone_fails_check_and_report(tree, capsys):
