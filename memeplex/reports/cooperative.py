@@ -92,8 +92,8 @@ def tuning(results: Path, env: str) -> dict:
         chosen = json.loads(path.read_text())
         lines += [
             f"**{budget}** ({chosen['tuning_steps']:,} env steps, seeds {fmt_seeds(chosen['tuning_seeds'])}, score "
-            f"`{chosen['metric']}`: the mean of the last 5 validation evaluations; every candidate in "
-            f"[chosen-{budget}.md](../tuning/chosen-{budget}.md)):\n",
+            f"`{chosen['metric']}`: the mean of the last 5 validation evaluations; every candidate's flags and "
+            f"scores in `results/{env}/tuning/chosen-{budget}.md`):\n",
             row("algorithm", "candidates", "chosen", "its tuning score", "the candidates' scores, best to worst"),
             rule(5),
         ]
