@@ -33,7 +33,13 @@ def test_compare_pairs_method_i_with_each_algorithm_by_seed(tmp_path):
     plant(tmp_path, "reference", "method_i", "main-2M", {s: IPPO[s] + PLUS[s] for s in SEEDS})
     plant(tmp_path, "reference", "mappo", "main-2M", {s: IPPO[s] for s in SEEDS[:3]})  # seed 4 unfinished
     out = cooperative.report(tmp_path, "reference")
-    assert set(out) == {"compare_2M.md", "compare_2M.json"}
+    assert set(out) == {"compare_2M.md", "compare_2M.json", "headline.md"}
+    line = out["headline.md"].splitlines()[-1]
+    assert (
+        line.startswith("| 2M | 4 | 0.650 [")
+        and "| +0.100 [" in line
+        and line.endswith("| Method I (LA-IPPO) (0.650) |")
+    )
     data = json.loads(out["compare_2M.json"])
     assert list(data["algorithms"]) == ["method_i", "ppo", "mappo"]  # table order
     assert data["algorithms"]["mappo"]["seeds"] == [1, 2, 3]

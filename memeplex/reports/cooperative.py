@@ -3,6 +3,8 @@ spread and reference, as tables and a figure: `report(results, env)` returns {fi
 every suite whose runs exist (results/<env>/report/):
 
   tuning.md             per budget and algorithm: the candidates, the chosen one and its tuning score
+  headline.md           per budget: Method I against IPPO (paired difference, what the seeds could detect,
+                        P(improvement)) and the best algorithm
   compare_<budget>.md   per algorithm: IQM and mean of the normalised test score with stratified-bootstrap 95% CIs
    / .json              (rliable; on reference also the communication gap closed); then Method I against each
                         other algorithm: the paired per-seed difference with its bootstrap CI and the minimal
@@ -308,11 +310,38 @@ def cpu_matched(results: Path, env: str) -> dict:
     return {"cpu_matched.md": "\n".join(lines) + "\n"}
 
 
+def headline(results: Path, env: str) -> dict:
+    """headline.md: per budget, the question's answer on this task: Method I against IPPO, paired by seed, with what
+    the seeds could detect; and the best algorithm of the main suite."""
+    head = ["budget", "seeds", "Method I", "IPPO", "Method I - IPPO, paired [95% CI]", "detectable", "verdict",
+            "P(Method I > IPPO) [95% CI]", "best algorithm (mean)"]  # fmt: skip
+    lines = []
+    for budget in suites.BUDGETS:
+        found = {k: r for k in suites.BUDGET_ALGOS[budget] if (r := runs(results, env, k, suites.main_run(budget)))}
+        if X not in found or "ppo" not in found or (d := paired(found[X], found["ppo"])) is None:
+            continue
+        x, y = (np.array([s[SCORE] for s in found[k].values()]) for k in (X, "ppo"))
+        p, (lo, hi) = stats.probability_of_improvement(x, y)
+        means = {k: float(np.mean([s[SCORE] for s in r.values()])) for k, r in found.items()}
+        top = max(means, key=means.get)
+        lines.append(row(budget, d.n, mean_ci(x), mean_ci(y), difference_cell(d), f"{d.mde:.3f}", verdict(d),
+                         interval(p, lo, hi), f"{suites.ALGORITHMS[top].label} ({means[top]:.3f})"))  # fmt: skip
+    if not lines:
+        return {}
+    caption = (
+        f"**{env}**: does distilling latents help? Method I against IPPO on the reporting seeds, each with its flags "
+        "chosen at that budget on tuning seeds; the normalised test score, mean [bootstrap 95% CI]; the paired "
+        "per-seed difference with its bootstrap 95% CI; detectable: the smallest true difference a paired t-test on "
+        "these seeds finds with 80% power (two-sided 5%); P(Method I > IPPO): rliable's probability of improvement.\n"
+    )
+    return {"headline.md": caption + "\n".join([row(*head), rule(len(head)), *lines]) + "\n"}
+
+
 def report(results: Path, env: str, log=lambda name: None) -> dict:
     results = Path(results)
     out = {}
-    for name, make in (("tuning", tuning), ("dose-response", dose_response), ("controls", controls),
-                       ("team size", team_size), ("cpu-matched", cpu_matched)):  # fmt: skip
+    for name, make in (("tuning", tuning), ("headline", headline), ("dose-response", dose_response),
+                       ("controls", controls), ("team size", team_size), ("cpu-matched", cpu_matched)):  # fmt: skip
         log(name)
         out.update(make(results, env))
     for budget in suites.BUDGETS:
