@@ -220,20 +220,25 @@ def dose_response(results: Path, env: str) -> dict:
         lines.append(row(label, fmt_seeds(r), f"{np.mean(made):,.0f}", mean_ci(cka), mean_ci(dist),
                          *(mean_ci([s[key] for s in r.values()]) for key, _ in metrics_of(env)),
                          difference_cell(d), verdict(d) if d else "-"))  # fmt: skip
-        points.append((label, np.mean(cka), np.array([s[SCORE] for s in r.values()])))
+        values = {key: np.array([s[key] for s in r.values()]) for key, _ in metrics_of(env)}
+        points.append((label, np.mean(cka), values))
     return {"dose_response.md": "\n".join(lines) + "\n", "dose_response.png": dose_figure(env, points)}
 
 
 def dose_figure(env: str, points: list):
+    """Each dose's mean score (and, on reference, gap closed) with its bootstrap 95% CI against its test CKA."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, cka, scores in points:
-        lo, hi = stats.bootstrap_ci(scores) if len(scores) > 1 else (scores.mean(), scores.mean())
-        ax.errorbar(cka, scores.mean(), yerr=[[scores.mean() - lo], [hi - scores.mean()]], fmt="o", capsize=3)
-        ax.annotate(label, (cka, scores.mean()), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("achieved alignment: test CKA between agents' encoders")
-    ax.set_ylabel("normalised test score (mean, 95% CI)")
-    ax.set_title(f"{env}, 2M env steps: distillation dose")
+    panels = metrics_of(env)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (key, column) in zip(axes[0], panels):
+        for label, cka, values in points:
+            v = values[key]
+            lo, hi = stats.bootstrap_ci(v) if len(v) > 1 else (v.mean(), v.mean())
+            ax.errorbar(cka, v.mean(), yerr=[[v.mean() - lo], [hi - v.mean()]], fmt="o", capsize=3)
+            ax.annotate(label, (cka, v.mean()), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xlabel("achieved alignment: test CKA between agents' encoders")
+        ax.set_ylabel(f"{column} (mean, 95% CI)")
+        ax.set_title(f"{env}, 2M env steps: distillation dose")
     fig.tight_layout()
     return fig
 
