@@ -333,6 +333,12 @@ def report_seeds(algorithm: str, budget: str) -> tuple:
     return MADDPG_REPORT_SEEDS if algorithm in OFF_POLICY else REPORT_SEEDS[budget]
 
 
+def by_seed(runs: list) -> list:
+    """Seed by seed (every task and algorithm of seed 1 first): a suite stopped part-way leaves whole seeds, which
+    pair."""
+    return sorted(runs, key=lambda r: r.seed)
+
+
 def suite_main(ctx):
     """Every algorithm with its chosen flags, per task and budget, on its reporting seeds."""
     for budget in budgets_of(ctx):
@@ -343,7 +349,7 @@ def suite_main(ctx):
                 runs += runs_of(key, env, main_run(budget), report_seeds(key, budget),
                                 *chosen[key], "--max-steps", str(BUDGETS[budget]))  # fmt: skip
         runs = [dataclasses.replace(r, keep=SHIP_KEEP) if r.seed == 1 else r for r in runs]  # the ship suite's
-        yield f"every algorithm, chosen flags, {budget} env steps", runs
+        yield f"every algorithm, chosen flags, {budget} env steps", by_seed(runs)
 
 
 def suite_dose(ctx):
@@ -355,7 +361,7 @@ def suite_dose(ctx):
         for dose in DOSE_LADDER:
             runs += runs_of("method_i", env, dose_run(dose), REPORT_SEEDS["2M"],
                             *ippo, *DOSES[dose].split(), "--max-steps", str(BUDGETS["2M"]))  # fmt: skip
-    yield "Method I's dose ladder, 2M env steps", runs
+    yield "Method I's dose ladder, 2M env steps", by_seed(runs)
 
 
 def suite_controls(ctx):
@@ -367,7 +373,7 @@ def suite_controls(ctx):
             runs += runs_of("method_i", env, control_run(target), REPORT_SEEDS["2M"], *ippo,
                             *DOSES[CONTROL_DOSE].split(), "--distill-target", target,
                             "--max-steps", str(BUDGETS["2M"]))  # fmt: skip
-    yield f"the controls at dose {CONTROL_DOSE}, 2M env steps", runs
+    yield f"the controls at dose {CONTROL_DOSE}, 2M env steps", by_seed(runs)
 
 
 def suite_scaling(ctx):
@@ -377,7 +383,7 @@ def suite_scaling(ctx):
     for key in ("method_i", "ppo"):
         runs += runs_of(key, "spread", SCALE_RUN, SCALE_SEEDS, *chosen[key],
                         "--num-agents", str(SCALE_AGENTS), "--max-steps", str(BUDGETS["200k"]))  # fmt: skip
-    yield f"Method I and IPPO with {SCALE_AGENTS} agents", runs
+    yield f"Method I and IPPO with {SCALE_AGENTS} agents", by_seed(runs)
 
 
 def median_cpu_time(ctx, runs: list, suite: str) -> float:

@@ -243,6 +243,8 @@ def test_choose_picks_the_best_candidate_and_the_suites_use_it(tmp_path, capsys)
     for x in lines:
         per_script.setdefault((x[1], x[x.index("--run-name") + 1]), set()).add(int(x[x.index("--seed") + 1]))
     assert per_script[("train_method_i.py", "main-200k")] == set(suites.REPORT_SEEDS["200k"]) == set(range(1, 91))
+    seeds = [int(x[x.index("--seed") + 1]) for x in lines]
+    assert seeds == sorted(seeds)  # seed by seed: a suite stopped part-way leaves whole, paired seeds
     assert per_script[("train_maddpg.py", "main-200k-pop1")] == set(suites.MADDPG_REPORT_SEEDS)
     assert len(per_script) == len(suites.ALGORITHMS)
     assert all(" ".join(choice["mappo"]["flags"]) in " ".join(x) for x in lines if x[1] == "train_mappo.py")
