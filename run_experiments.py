@@ -137,7 +137,7 @@ PPO_CANDIDATES, PPO_DRAW_SEED = 8, 0  # the defaults and 7 drawn configurations,
 PPO_CONFIGS = [PPO_DEFAULTS] + [c for c in draw(PPO_GRID, PPO_CANDIDATES, PPO_DRAW_SEED) if c != PPO_DEFAULTS][
     : PPO_CANDIDATES - 1
 ]
-MADDPG_OUTPUTS = ("Softsign", "Tanh", "Softmax")  # the actor's output activation: Softsign was chosen on seed 1
+MADDPG_OUTPUTS = ("Softsign", "Tanh", "Softmax")  # the actor's output activation (Softsign was once chosen on seed 1)
 
 
 def g(x) -> str:

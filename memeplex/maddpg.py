@@ -91,10 +91,12 @@ class MADDPGConfig:
     """exploration noise scale at the end of the run (--max-steps), reached linearly from expl_noise; -1: no decay"""
     ou_noise: bool = False
     """Ornstein-Uhlenbeck instead of independent Gaussian exploration noise"""
-    output_activation: Literal["Tanh", "Softsign", "Softmax"] = "Softsign"
-    """actor output activation. Tanh saturates: +x and -x pinned at 1 give zero force and the zero-action score;
-    Softsign's gradient decays polynomially, not exponentially. Softmax makes the 5 action entries a probability
-    vector, the soft action of the MADDPG paper's actor (without its Gumbel noise)"""
+    output_activation: Literal["Tanh", "Softsign", "Softmax"] = "Softmax"
+    """actor output activation, chosen on spread's tuning seeds at 200k env steps for both forms
+    (results/spread/tuning/chosen-200k.md; on reference Tanh was chosen). Softmax makes the 5 action entries a
+    probability vector, the soft action of the MADDPG paper's actor (without its Gumbel noise). Tanh saturates: +x
+    and -x pinned at 1 give zero force and the zero-action score; Softsign's gradient decays polynomially, not
+    exponentially"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """actor: obs -> ENCODER -> latent(ENCODER) -> HEAD -> actions (AgileRL's head needs a hidden layer)"""
     shared_networks: bool = True
