@@ -35,9 +35,10 @@ of 4 and as a single member.  Suites, in dependency order (`--suite all` runs th
     cpu        spread, 200k settings, seeds 1-5: every algorithm for the median CPU time of MADDPG's single
                member's main runs (--max-cpu-time: the process's own CPU time, which other runs on the
                machine cannot shorten).
-    tag        simple_tag_v3, seeds 1-5: self-play at 200k env steps (Method I, IPPO, MAPPO, MADDPG as a
-               single member), and Method I, IPPO and MAPPO for MADDPG's median CPU time; fixed pools and
-               cross-play per seed, cross-seed play, and BEST_RESPONSE_SEEDS best responders per final team.
+    tag        simple_tag_v3, seeds 1-5, each algorithm with its spread choice at 200k (tag has no tuning of
+               its own): self-play at 200k env steps (Method I, IPPO, MAPPO, MADDPG as a single member),
+               and Method I, IPPO and MAPPO for MADDPG's median CPU time; fixed pools and cross-play per
+               seed, cross-seed play, and BEST_RESPONSE_SEEDS best responders per final team.
     ship       the final checkpoints of reporting seed 1 (main at 200k, both tasks; tag's self-play).
 
 Each suite is defined once, below, as a list of Run rows (script, env, algo directory, run name, seed,
@@ -415,30 +416,27 @@ def suite_cpu(ctx):
 
 SHIP_KEEP = ("latest.pt",)  # on a cluster, the checkpoints of the runs suite_ship copies come home
 POOL_KEEP = ("latest.pt", "step_*.pt")  # and those of tag's self-play: pools, cross-play, best responders
-TAG_FLAGS = {  # tag has no tuning of its own: the scripts' defaults, MAPPO's fixed form, MADDPG's single member
-    "method_i": (),
-    "ppo": (),
-    "mappo": (*ALGORITHMS["mappo"].fixed_flags, *BUDGET_FLAGS["200k"], *ppo_flags(PPO_DEFAULTS, critic=True)),
-    "maddpg_pop1": ALGORITHMS["maddpg_pop1"].fixed_flags,
-}
 
 
-def tag_runs(name: str, algos, seeds, *flags: str) -> list:
-    """One tag run per algorithm and seed (on a cluster, their checkpoints come home: POOL_KEEP)."""
-    return [Run(ALGORITHMS[a].script, "tag", ALGORITHMS[a].algo_dir, name, seed, (*TAG_FLAGS[a], *flags), POOL_KEEP)
-            for a in algos for seed in seeds]  # fmt: skip
+def tag_runs(name: str, algos, seeds, chosen: dict, *flags: str) -> list:
+    """One tag run per algorithm and seed, with its `chosen` flags (tag has no tuning of its own: each algorithm's
+    spread choice at 200k, MADDPG's single member's among them) and `flags` (on a cluster, their checkpoints come
+    home: POOL_KEEP)."""
+    return [Run(ALGORITHMS[a].script, "tag", ALGORITHMS[a].algo_dir, name, seed, (*chosen.get(a, ()), *flags),
+                POOL_KEEP) for a in algos for seed in seeds]  # fmt: skip
 
 
 def suite_tag(ctx):
     """simple_tag_v3, TAG_SEEDS: self-play at 200k env steps and at MADDPG's median CPU time, fixed pools and
     cross-play per seed, cross-seed play, and BEST_RESPONSE_SEEDS best responders (IPPO, BEST_RESPONSE_FLAGS)
     trained against each final team."""
+    chosen = load_chosen(ctx, "spread", "200k", TAG_V2_ALGOS)
     steps = ("--max-steps", str(BUDGETS["200k"]))
-    yield "tag self-play, 200k env steps", tag_runs(SELFPLAY_V2_RUN, TAG_V2_ALGOS, TAG_SEEDS, *steps)
-    budget = median_cpu_time(ctx, tag_runs(SELFPLAY_V2_RUN, ["maddpg_pop1"], TAG_SEEDS), "tag")
+    yield "tag self-play, 200k env steps", tag_runs(SELFPLAY_V2_RUN, TAG_V2_ALGOS, TAG_SEEDS, chosen, *steps)
+    budget = median_cpu_time(ctx, tag_runs(SELFPLAY_V2_RUN, ["maddpg_pop1"], TAG_SEEDS, chosen, *steps), "tag")
     others = [a for a in TAG_V2_ALGOS if a not in OFF_POLICY]
     yield (f"tag self-play for MADDPG's median CPU time ({g(budget)} s)",
-           tag_runs(SELFPLAY_V2_CPU_RUN, others, TAG_SEEDS, "--max-steps", str(MAX_STEPS_UNBOUNDED),
+           tag_runs(SELFPLAY_V2_CPU_RUN, others, TAG_SEEDS, chosen, "--max-steps", str(MAX_STEPS_UNBOUNDED),
                     "--max-cpu-time", g(budget)))  # fmt: skip
     dirs = [ALGORITHMS[a].algo_dir for a in TAG_V2_ALGOS]
     for seed in TAG_SEEDS:
@@ -465,7 +463,7 @@ def suite_ship(ctx):
 
     sources = [(r.env, r.algo, r.leaf) for env in ENVS for key in selected(ctx, "200k")
                for r in runs_of(key, env, main_run("200k"), [1])]  # fmt: skip
-    sources += [("tag", r.algo, r.leaf) for r in tag_runs(SELFPLAY_V2_RUN, TAG_V2_ALGOS, [1])]
+    sources += [("tag", r.algo, r.leaf) for r in tag_runs(SELFPLAY_V2_RUN, TAG_V2_ALGOS, [1], {})]
     for env, algo, leaf in sources:
         src = ctx.checkpoints / env / algo / leaf / "latest.pt"
         dst = ctx.checkpoints / env / algo / f"shipped-{leaf}" / "latest.pt"

@@ -336,14 +336,22 @@ def test_the_power_suite_pairs_method_i_and_ippo_on_tuning_seeds(tmp_path, capsy
 def test_the_tag_suite_matches_maddpgs_cpu_time_and_exploits_every_final_team(tmp_path, capsys):
     ctx = ctx_for(tmp_path)
     argv = ["--suite", "tag", "--dry-run", *dirs(tmp_path)]
+    assert rx.run_cli(rx.main, argv) == 2  # each algorithm runs with its spread choice at 200k
+    assert "chosen-200k.json" in capsys.readouterr().err
+    chosen = {k: {"flags": [f"--{k}-flag"]} for k in suites.TAG_V2_ALGOS}
+    path = suites.chosen_file(ctx.results, "spread", "200k")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"algorithms": chosen}))
     assert rx.run_cli(rx.main, argv) == 2  # the CPU-matched runs need MADDPG's self-play runs
     out = capsys.readouterr()
     selfplay = [x.split() for x in out.out.splitlines() if x.startswith("python ")]
     assert len(selfplay) == len(suites.TAG_V2_ALGOS) * len(suites.TAG_SEEDS) == 20
-    maddpg = [x for x in selfplay if x[1] == "train_maddpg.py"]
-    assert all("--population-size 1" in " ".join(x) for x in maddpg)  # tag's MADDPG: the single member
+    for x in selfplay:  # MADDPG's is the single member's
+        key = {"train_maddpg.py": "maddpg_pop1", "train_ppo.py": "ppo"}.get(x[1], x[1][6:-3])
+        assert x[x.index("--run-name") + 2] == f"--{key}-flag"
     assert "selfplay-v2_s1, which has not finished" in out.err
-    for r in rx.tag_runs(suites.SELFPLAY_V2_RUN, ["maddpg_pop1"], suites.TAG_SEEDS, "--max-steps", "200000"):
+    flags = {"maddpg_pop1": ("--maddpg_pop1-flag",)}
+    for r in rx.tag_runs(suites.SELFPLAY_V2_RUN, ["maddpg_pop1"], suites.TAG_SEEDS, flags, "--max-steps", "200000"):
         write_summary(ctx, r, 0.0, cpu_time=200.0 + r.seed)  # median 203
     assert rx.main(argv) == 0
     lines = python_lines(capsys)
