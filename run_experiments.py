@@ -31,7 +31,7 @@ of 4 and as a single member.  Suites, in dependency order (`--suite all` runs th
                IPPO (no distillation) and IPPO with shared parameters (perfect alignment), from main.
     controls   2M, reporting seeds 1-10: the top of the ladder (CONTROL_DOSE, where distillation moved the
                alignment most on the tuning seeds) toward a shuffled peer and toward a frozen random encoder.
-    scaling    spread, 200k, seeds 1-20: Method I and IPPO with 6 agents (3: the main suite's).
+    scaling    spread, 2M, seeds 1-10: Method I and IPPO with 6 agents (3: the main suite's).
     cpu        spread, 200k settings, seeds 1-5: every algorithm for the median CPU time of MADDPG's single
                member's main runs (--max-cpu-time: the process's own CPU time, which other runs on the
                machine cannot shorten).
@@ -96,6 +96,7 @@ from memeplex.suites import (
     POWER_SEEDS,
     REPORT_SEEDS,
     SCALE_AGENTS,
+    SCALE_BUDGET,
     SCALE_RUN,
     SCALE_SEEDS,
     SELFPLAY_V2_CPU_RUN,
@@ -378,12 +379,12 @@ def suite_controls(ctx):
 
 
 def suite_scaling(ctx):
-    """Spread, 200k, SCALE_SEEDS: Method I and IPPO with SCALE_AGENTS agents and their chosen flags."""
-    chosen = load_chosen(ctx, "spread", "200k", ["method_i", "ppo"])
+    """Spread at SCALE_BUDGET, SCALE_SEEDS: Method I and IPPO with SCALE_AGENTS agents and their chosen flags."""
+    chosen = load_chosen(ctx, "spread", SCALE_BUDGET, ["method_i", "ppo"])
     runs = []
     for key in ("method_i", "ppo"):
         runs += runs_of(key, "spread", SCALE_RUN, SCALE_SEEDS, *chosen[key],
-                        "--num-agents", str(SCALE_AGENTS), "--max-steps", str(BUDGETS["200k"]))  # fmt: skip
+                        "--num-agents", str(SCALE_AGENTS), "--max-steps", str(BUDGETS[SCALE_BUDGET]))  # fmt: skip
     yield f"Method I and IPPO with {SCALE_AGENTS} agents", by_seed(runs)
 
 

@@ -155,9 +155,10 @@ DOSE_LADDER = ("w0.01", "w0.1", "w1", "w1-s3", "w1-s10")  # rising alignment on 
 CONTROL_DOSE = "w1-s10"  # the ladder's top: the test CKA it reached on the tuning seeds was the highest (0.97)
 CONTROL_TARGETS = ("shuffled", "random-encoder")
 
-SCALE_AGENTS = 6  # team size N = 6 beside the main suite's 3: spread, 200k, Method I and IPPO
-SCALE_RUN = "n6-200k"
-SCALE_SEEDS = tuple(range(1, 21))
+SCALE_AGENTS = 6  # team size N = 6 beside the main suite's 3: spread, Method I and IPPO
+SCALE_BUDGET = "2M"  # where the learners converge and 10 seeds detect a small difference (power.md)
+SCALE_RUN = "n6-2M"
+SCALE_SEEDS = REPORT_SEEDS[SCALE_BUDGET]
 CPU_MATCHED_RUN = "cpu-matched"  # every algorithm for MADDPG's (single member) median CPU time
 CPU_MATCHED_SEEDS = tuple(range(1, 6))
 SELFPLAY_V2_RUN = "selfplay-v2"  # tag: every algorithm, 200k env steps

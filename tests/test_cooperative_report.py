@@ -85,3 +85,14 @@ def test_dose_response_runs_from_ippo_to_shared_parameters(tmp_path):
     assert len(out["dose_response.png"].axes) == 1  # spread: the score; reference adds the gap closed
     rows = [x for x in out["controls.md"].splitlines() if x.startswith("| peer") or x.startswith("| shuffled")]
     assert "+0.200 [+0.200, +0.200]" in rows[1]  # shuffled minus the true peer (w1-s10)
+
+
+def test_team_size_pairs_the_same_seeds_with_3_and_6_agents(tmp_path):
+    plant(tmp_path, "spread", "ppo", "main-2M", IPPO)
+    plant(tmp_path, "spread", "method_i", "main-2M", {s: IPPO[s] + PLUS[s] for s in SEEDS})
+    plant(tmp_path, "spread", "ppo", suites.SCALE_RUN, IPPO)
+    plant(tmp_path, "spread", "method_i", suites.SCALE_RUN, {s: IPPO[s] - PLUS[s] for s in SEEDS})
+    table = cooperative.report(tmp_path, "spread")["team_size.md"]
+    three, six = [x for x in table.splitlines() if x.startswith("| 3 |") or x.startswith("| 6 |")]
+    assert "| +0.100 [" in three and three.endswith("| higher |")
+    assert "| -0.100 [" in six and six.endswith("| lower |")

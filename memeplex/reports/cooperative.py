@@ -12,7 +12,7 @@ every suite whose runs exist (results/<env>/report/):
   dose_response.md/.png 2M: IPPO (no distillation), Method I's dose ladder, IPPO with shared parameters (one
                         encoder: perfect alignment); the achieved test CKA against the score
   controls.md           2M: the ladder's top dose toward the true peer, a shuffled peer and a frozen random encoder
-  team_size.md          spread, 200k: Method I against IPPO with 3 agents (main) and with 6
+  team_size.md          spread, 2M: Method I against IPPO with 3 agents (main) and with 6
   cpu_matched.md        spread: every algorithm for MADDPG's (single member) median CPU time
 
 Every number is recomputed from the runs' summary.json with fixed bootstrap seeds."""
@@ -275,12 +275,13 @@ def team_size(results: Path, env: str) -> dict:
     six = {k: runs(results, env, k, suites.SCALE_RUN) for k in (X, "ppo")}
     if env != "spread" or not all(six.values()):
         return {}
-    three = {k: {s: v for s, v in runs(results, env, k, suites.main_run("200k")).items() if s in suites.SCALE_SEEDS}
-             for k in (X, "ppo")}  # fmt: skip
+    main = suites.main_run(suites.SCALE_BUDGET)
+    three = {k: {s: v for s, v in runs(results, env, k, main).items() if s in suites.SCALE_SEEDS} for k in (X, "ppo")}
     head = ["agents", "seeds", "Method I", "IPPO", "Method I - IPPO, paired [95% CI]", "verdict"]
     lines = [
-        "**spread, 200k env steps**: Method I and IPPO with their flags chosen at 200k, with 3 agents (the main "
-        "suite's runs of the same seeds) and with 6; normalised test score, mean [bootstrap 95% CI].\n",
+        f"**spread, {suites.SCALE_BUDGET} env steps**: Method I and IPPO with their flags chosen at this budget, "
+        "with 3 agents (the main suite's runs of the same seeds) and with 6; normalised test score, mean [bootstrap "
+        "95% CI].\n",
         row(*head),
         rule(len(head)),
     ]
