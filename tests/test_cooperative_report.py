@@ -96,3 +96,17 @@ def test_team_size_pairs_the_same_seeds_with_3_and_6_agents(tmp_path):
     three, six = [x for x in table.splitlines() if x.startswith("| 3 |") or x.startswith("| 6 |")]
     assert "| +0.100 [" in three and three.endswith("| higher |")
     assert "| -0.100 [" in six and six.endswith("| lower |")
+
+
+def test_tuning_table_lists_the_choice_and_on_reference_its_gap_closed(tmp_path):
+    chosen = {"tuning_steps": 200_000, "tuning_seeds": [101, 102], "metric": "last5_eval_normalised",
+              "algorithms": {"ppo": {"label": "IPPO", "algo_dir": "ppo", "run_name": "t200k-a", "mean": 0.5,
+                                     "candidates": [{"mean": 0.5}, {"mean": 0.25}]}}}  # fmt: skip
+    for env in ("spread", "reference"):
+        path = suites.chosen_file(tmp_path, env, "200k")
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(chosen))
+        plant(tmp_path, env, "ppo", "t200k-a", {101: 0.4, 102: 0.6}, last5_eval_comm_gap=0.3)
+    ref = cooperative.report(tmp_path, "reference")["tuning.md"]
+    assert "| IPPO | 2 | `t200k-a` | 0.500 | 0.300 | 0.500, 0.250 |" in ref
+    assert "| IPPO | 2 | `t200k-a` | 0.500 | 0.500, 0.250 |" in cooperative.report(tmp_path, "spread")["tuning.md"]

@@ -86,6 +86,11 @@ def verdict(d: stats.PairedDifference) -> str:
 
 
 def tuning(results: Path, env: str) -> dict:
+    """tuning.md: per budget and algorithm, the candidates and the chosen one; on reference also the chosen one's
+    communication gap closed on the validation episodes (`last5_eval_comm_gap`, the mean of the last 5)."""
+    gap = env == "reference"
+    head = ["algorithm", "candidates", "chosen", "its tuning score", *(["its gap closed"] if gap else []),
+            "the candidates' scores, best to worst"]  # fmt: skip
     lines = []
     for budget in suites.BUDGETS:
         path = suites.chosen_file(results, env, budget)
@@ -96,12 +101,16 @@ def tuning(results: Path, env: str) -> dict:
             f"**{budget}** ({chosen['tuning_steps']:,} env steps, seeds {fmt_seeds(chosen['tuning_seeds'])}, score "
             f"`{chosen['metric']}`: the mean of the last 5 validation evaluations; every candidate's flags and "
             f"scores in `results/{env}/tuning/chosen-{budget}.md`):\n",
-            row("algorithm", "candidates", "chosen", "its tuning score", "the candidates' scores, best to worst"),
-            rule(5),
+            row(*head),
+            rule(len(head)),
         ]
         for a in chosen["algorithms"].values():
             means = ", ".join(f"{c['mean']:.3f}" for c in a["candidates"])
-            lines.append(row(a["label"], len(a["candidates"]), f"`{a['run_name']}`", f"{a['mean']:.3f}", means))
+            cells = [a["label"], len(a["candidates"]), f"`{a['run_name']}`", f"{a['mean']:.3f}"]
+            if gap:
+                done = [s["last5_eval_comm_gap"] for _, s, _ in finished(results, a["algo_dir"], a["run_name"], env)]
+                cells.append(f"{np.mean(done):.3f}" if done else "-")
+            lines.append(row(*cells, means))
         lines.append("")
     return {"tuning.md": "\n".join(lines)} if lines else {}
 
