@@ -150,7 +150,8 @@ def compare(results: Path, env: str, budget: str) -> dict:
         lines += [
             "",
             "Method I against each other algorithm, by reporting seed (the same seed: the same environments, and "
-            "for the PPO learners the same initial weights): the mean per-seed difference of the test score with "
+            "where the networks match, as IPPO's do, the same initial weights): the mean per-seed difference of the "
+            "test score with "
             "its percentile-bootstrap 95% CI, the smallest true difference a paired t-test on these seeds detects "
             "with 80% power (two-sided 5%), and the probability that a run of Method I scores above a run of the "
             "other (rliable).\n",
