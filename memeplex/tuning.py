@@ -77,6 +77,18 @@ def choice(ctx, candidates: dict, metric: str, algorithms: dict) -> dict:
     return out
 
 
+def shared_prefix(flag_lists: list) -> list:
+    """The leading flags (whole options with their values) that every list starts with."""
+    out = []
+    for i, flag in enumerate(flag_lists[0]):
+        if any(len(f) <= i or f[i] != flag for f in flag_lists):
+            break
+        out.append(flag)
+    while out and any(len(f) > len(out) and not f[len(out)].startswith("--") for f in flag_lists):
+        out.pop()  # back to where every list starts a new option: an option stays whole with its values
+    return out
+
+
 def choice_markdown(chosen: dict, algorithms: dict) -> str:
     """chosen.md: per algorithm, its candidates ranked by mean score, the chosen one in bold."""
     seeds = chosen["tuning_seeds"]
@@ -88,17 +100,18 @@ def choice_markdown(chosen: dict, algorithms: dict) -> str:
         "evaluate the test seeds (`--final-eval-episodes 0`). The chosen configuration is the best mean "
         "(in bold); `python run_experiments.py --suite main` trains it on the reporting seeds.\n",
     ]
-    for key, a in chosen["algorithms"].items():
-        fixed = algorithms[key].fixed_flags if key in algorithms else ()
+    for a in chosen["algorithms"].values():
+        common = shared_prefix([c["flags"] for c in a["candidates"]]) if len(a["candidates"]) > 1 else []
         lines += [
             f"## {a['label']}: {len(a['candidates'])} candidates\n",
             f"`python {a['script']} {shlex.join(a['flags'])}`\n" if a["flags"] else "",
+            f"Every candidate: `{shlex.join(common)}`, then its own flags:\n" if common else "",
             "| rank | run name | flags | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
             "|---" * (4 + len(seeds)) + "|",
         ]
         for i, c in enumerate(a["candidates"], 1):
             b = "**" if c["run_name"] == a["run_name"] else ""
-            knobs = shlex.join(c["flags"][len(fixed) :])
+            knobs = shlex.join(c["flags"][len(common) :])
             cells = " | ".join(f"{c['scores'][str(s)]:.3f}" for s in seeds)
             lines.append(f"| {b}{i}{b} | {b}{c['run_name']}{b} | `{knobs}` | {cells} | {b}{c['mean']:.3f}{b} |")
         lines.append("")

@@ -363,3 +363,12 @@ def test_the_tag_suite_matches_maddpgs_cpu_time_and_exploits_every_final_team(tm
     responders = [x for x in lines if "--opponent" in x]
     assert len(responders) == 4 * 5 * 2 * len(suites.BEST_RESPONSE_SEEDS)
     assert all("selfplay-v2_s" in x.split("--opponent ")[1].split()[0] for x in responders)
+
+
+def test_chosen_md_shows_what_every_candidate_shares_once():
+    from memeplex.tuning import shared_prefix
+
+    assert shared_prefix([["--a", "1", "--b", "2", "--c", "3"], ["--a", "1", "--b", "2", "--c", "4"]]) == [
+        "--a", "1", "--b", "2"]  # fmt: skip
+    assert shared_prefix([["--h", "64", "--l"], ["--h", "64", "64"]]) == []  # never splits an option's values
+    assert shared_prefix([["--x", "-0.5", "--y"], ["--x", "-0.5", "--z"]]) == ["--x", "-0.5"]  # a negative value
