@@ -195,7 +195,7 @@ def talk(found: dict, labels: dict) -> str:
 # ----------------------------------------------------------------------------
 
 
-def ladder(results: Path, env: str) -> list:
+def ladder() -> list:
     """[(row label, algorithm, run name)] from no distillation to one shared encoder."""
     main = suites.main_run("2M")
     return [("IPPO (none)", "ppo", main), *((d, X, suites.dose_run(d)) for d in suites.DOSE_LADDER),
@@ -203,7 +203,7 @@ def ladder(results: Path, env: str) -> list:
 
 
 def dose_response(results: Path, env: str) -> dict:
-    rows = [(label, k, name, r) for label, k, name in ladder(results, env) if (r := runs(results, env, k, name))]
+    rows = [(label, k, name, r) for label, k, name in ladder() if (r := runs(results, env, k, name))]
     if not any(k == X for _, k, _, _ in rows):
         return {}
     ippo = runs(results, env, "ppo", suites.main_run("2M"))
